@@ -1,0 +1,45 @@
+"""The contract every filter follows.
+
+A filter is a callable ``(text: str) -> str | None``: ``None`` (``KEEP``) keeps the document, a
+string drops it and names the reason. Reason names are ``snake_case`` and say what was wrong with
+the document (``too_few_words``, not ``word_count``), because they become Beam counter names
+(``heuristics/removed:too_few_words``), report keys and the ``reason`` column of ``removed/``.
+
+Each stage's thresholds live in a frozen dataclass next to its rules, with a docstring per field;
+``errors()`` returns every invalid setting as a readable message so the config loader can report
+them all at once before a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+Reason = Optional[str]
+"""``None`` keeps the document; a string drops it for that reason."""
+
+KEEP: Reason = None
+
+TextFilter = Callable[[str], Reason]
+
+
+def first_reason(text: str, filters: list[TextFilter]) -> Reason:
+    """Apply ``filters`` in order (cheapest first) and return the first drop reason, if any."""
+    for text_filter in filters:
+        reason = text_filter(text)
+        if reason is not None:
+            return reason
+    return KEEP
+
+
+def check_fraction(name: str, value: float) -> list[str]:
+    """Validation helper: ``value`` must lie in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        return [f"{name} must be between 0 and 1, got {value!r}"]
+    return []
+
+
+def check_positive(name: str, value: float) -> list[str]:
+    """Validation helper: ``value`` must be > 0."""
+    if not value > 0:
+        return [f"{name} must be greater than 0, got {value!r}"]
+    return []

@@ -1,0 +1,189 @@
+"""Reading input files into ``Document`` or ``Quarantined`` records, one file at a time.
+
+Every record a file holds comes out as exactly one of the two, so nothing is lost: a line that
+is not JSON, not UTF-8, has no text field or a non-string text is quarantined with its position
+and raw bytes; a compressed file that ends early yields what it held and then one
+``truncated_file`` record; a file that cannot be opened or parsed at all yields one
+``unreadable_file`` record. Blank lines in JSONL are not records.
+
+Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
+with the standard codecs, which read lines at C speed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import zlib
+from collections.abc import Iterator
+from typing import IO, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from filters.normalize import has_lone_surrogate
+from schemas.config import InputConfig
+from schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
+
+Record = Union[Document, Quarantined]
+
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+_COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lzma")
+# What a decompressor raises on a stream that ends early or is corrupt.
+_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, lzma.LZMAError,
+                  zstandard.ZstdError)
+
+
+def file_format(path: str, configured: str) -> str:
+    """jsonl, parquet or text, from the config or else the file name."""
+    if configured != "auto":
+        return configured
+    name = path.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    if name.endswith(_JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return "text"
+
+
+def read_records(path: str, config: InputConfig) -> Iterator[Record]:
+    """All records of one file, in file order."""
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text}
+    try:
+        yield from readers[file_format(path, config.format)](path, config)
+    except _STREAM_ERRORS as error:
+        # Raised before the first record: the file could not be opened or is not what its name
+        # says. Mid-file stream errors are handled inside the readers with their position.
+        yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
+
+
+def open_decompressed(path: str) -> IO[bytes]:
+    """A buffered binary stream of the file's contents, decompressed by suffix."""
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    name = path.lower()
+    if name.endswith(".gz"):
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20)
+    if name.endswith((".zst", ".zstd")):
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(raw)
+        return io.BufferedReader(reader, buffer_size=1 << 20)
+    if name.endswith(".bz2"):
+        return io.BufferedReader(bz2.BZ2File(raw), buffer_size=1 << 20)
+    if name.endswith((".xz", ".lzma")):
+        return io.BufferedReader(lzma.LZMAFile(raw), buffer_size=1 << 20)
+    return io.BufferedReader(raw, buffer_size=1 << 20)
+
+
+def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
+    position = 0
+    with open_decompressed(path) as stream:
+        lines = iter(stream)
+        while True:
+            try:
+                raw_line = next(lines)
+            except StopIteration:
+                return
+            except _STREAM_ERRORS as error:
+                yield Quarantined(path, position, "truncated_file", b"",
+                                  f"{type(error).__name__}: {error}")
+                return
+            if not raw_line.strip():
+                continue
+            yield parse_jsonl_line(raw_line.rstrip(b"\r\n"), path, position, config)
+            position += 1
+
+
+def parse_jsonl_line(raw: bytes, path: str, position: int, config: InputConfig) -> Record:
+    """One JSONL line as a Document, or Quarantined with the reason it is not one."""
+    def quarantine(reason: str, detail: str) -> Quarantined:
+        return Quarantined(path, position, reason, raw[:RAW_PREFIX_BYTES], detail)
+
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return quarantine("invalid_utf8", str(error))
+    try:
+        value = json.loads(line)
+    except ValueError as error:  # json.JSONDecodeError, and RecursionError-free ValueErrors
+        return quarantine("malformed_json", str(error))
+    except RecursionError:
+        return quarantine("malformed_json", "nesting too deep")
+    if not isinstance(value, dict):
+        return quarantine("not_an_object", f"top-level {type(value).__name__}")
+    return _document_from_fields(value, path, position, config, quarantine)
+
+
+def _document_from_fields(fields: dict, path: str, position: int, config: InputConfig,
+                          quarantine) -> Record:
+    text = fields.get(config.text_field)
+    if text is None:
+        return quarantine("missing_text", f"no {config.text_field!r} field")
+    if not isinstance(text, str):
+        return quarantine("text_not_string", f"{config.text_field!r} is {type(text).__name__}")
+    if has_lone_surrogate(text):
+        return quarantine("invalid_unicode", "text holds a lone surrogate code point")
+    return Document(
+        id=_document_id(fields.get(config.id_field), path, position),
+        text=text,
+        source=path,
+        position=position,
+    )
+
+
+def _document_id(value: object, path: str, position: int) -> str:
+    """The record's own id when it has a usable one, else ``<path>:<position>``."""
+    if isinstance(value, str) and value and not has_lone_surrogate(value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{path}:{position}"
+
+
+def _read_parquet(path: str, config: InputConfig) -> Iterator[Record]:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        try:
+            parquet = pq.ParquetFile(raw)
+        except (pa.ArrowException, OSError) as error:
+            yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
+            return
+        columns = [name for name in (config.id_field, config.text_field)
+                   if name in parquet.schema_arrow.names]
+        position = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=1024, columns=columns):
+                for row in batch.to_pylist():
+                    yield _parquet_row(row, path, position, config)
+                    position += 1
+        except (pa.ArrowException, OSError) as error:
+            yield Quarantined(path, position, "truncated_file", b"",
+                              f"{type(error).__name__}: {error}")
+
+
+def _parquet_row(row: dict, path: str, position: int, config: InputConfig) -> Record:
+    def quarantine(reason: str, detail: str) -> Quarantined:
+        return Quarantined(path, position, reason, repr(row)[:RAW_PREFIX_BYTES].encode(), detail)
+
+    return _document_from_fields(row, path, position, config, quarantine)
+
+
+def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
+    """A plain text file is one document, with its path as id."""
+    with open_decompressed(path) as stream:
+        try:
+            raw = stream.read()
+        except _STREAM_ERRORS as error:
+            yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
+            return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        yield Quarantined(path, 0, "invalid_utf8", raw[:RAW_PREFIX_BYTES], str(error))
+        return
+    yield Document(id=path, text=text, source=path, position=0)

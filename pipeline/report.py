@@ -1,0 +1,168 @@
+"""Assembling ``report.json`` inside the pipeline, and printing it in a terminal.
+
+The report's counts come from the records themselves (what was written to kept/, removed/ and
+quarantined/) and from the stages' per-bundle StageStats, combined by Beam; the driver adds the
+wall time once the run has finished. The layout is documented in ``schemas.report``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.transforms import merge_stage_stats
+from pipeline.writers import write_atomically
+from schemas.config import WinnowConfig, config_to_dict
+from schemas.report import REPORT_FILE, REPORT_FORMAT_VERSION, StageStats
+
+EXAMPLE_CHARS = 500
+"""Characters of each example document kept in the report."""
+
+
+def assemble_report(
+    inputs: list[str],
+    stage_order: list[tuple[str, bool]],
+    config: WinnowConfig,
+    stats_by_stage: dict[str, StageStats],
+    kept: int,
+    removed_counts: list[tuple[tuple[str, str], int]],
+    quarantined_counts: list[tuple[str, int]],
+    examples: list[tuple[str, list]],
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict; see schemas.report for the layout."""
+    removed_by_stage: dict[str, dict[str, int]] = defaultdict(dict)
+    removed_by_reason: Counter = Counter()
+    for (stage, reason), count in sorted(removed_counts):
+        removed_by_stage[stage][reason] = count
+        removed_by_reason[reason] += count
+    read = stats_by_stage.get("read", StageStats())
+    pii_stats = stats_by_stage.get("pii", StageStats())
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "inputs": list(inputs),
+        "documents": {
+            "input": read.documents_in,
+            "kept": kept,
+            "removed": dict(sorted(removed_by_reason.items())),
+            "quarantined": dict(sorted(quarantined_counts)),
+        },
+        "removed_by_stage": dict(removed_by_stage),
+        "stages": [
+            {"name": name, "enabled": enabled,
+             **stats_by_stage.get(name, StageStats()).to_json()}
+            for name, enabled in stage_order
+        ],
+        "pii": dict(sorted(pii_stats.tallies.items())),
+        "examples": {
+            reason: [{"id": key[0], "stage": stage, "text": snippet}
+                     for key, stage, snippet in reason_examples]
+            for reason, reason_examples in sorted(examples)
+        },
+        "config": config_to_dict(config),
+    }
+
+
+def example_entry(removed) -> tuple[str, tuple]:
+    """(reason, comparable example): the smallest ids per reason become the examples."""
+    return removed.reason, (removed.sort_key, removed.stage, removed.text[:EXAMPLE_CHARS])
+
+
+class BuildReport(beam.PTransform):
+    """{kept, removed, quarantined, stats} -> writes DIR/report.json; returns its path."""
+
+    def __init__(self, output_dir: str, inputs: list[str], stage_order: list[tuple[str, bool]],
+                 config: WinnowConfig):
+        super().__init__()
+        self.output_dir = output_dir
+        self.inputs = inputs
+        self.stage_order = stage_order
+        self.config = config
+
+    def expand(self, outputs):
+        stats = (outputs["stats"]
+                 | "MergeStats" >> beam.CombinePerKey(merge_stage_stats))
+        kept = outputs["kept"] | "CountKept" >> beam.combiners.Count.Globally()
+        removed_counts = (
+            outputs["removed"]
+            | "StageReason" >> beam.Map(lambda removed: ((removed.stage, removed.reason), 1))
+            | "CountRemoved" >> beam.CombinePerKey(sum))
+        quarantined_counts = (
+            outputs["quarantined"]
+            | "Reason" >> beam.Map(lambda record: (record.reason, 1))
+            | "CountQuarantined" >> beam.CombinePerKey(sum))
+        examples = (
+            outputs["removed"]
+            | "ExampleEntry" >> beam.Map(example_entry)
+            | "FirstExamples" >> beam.combiners.Top.SmallestPerKey(
+                self.config.output.examples_per_reason or 1))
+        path = FileSystems.join(self.output_dir, REPORT_FILE)
+        return (
+            outputs["kept"].pipeline
+            | "Once" >> beam.Create([None])
+            | "Assemble" >> beam.Map(
+                lambda _, stats, kept, removed, quarantined, examples: assemble_report(
+                    self.inputs, self.stage_order, self.config, dict(stats), kept, removed,
+                    quarantined, examples if self.config.output.examples_per_reason else []),
+                stats=beam.pvalue.AsList(stats),
+                kept=beam.pvalue.AsSingleton(kept),
+                removed=beam.pvalue.AsList(removed_counts),
+                quarantined=beam.pvalue.AsList(quarantined_counts),
+                examples=beam.pvalue.AsList(examples))
+            | "WriteReport" >> beam.Map(lambda report: _write_json(path, report))
+        )
+
+
+def _write_json(path: str, report: dict[str, Any]) -> str:
+    write_atomically(path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode())
+    return path
+
+
+def read_report(run_dir: str) -> dict[str, Any]:
+    with FileSystems.open(FileSystems.join(run_dir, REPORT_FILE)) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def finish_report(run_dir: str, wall_seconds: float, runner: str) -> dict[str, Any]:
+    """Driver side, after the run: add what only the driver knows."""
+    report = read_report(run_dir)
+    report["wall_seconds"] = round(wall_seconds, 3)
+    report["runner"] = runner
+    _write_json(FileSystems.join(run_dir, REPORT_FILE), report)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The terminal summary: funnel by stage, removals by reason, quarantine, PII."""
+    documents = report["documents"]
+    lines = [f"inputs: {', '.join(report['inputs'])}",
+             f"documents: {documents['input']:,} in, {documents['kept']:,} kept, "
+             f"{sum(documents['removed'].values()):,} removed, "
+             f"{sum(documents['quarantined'].values()):,} quarantined"
+             + (f"  ({report['wall_seconds']:.1f} s wall)" if "wall_seconds" in report else ""),
+             "", "funnel by stage:",
+             f"  {'stage':<12} {'docs in':>10} {'docs out':>10} {'MB in':>9} {'MB out':>9} "
+             f"{'cpu s':>8}"]
+    for stage in report["stages"]:
+        if not stage["enabled"]:
+            lines.append(f"  {stage['name']:<12} (disabled)")
+            continue
+        lines.append(
+            f"  {stage['name']:<12} {stage['documents_in']:>10,} {stage['documents_out']:>10,} "
+            f"{stage['bytes_in'] / 1e6:>9.2f} {stage['bytes_out'] / 1e6:>9.2f} "
+            f"{stage['seconds']:>8.2f}")
+    lines += ["", "removed by stage and reason:"]
+    for stage, reasons in report["removed_by_stage"].items():
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            lines.append(f"  {stage + '/' + reason:<44} {count:>10,}")
+    if documents["quarantined"]:
+        lines += ["", "quarantined (unreadable records):"]
+        lines += [f"  {reason:<44} {count:>10,}"
+                  for reason, count in documents["quarantined"].items()]
+    lines += ["", "PII redacted in kept documents:"]
+    lines += [f"  {kind:<44} {count:>10,}" for kind, count in report["pii"].items()] or [
+        "  none found"]
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""The run configuration: one YAML file, one section per stage.
+
+A config file names only what it changes; everything else keeps the defaults below (print them
+with ``winnow curate --print-config``). Unknown keys, wrong types and invalid values are all
+collected into one ``ConfigError`` before anything runs. Each stage's thresholds are defined next
+to its rules in ``filters/`` (with a docstring per field); this module assembles them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from filters.dedup import ExactDedupConfig
+from filters.heuristics import HeuristicsConfig
+from filters.language import LanguageConfig
+from filters.normalize import NormalizeConfig
+from filters.pii import PiiConfig
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, one per line."""
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    id_field: str = "id"
+    """JSONL/Parquet field holding the document id. Records without one get
+    ``<file>:<record index>``, which is stable across runs."""
+    text_field: str = "text"
+    """JSONL/Parquet field holding the document text."""
+    format: str = "auto"
+    """jsonl, parquet, text (one document per file), or auto (by file extension: .jsonl,
+    .jsonl.gz, .jsonl.zst, .json, .parquet; anything else is text)."""
+
+    def errors(self) -> list[str]:
+        if self.format not in ("auto", "jsonl", "parquet", "text"):
+            return [f"format must be auto, jsonl, parquet or text, got {self.format!r}"]
+        return []
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    num_shards: int = 8
+    """Parquet files per output folder (kept/, removed/, quarantined/). Each file's records are
+    sorted by id inside one worker, so pick about total size / 256 MB for large corpora."""
+    removed_text_max_chars: int = 0
+    """Truncate the text stored in removed/ to this many characters; 0 keeps it whole."""
+    examples_per_reason: int = 5
+    """Example documents per removal reason kept in report.json (PII redacted)."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        if self.num_shards < 1:
+            problems.append(f"num_shards must be at least 1, got {self.num_shards!r}")
+        if self.removed_text_max_chars < 0:
+            problems.append("removed_text_max_chars must be 0 or more")
+        if self.examples_per_reason < 0:
+            problems.append("examples_per_reason must be 0 or more")
+        return problems
+
+
+@dataclass(frozen=True)
+class WinnowConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    heuristics: HeuristicsConfig = field(default_factory=HeuristicsConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def config_from_dict(data: dict[str, Any] | None) -> WinnowConfig:
+    """Build a config from a (partial) mapping; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    config = _build(WinnowConfig, data or {}, "", problems)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def load_config(path: str | None) -> WinnowConfig:
+    """Read a YAML config file (local or any Beam filesystem path); None gives the defaults."""
+    if path is None:
+        return WinnowConfig()
+    from apache_beam.io.filesystems import FileSystems  # only the CLI loads files this way
+
+    with FileSystems.open(path) as handle:
+        try:
+            data = yaml.safe_load(handle.read().decode("utf-8"))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return config_from_dict(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain dict (tuples as lists) of a config, ready for YAML or JSON."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, (tuple, list)):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def config_to_yaml(config: WinnowConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, appending problems instead of raising."""
+    if not isinstance(data, dict):
+        problems.append(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in sorted(set(data) - known):
+        problems.append(f"{where}{key}: unknown key (known: {', '.join(sorted(known))})")
+    values = {}
+    for name in known & set(data):
+        values[name] = _coerce(hints[name], data[name], f"{where}{name}", problems)
+    instance = cls(**{k: v for k, v in values.items() if v is not _INVALID})
+    problems.extend(f"{where}{problem}" for problem in getattr(instance, "errors", list)())
+    return instance
+
+
+_INVALID = object()
+
+
+def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where + ".", problems)
+    if typing.get_origin(hint) is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return _INVALID
+        items = [_coerce(item_type, item, f"{where}[{i}]", problems)
+                 for i, item in enumerate(value)]
+        return _INVALID if _INVALID in items else tuple(items)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (bool, int, float, str) and type(value) is hint:
+        return value
+    problems.append(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return _INVALID

@@ -1,0 +1,123 @@
+"""Records that flow through curation, and the Parquet schemas of the run folder.
+
+Every input record ends in exactly one of three places, so that
+``input = kept + removed (by reason) + quarantined (by reason)`` holds for every run:
+
+- ``Document``: a decoded record that is still in the corpus (``kept/`` at the end);
+- ``Removed``: a document a stage dropped on purpose, with the stage and reason (``removed/``);
+- ``Quarantined``: a record that could not be read as a document at all (``quarantined/``):
+  malformed JSON, invalid UTF-8, missing text field, a truncated compressed file.
+
+Records are frozen: stages return new ones with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+RAW_PREFIX_BYTES = 256
+"""How much of a quarantined record's raw bytes is kept for inspection."""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    """Stable id: the input's id field, or ``<source>:<record index>`` when it has none."""
+    text: str
+    source: str
+    """The file the document was read from."""
+    position: int = 0
+    """0-based record index in ``source``; with ``source`` it identifies the record even when
+    inputs repeat ids, and orders records deterministically."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """What stages add: ``language``, ``language_score``, ``pii_counts`` and so on."""
+
+    def with_metadata(self, **values: Any) -> "Document":
+        return dataclasses.replace(self, metadata={**self.metadata, **values})
+
+    @property
+    def sort_key(self) -> tuple[str, str, int]:
+        """Total order used wherever a deterministic choice is needed (survivors, shard order)."""
+        return (self.id, self.source, self.position)
+
+
+@dataclass(frozen=True)
+class Removed:
+    id: str
+    stage: str
+    reason: str
+    text: str
+    source: str
+    position: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    """Reason-specific context, e.g. ``survivor_id`` for duplicates."""
+
+    @classmethod
+    def of(cls, doc: Document, stage: str, reason: str, **details: Any) -> "Removed":
+        return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details)
+
+    @property
+    def sort_key(self) -> tuple[str, str, int]:
+        return (self.id, self.source, self.position)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    source: str
+    position: int
+    """0-based record index in ``source`` (a line for JSONL, a row for Parquet)."""
+    reason: str
+    raw_prefix: bytes
+    """The first ``RAW_PREFIX_BYTES`` bytes of the raw record."""
+    detail: str = ""
+    """The parser's message, e.g. the JSON error."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.position}"
+
+    @property
+    def sort_key(self) -> tuple[str, str, int]:
+        return (self.id, self.source, self.position)
+
+
+# Parquet schemas of the run folder. Metadata is stored as a JSON string so that stages can add
+# keys without a schema migration; the report reads typed columns from it.
+KEPT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.large_string()),
+        ("source", pa.string()),
+        ("position", pa.int64()),
+        ("language", pa.string()),
+        ("language_score", pa.float32()),
+        ("metadata", pa.string()),
+    ]
+)
+
+REMOVED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("text", pa.large_string()),
+        ("source", pa.string()),
+        ("position", pa.int64()),
+        ("details", pa.string()),
+    ]
+)
+
+QUARANTINED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("position", pa.int64()),
+        ("reason", pa.string()),
+        ("raw_prefix", pa.binary()),
+        ("detail", pa.string()),
+    ]
+)
