@@ -47,9 +47,8 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     """Every file the patterns name, sorted; a folder stands for the files below it."""
     paths: set[str] = set()
     for pattern in patterns:
-        matched = _match(pattern)
-        if not matched and not _has_glob(pattern):
-            matched = _match(FileSystems.join(pattern.rstrip("/"), "**"))
+        matched = [] if _has_glob(pattern) else _match(FileSystems.join(pattern.rstrip("/"), "**"))
+        matched = matched or _match(pattern)
         if not matched:
             raise CurationError(f"input {pattern!r} matches no files")
         paths.update(matched)

@@ -66,18 +66,23 @@ def read_records(path: str, config: InputConfig) -> Iterator[Record]:
 
 
 def open_decompressed(path: str) -> IO[bytes]:
-    """A buffered binary stream of the file's contents, decompressed by suffix."""
+    """A buffered binary stream of the file's contents, decompressed by suffix.
+
+    gzip, bz2 and xz readers are buffered already and are iterated directly: wrapping them in
+    another buffer would drop the lines decoded just before a truncation error.
+    """
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     name = path.lower()
     if name.endswith(".gz"):
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20)
-    if name.endswith((".zst", ".zstd")):
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(raw)
-        return io.BufferedReader(reader, buffer_size=1 << 20)
+        return gzip.GzipFile(fileobj=raw)
     if name.endswith(".bz2"):
-        return io.BufferedReader(bz2.BZ2File(raw), buffer_size=1 << 20)
+        return bz2.BZ2File(raw)
     if name.endswith((".xz", ".lzma")):
-        return io.BufferedReader(lzma.LZMAFile(raw), buffer_size=1 << 20)
+        return lzma.LZMAFile(raw)
+    if name.endswith((".zst", ".zstd")):
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
+            raw, read_across_frames=True)
+        return io.BufferedReader(reader, buffer_size=1 << 16)
     return io.BufferedReader(raw, buffer_size=1 << 20)
 
 

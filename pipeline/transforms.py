@@ -87,6 +87,7 @@ class ReadFilesFn(beam.DoFn):
                 continue
             size = len(record.text.encode("utf-8"))
             stats.documents_out += 1
+            stats.bytes_in += size
             stats.bytes_out += size
             self._bytes += size
             self._stats.count(f"{self.STAGE}/documents")

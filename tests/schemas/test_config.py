@@ -1,0 +1,57 @@
+import pytest
+import yaml
+
+from schemas.config import (
+    ConfigError,
+    WinnowConfig,
+    config_from_dict,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+)
+
+
+def test_a_partial_config_keeps_every_other_default():
+    config = config_from_dict({"language": {"languages": ["en", "de"], "threshold": 0.5}})
+    assert config.language.languages == ("en", "de")
+    assert config.language.threshold == 0.5
+    assert config.heuristics == WinnowConfig().heuristics
+    assert config.language.enabled is True
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        config_from_dict({
+            "langauge": {},
+            "language": {"threshold": 1.5, "languages": "en"},
+            "normalize": {"enabled": "yes"},
+            "heuristics": {"min_words": 2.5},
+        })
+    message = str(raised.value)
+    for expected in ("langauge: unknown key", "language.languages: expected a list",
+                     "normalize.enabled: expected bool", "heuristics.min_words: expected int",
+                     "language.threshold must be between 0 and 1"):
+        assert expected in message
+
+
+def test_printed_config_loads_back_to_the_same_config(tmp_path):
+    path = tmp_path / "full.yaml"
+    path.write_text(config_to_yaml(WinnowConfig()))
+    assert load_config(str(path)) == WinnowConfig()
+    assert set(yaml.safe_load(path.read_text())) == {
+        "input", "normalize", "heuristics", "language", "exact_dedup", "pii", "output"}
+
+
+def test_an_empty_file_means_defaults_and_a_list_is_refused(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(str(empty)) == WinnowConfig()
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(str(listed))
+
+
+def test_ints_are_accepted_for_float_fields():
+    assert config_from_dict({"language": {"threshold": 1}}).language.threshold == 1.0
+    assert config_to_dict(WinnowConfig())["language"]["languages"] == ["en"]
