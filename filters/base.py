@@ -12,9 +12,9 @@ them all at once before a run starts.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
-Reason = Optional[str]
+Reason = str | None
 """``None`` keeps the document; a string drops it for that reason."""
 
 KEEP: Reason = None

@@ -72,8 +72,8 @@ class NormalizeConfig:
     normalize_whitespace: bool = True
     """Unicode spaces to ASCII space, CRLF to LF, no trailing spaces, at most one blank line."""
     collapse_inner_spaces: bool = False
-    """Also collapse runs of spaces inside lines. Off by default: it breaks code indentation
-    only at line starts, but aligned tables and ASCII art lose their shape."""
+    """Also collapse runs of spaces inside lines (leading indentation is kept). Off by default:
+    aligned tables and ASCII art would lose their shape."""
 
     def errors(self) -> list[str]:
         if self.unicode_form not in ("NFC", "NFKC", "none"):

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_curate(commands)
     _add_report(commands)
+    _add_quality(commands)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "curate":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -58,6 +59,57 @@ def _add_report(commands) -> None:
     report.add_argument("run_dir", metavar="DIR", help="a run folder written by winnow curate")
     report.add_argument("--json", action="store_true", help="print report.json as it is")
     report.set_defaults(run=_run_report)
+
+
+def _add_quality(commands) -> None:
+    import dataclasses
+
+    from filters.quality import TrainSettings
+    from schemas.config import field_docstrings
+
+    quality = commands.add_parser("quality", help="train the fastText quality classifier")
+    actions = quality.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser(
+        "train", help="train a classifier from good and bad example documents",
+        description="Train a fastText classifier (__label__hq vs __label__lq) on documents read "
+                    "like curate's inputs and normalized the same way; hold out a validation "
+                    "split, print its precision, recall and accuracy, and write MODEL and "
+                    "MODEL.metrics.json. Use MODEL as quality.model in the curate config.")
+    train.add_argument("--positive", nargs="+", required=True, metavar="FILE",
+                       help="high-quality examples (files, folders or globs; any curate format)")
+    train.add_argument("--negative", nargs="+", required=True, metavar="FILE",
+                       help="low-quality examples, e.g. raw crawl")
+    train.add_argument("--output", required=True, metavar="MODEL", help="model file to write")
+    train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
+    docs = field_docstrings(TrainSettings)
+    for setting in dataclasses.fields(TrainSettings):
+        train.add_argument(f"--{setting.name.replace('_', '-')}", type=type(setting.default),
+                           default=setting.default, help=" ".join(docs[setting.name].split())
+                           + " (default: %(default)s)")
+    train.set_defaults(run=_run_quality_train)
+
+
+def _run_quality_train(args, _extra: list[str]) -> int:
+    import dataclasses
+    import json
+
+    from filters.quality import TrainSettings, train_quality_model
+    from pipeline.curate import CurationError
+    from pipeline.training_data import normalized_texts
+
+    settings = TrainSettings(**{f.name: getattr(args, f.name)
+                                for f in dataclasses.fields(TrainSettings)})
+    try:
+        positive = normalized_texts(args.positive, args.text_field)
+        negative = normalized_texts(args.negative, args.text_field)
+        metrics = train_quality_model(positive, negative, args.output, settings)
+    except (CurationError, ValueError) as error:
+        print(f"winnow quality train: {error}", file=sys.stderr)
+        return 2
+    shown = {key: metrics[key] for key in ("precision", "recall", "f1", "accuracy")}
+    print(json.dumps({**shown, "validation": metrics["validation"]}, indent=2))
+    print(f"wrote {args.output} and {args.output}.metrics.json")
+    return 0
 
 
 def _run_curate(args, beam_args: list[str]) -> int:

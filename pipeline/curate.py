@@ -1,13 +1,14 @@
 """``winnow curate``: build and run the curation pipeline.
 
-    read -> normalize -> heuristics -> language -> exact_dedup -> pii -> kept/
-              \\____________ removed/ (stage, reason) ______________/
+    read -> normalize -> heuristics -> language -> exact_dedup -> quality -> near_dedup -> pii
+              \\_______________________ removed/ (stage, reason) ______________________/  kept/
     read -> quarantined/ (records that are not documents)
     everything -> report.json
 
 Cheap stages run first so that the expensive ones (language ID, the dedup shuffles) see fewer
-documents. Each per-document stage is a ``pipeline.stages.Stage`` run by the one generic
-``ApplyStage``; exact dedup is a pair of groupings in ``pipeline.dedup``.
+documents; quality runs before near dedup so that each cluster keeps its best-scored member.
+Each per-document stage is a ``pipeline.stages.Stage`` run by the one generic ``ApplyStage``;
+exact and near dedup are groupings in ``pipeline.dedup`` and ``pipeline.near_dedup``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from filters.pii import PiiRedactor
+from filters.quality import load_quality_model
 from pipeline.dedup import ExactDedup
+from pipeline.near_dedup import CLUSTERS, NearDedup
 from pipeline.report import BuildReport, finish_report
-from pipeline.stages import HeuristicsStage, LanguageStage, NormalizeStage, PiiStage, Stage
+from pipeline.stages import (
+    HeuristicsStage,
+    LanguageStage,
+    NormalizeStage,
+    PiiStage,
+    QualityStage,
+    Stage,
+    open_binary,
+)
 from pipeline.transforms import QUARANTINED, REMOVED, STATS, ApplyStage, ReadInputs
 from pipeline.writers import (
     WriteParquetShards,
@@ -35,7 +46,8 @@ from schemas.config import WinnowConfig
 from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Removed
 from schemas.report import REPORT_FILE
 
-STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "pii")
+STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "quality",
+               "near_dedup", "pii")
 OUTPUT_FOLDERS = ("kept", "removed", "quarantined")
 
 
@@ -81,20 +93,26 @@ def prepare_output(output_dir: str, overwrite: bool) -> None:
         FileSystems.delete([report_path])
 
 
-def document_stages(config: WinnowConfig) -> tuple[list[Stage], list[Stage]]:
-    """The enabled per-document stages before and after exact dedup."""
-    before = [
-        NormalizeStage(config.normalize) if config.normalize.enabled else None,
-        HeuristicsStage(config.heuristics) if config.heuristics.enabled else None,
-        LanguageStage(config.language) if config.language.enabled else None,
-    ]
-    after = [PiiStage(config.pii) if config.pii.enabled else None]
-    return [s for s in before if s], [s for s in after if s]
+def stage_enabled(config: WinnowConfig, name: str) -> bool:
+    if name == "read":
+        return True
+    if name == "quality":
+        return config.quality.active  # enabled and a model configured
+    return getattr(config, name).enabled
 
 
 def stage_order(config: WinnowConfig) -> list[tuple[str, bool]]:
-    return [(name, name == "read" or getattr(config, name).enabled) for name in STAGE_ORDER]
+    return [(name, stage_enabled(config, name)) for name in STAGE_ORDER]
 
+
+def check_models(config: WinnowConfig) -> None:
+    """Load the configured quality model once on the launcher, so that a missing or unreadable
+    model is an error before the run starts rather than on every worker."""
+    if config.quality.active:
+        try:
+            load_quality_model(config.quality.model, open_binary)
+        except (ValueError, OSError) as error:
+            raise CurationError(f"quality.model: {error}") from error
 
 class PrepareRemovedFn(beam.DoFn):
     """Redact PII in removed documents too (they are written and shown in reports) and cut
@@ -116,52 +134,62 @@ class PrepareRemovedFn(beam.DoFn):
         yield removed if text == removed.text else dataclasses.replace(removed, text=text)
 
 
+def per_document_stage(config: WinnowConfig, name: str) -> Stage | None:
+    stages = {"normalize": NormalizeStage, "heuristics": HeuristicsStage,
+              "language": LanguageStage, "quality": QualityStage, "pii": PiiStage}
+    return stages[name](getattr(config, name)) if name in stages else None
+
+
 def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
                    output_dir: str, config: WinnowConfig) -> None:
     """Add the whole curation to ``pipeline``; ``paths`` are the expanded ``inputs``."""
     read = pipeline | "Read" >> ReadInputs(paths, config.input)
-    docs, removed, stats = read.docs, [], [read[STATS]]
-    before_dedup, after_dedup = document_stages(config)
-
-    def apply(stage: Stage, docs):
-        result = docs | ApplyStage(stage)
+    docs, removed, stats, clusters = read.docs, [], [read[STATS]], None
+    for name, enabled in stage_order(config)[1:]:
+        if not enabled:
+            continue
+        stage = per_document_stage(config, name)
+        if stage is not None:
+            result = docs | ApplyStage(stage)
+        elif name == "exact_dedup":
+            result = docs | ExactDedup(config.exact_dedup)
+        else:
+            result = docs | NearDedup(config.near_dedup)
+            clusters = result[CLUSTERS]
         removed.append(result[REMOVED])
         stats.append(result[STATS])
-        return result.kept
-
-    for stage in before_dedup:
-        docs = apply(stage, docs)
-    if config.exact_dedup.enabled:
-        deduped = docs | ExactDedup(config.exact_dedup)
-        removed.append(deduped[REMOVED])
-        stats.append(deduped[STATS])
-        docs = deduped["docs"]
-    for stage in after_dedup:
-        docs = apply(stage, docs)
+        docs = result["kept"] if stage is not None else result["docs"]
 
     all_removed = (removed | "AllRemoved" >> beam.Flatten()
                    | "PrepareRemoved" >> beam.ParDo(PrepareRemovedFn(config)))
     quarantined = read[QUARANTINED]
-    num_shards = config.output.num_shards
-    join = FileSystems.join
-    _ = docs | "WriteKept" >> WriteParquetShards(
-        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards)
-    _ = all_removed | "WriteRemoved" >> WriteParquetShards(
-        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards)
-    _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
-        join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
+    _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined)
+    if clusters is None:
+        clusters = pipeline | "NoClusters" >> beam.Create([])
     _ = {
         "kept": docs,
         "removed": all_removed,
         "quarantined": quarantined,
         "stats": stats | "AllStats" >> beam.Flatten(),
+        "clusters": clusters,
     } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
+
+
+def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined) -> None:
+    join = FileSystems.join
+    _ = kept | "WriteKept" >> WriteParquetShards(
+        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards)
+    _ = removed | "WriteRemoved" >> WriteParquetShards(
+        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards)
+    _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
+        join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
 
 
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run a whole curation and return the finished report."""
     paths = expand_inputs(inputs)
+    check_models(config)
     options = PipelineOptions(beam_args or [])
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     dry_run = bool(options.get_all_options().get("dry_run"))

@@ -19,7 +19,7 @@ import json
 import lzma
 import zlib
 from collections.abc import Iterator
-from typing import IO, Union
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +31,7 @@ from filters.normalize import has_lone_surrogate
 from schemas.config import InputConfig
 from schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
-Record = Union[Document, Quarantined]
+Record = Document | Quarantined
 
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lzma")

@@ -14,6 +14,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.stages import QualityStage, score_bin_name
 from pipeline.transforms import merge_stage_stats
 from pipeline.writers import write_atomically
 from schemas.config import WinnowConfig, config_to_dict
@@ -32,6 +33,7 @@ def assemble_report(
     removed_counts: list[tuple[tuple[str, str], int]],
     quarantined_counts: list[tuple[str, int]],
     examples: list[tuple[str, list]],
+    cluster_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict; see schemas.report for the layout."""
     removed_by_stage: dict[str, dict[str, int]] = defaultdict(dict)
@@ -57,6 +59,9 @@ def assemble_report(
             for name, enabled in stage_order
         ],
         "pii": dict(sorted(pii_stats.tallies.items())),
+        "quality": quality_section(config, stats_by_stage.get("quality", StageStats())),
+        "near_dedup": near_dedup_section(
+            config, stats_by_stage.get("near_dedup", StageStats()), cluster_summary),
         "examples": {
             reason: [{"id": key[0], "stage": stage, "text": snippet}
                      for key, stage, snippet in reason_examples]
@@ -64,6 +69,80 @@ def assemble_report(
         },
         "config": config_to_dict(config),
     }
+
+
+def quality_section(config: WinnowConfig, stats: StageStats) -> dict[str, Any]:
+    """Score histogram (20 bins over [0, 1]) with the threshold, or why the stage was off."""
+    quality = config.quality
+    if not quality.active:
+        reason = "no model configured" if quality.enabled else "disabled"
+        return {"enabled": False, "note": f"quality stage off: {reason}"}
+    bins = QualityStage.HISTOGRAM_BINS
+    counts = [stats.tallies.get(score_bin_name((i + 0.5) / bins, bins), 0) for i in range(bins)]
+    return {
+        "enabled": True, "model": quality.model, "mode": quality.mode,
+        "threshold": quality.threshold if quality.mode == "threshold" else None,
+        "pareto_alpha": quality.pareto_alpha if quality.mode == "pareto" else None,
+        "histogram": {"bin_edges": [round(i / bins, 3) for i in range(bins + 1)],
+                      "counts": counts},
+    }
+
+
+def near_dedup_section(config: WinnowConfig, stats: StageStats,
+                       summary: dict[str, Any] | None) -> dict[str, Any]:
+    if not config.near_dedup.enabled:
+        return {"enabled": False}
+    bands, rows = config.near_dedup.bands_and_rows()
+    summary = summary or ClusterSummaryFn().extract_output(ClusterSummaryFn().create_accumulator())
+    removed = stats.removed.get("near_duplicate", 0)
+    return {
+        "enabled": True, "threshold": config.near_dedup.threshold, "bands": bands, "rows": rows,
+        **summary,
+        "fraction_removed": round(removed / stats.documents_in, 6) if stats.documents_in else 0.0,
+    }
+
+
+class ClusterSummaryFn(beam.CombineFn):
+    """Cluster summaries -> count, size histogram (2, 3-4, 5-8, ...) and the largest clusters
+    (by size, then cluster id: deterministic)."""
+
+    LARGEST = 10
+
+    def create_accumulator(self):
+        return 0, 0, Counter(), []  # clusters, documents in them, size histogram, largest
+
+    def add_input(self, accumulator, cluster):
+        count, documents, histogram, largest = accumulator
+        histogram[_size_bin(cluster["size"])] += 1
+        return count + 1, documents + cluster["size"], histogram, self._top(largest + [cluster])
+
+    def merge_accumulators(self, accumulators):
+        count, documents, histogram, largest = self.create_accumulator()
+        for other_count, other_documents, other_histogram, other_largest in accumulators:
+            count += other_count
+            documents += other_documents
+            histogram += other_histogram
+            largest = self._top(largest + other_largest)
+        return count, documents, histogram, largest
+
+    def extract_output(self, accumulator):
+        count, documents, histogram, largest = accumulator
+        ordered_bins = sorted(histogram, key=lambda name: int(name.split("-")[0]))
+        return {"clusters": count,
+                "documents_in_clusters": documents,
+                "cluster_size_histogram": {name: histogram[name] for name in ordered_bins},
+                "largest_clusters": largest}
+
+    def _top(self, clusters):
+        return sorted(clusters, key=lambda c: (-c["size"], c["cluster_id"]))[: self.LARGEST]
+
+
+def _size_bin(size: int) -> str:
+    """2 -> "2", 3..4 -> "3-4", 5..8 -> "5-8", ..."""
+    if size <= 2:
+        return str(size)
+    upper = 1 << (size - 1).bit_length()
+    return f"{upper // 2 + 1}-{upper}"
 
 
 def example_entry(removed) -> tuple[str, tuple]:
@@ -99,19 +178,23 @@ class BuildReport(beam.PTransform):
             | "ExampleEntry" >> beam.Map(example_entry)
             | "FirstExamples" >> beam.combiners.Top.SmallestPerKey(
                 self.config.output.examples_per_reason or 1))
+        cluster_summary = outputs["clusters"] | "SummarizeClusters" >> beam.CombineGlobally(
+            ClusterSummaryFn())
         path = FileSystems.join(self.output_dir, REPORT_FILE)
         return (
             outputs["kept"].pipeline
             | "Once" >> beam.Create([None])
             | "Assemble" >> beam.Map(
-                lambda _, stats, kept, removed, quarantined, examples: assemble_report(
+                lambda _, stats, kept, removed, quarantined, examples, clusters: assemble_report(
                     self.inputs, self.stage_order, self.config, dict(stats), kept, removed,
-                    quarantined, examples if self.config.output.examples_per_reason else []),
+                    quarantined, examples if self.config.output.examples_per_reason else [],
+                    clusters),
                 stats=beam.pvalue.AsList(stats),
                 kept=beam.pvalue.AsSingleton(kept),
                 removed=beam.pvalue.AsList(removed_counts),
                 quarantined=beam.pvalue.AsList(quarantined_counts),
-                examples=beam.pvalue.AsList(examples))
+                examples=beam.pvalue.AsList(examples),
+                clusters=beam.pvalue.AsSingleton(cluster_summary))
             | "WriteReport" >> beam.Map(lambda report: _write_json(path, report))
         )
 

@@ -2,21 +2,25 @@
 Removed``. ``pipeline.transforms.ApplyStage`` runs any of them inside Beam and does the counting,
 timing and routing of removals for all of them.
 
-Stages that need whole-corpus grouping (exact dedup) are not here but in ``pipeline.dedup``.
+Stages that need whole-corpus grouping (exact and near dedup) are not here but in
+``pipeline.dedup`` and ``pipeline.near_dedup``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Union
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from filters.heuristics import HeuristicFilter, HeuristicsConfig
 from filters.language import LanguageConfig, LanguageIdentifier, language_verdict
 from filters.normalize import NormalizeConfig, check_not_empty, normalize_text
 from filters.pii import PiiConfig, PiiRedactor
+from filters.quality import QualityConfig, QualityScorer, load_quality_model, quality_verdict
 from schemas.records import Document, Removed
 
-Outcome = Union[Document, Removed]
+Outcome = Document | Removed
 
 
 class Stage:
@@ -30,8 +34,9 @@ class Stage:
     def apply(self, doc: Document) -> Outcome:
         raise NotImplementedError
 
-    def tally(self, doc: Document) -> Mapping[str, int]:
-        """Stage-specific counts for a kept document (e.g. PII spans by type)."""
+    def tally(self, outcome: Outcome) -> Mapping[str, int]:
+        """Stage-specific counts for one outcome, kept or removed (PII spans by type, quality
+        score bins); they are summed into the report and into Beam counters."""
         return {}
 
 
@@ -84,6 +89,44 @@ class LanguageStage(Stage):
         return doc.with_metadata(language=language, language_score=round(score, 4))
 
 
+class QualityStage(Stage):
+    """Scores every document with the user's fastText classifier; keeps the score as metadata
+    and drops by threshold or seeded Pareto sampling (``filters.quality``)."""
+
+    name = "quality"
+    HISTOGRAM_BINS = 20
+
+    def __init__(self, config: QualityConfig):
+        self.config = config
+        self.scorer: QualityScorer | None = None
+
+    def setup(self) -> None:
+        self.scorer = load_quality_model(self.config.model, open_binary)
+
+    def apply(self, doc: Document) -> Outcome:
+        assert self.scorer is not None, "setup() loads the model"
+        score = round(self.scorer.score(doc.text), 4)
+        reason = quality_verdict(score, doc.id, self.config)
+        if reason:
+            return Removed.of(doc, self.name, reason, quality_score=score)
+        return doc.with_metadata(quality_score=score)
+
+    def tally(self, outcome: Outcome) -> Mapping[str, int]:
+        score = (outcome.details if isinstance(outcome, Removed) else outcome.metadata)[
+            "quality_score"]
+        return {score_bin_name(score, self.HISTOGRAM_BINS): 1}
+
+
+def score_bin_name(score: float, bins: int) -> str:
+    """Tally key of the histogram bin holding ``score`` in [0, 1]: ``score_bin:07``."""
+    return f"score_bin:{min(int(score * bins), bins - 1):02d}"
+
+
+def open_binary(path: str):
+    """Beam's FileSystems (gs://, s3://, hdfs://, local) as a plain binary opener."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 class PiiStage(Stage):
     name = "pii"
 
@@ -97,8 +140,8 @@ class PiiStage(Stage):
             return doc
         return _with_text(doc, redaction.text).with_metadata(pii_counts=dict(redaction.counts))
 
-    def tally(self, doc: Document) -> Mapping[str, int]:
-        return doc.metadata.get("pii_counts", {})
+    def tally(self, outcome: Outcome) -> Mapping[str, int]:
+        return outcome.metadata.get("pii_counts", {}) if isinstance(outcome, Document) else {}
 
 
 def _with_text(doc: Document, text: str) -> Document:

@@ -126,6 +126,9 @@ class ApplyStageFn(beam.DoFn):
         stats.seconds += time.perf_counter() - started
         stats.documents_in += 1
         stats.bytes_in += len(doc.text.encode("utf-8"))
+        for key, value in self.stage.tally(outcome).items():
+            stats.tallies[key] += value
+            self._stats.count(f"{name}/{key}", value)
         if isinstance(outcome, Removed):
             stats.removed[outcome.reason] += 1
             self._stats.count(f"{name}/removed:{outcome.reason}")
@@ -133,9 +136,6 @@ class ApplyStageFn(beam.DoFn):
             return
         stats.documents_out += 1
         stats.bytes_out += len(outcome.text.encode("utf-8"))
-        for key, value in self.stage.tally(outcome).items():
-            stats.tallies[key] += value
-            self._stats.count(f"{name}/{key}", value)
         self._stats.count(f"{name}/kept")
         yield outcome
 

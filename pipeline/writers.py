@@ -23,9 +23,6 @@ import xxhash
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.records import (
-    KEPT_SCHEMA,
-    QUARANTINED_SCHEMA,
-    REMOVED_SCHEMA,
     Document,
     Quarantined,
     Removed,

@@ -8,18 +8,26 @@ to its rules in ``filters/`` (with a docstring per field); this module assembles
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import json
+import textwrap
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from filters.minhash import NearDedupConfig
 
 from filters.dedup import ExactDedupConfig
 from filters.heuristics import HeuristicsConfig
 from filters.language import LanguageConfig
 from filters.normalize import NormalizeConfig
 from filters.pii import PiiConfig
+from filters.quality import QualityConfig
+
+ENABLED_DOC = "Run this stage; when false, documents pass through it untouched."
 
 
 class ConfigError(ValueError):
@@ -71,6 +79,8 @@ class WinnowConfig:
     heuristics: HeuristicsConfig = field(default_factory=HeuristicsConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -156,3 +166,34 @@ def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
         return value
     problems.append(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
     return _INVALID
+
+
+def config_reference() -> str:
+    """The README's config reference: every section and field with its default and docstring,
+    read from the dataclasses' source so the documentation cannot drift from the code."""
+    lines = []
+    for section in dataclasses.fields(WinnowConfig):
+        section_cls = typing.get_type_hints(WinnowConfig)[section.name]
+        docs = field_docstrings(section_cls)
+        defaults = config_to_dict(section_cls())
+        lines += [f"### `{section.name}`", "", "| key | default | meaning |", "|---|---|---|"]
+        for name, default in defaults.items():
+            meaning = docs.get(name) or (ENABLED_DOC if name == "enabled" else "")
+            meaning = " ".join(meaning.split()).replace("|", "\\|")
+            lines.append(f"| `{name}` | `{json.dumps(default)}` | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def field_docstrings(cls: type) -> dict[str, str]:
+    """Field name -> the string literal written under it in the class body."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[node.target.id] = following.value.value
+    return docs

@@ -36,7 +36,7 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     """What stages add: ``language``, ``language_score``, ``pii_counts`` and so on."""
 
-    def with_metadata(self, **values: Any) -> "Document":
+    def with_metadata(self, **values: Any) -> Document:
         return dataclasses.replace(self, metadata={**self.metadata, **values})
 
     @property
@@ -57,7 +57,7 @@ class Removed:
     """Reason-specific context, e.g. ``survivor_id`` for duplicates."""
 
     @classmethod
-    def of(cls, doc: Document, stage: str, reason: str, **details: Any) -> "Removed":
+    def of(cls, doc: Document, stage: str, reason: str, **details: Any) -> Removed:
         return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details)
 
     @property

@@ -50,7 +50,7 @@ class StageStats:
     tallies: Counter = field(default_factory=Counter)
     """Stage-specific counts, e.g. PII spans by type."""
 
-    def merge(self, other: "StageStats") -> "StageStats":
+    def merge(self, other: StageStats) -> StageStats:
         return StageStats(
             self.documents_in + other.documents_in,
             self.documents_out + other.documents_out,

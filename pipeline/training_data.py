@@ -1,0 +1,31 @@
+"""Documents for training models outside the Beam pipeline (quality classifier, tokenizer):
+read with curate's readers and normalized with its normalize stage, so a model sees text the
+way the pipeline will show it. Quarantined records are skipped and counted on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+from filters.normalize import NormalizeConfig, normalize_text
+from pipeline.curate import expand_inputs
+from pipeline.readers import read_records
+from schemas.config import InputConfig
+from schemas.records import Document
+
+
+def normalized_texts(patterns: list[str], text_field: str = "text") -> Iterator[str]:
+    """Normalized, non-empty texts of every document the patterns name, in file order."""
+    config = InputConfig(text_field=text_field)
+    normalize = NormalizeConfig()
+    quarantined = 0
+    for path in expand_inputs(patterns):
+        for record in read_records(path, config):
+            if not isinstance(record, Document):
+                quarantined += 1
+                continue
+            text = normalize_text(record.text, normalize)
+            if text:
+                yield text
+    if quarantined:
+        print(f"skipped {quarantined} unreadable records in {patterns}", file=sys.stderr)

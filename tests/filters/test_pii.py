@@ -1,0 +1,294 @@
+"""Tests for filters.pii: exact outputs on tiny literal inputs."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+
+import pytest
+
+from filters import pii
+from filters.pii import PII_TYPES, PLACEHOLDERS, PiiConfig, PiiRedactor, Redaction
+
+# Credentials are assembled from pieces so that secret scanners do not flag this file.
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"
+SLACK_TOKEN = "xoxb-" + "123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx"
+GOOGLE_KEY = "AIza" + "Sy" + "A1b2C3d4E5" * 3 + "f6g"
+STRIPE_KEY = "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+OPENAI_KEY = "sk-" + "proj-" + "A1b2C3d4E5" * 5
+AWS_KEY_ID = "AKIA" + "IOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+PEM_BLOCK = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+    "KUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+
+@pytest.fixture(scope="module")
+def redactor() -> PiiRedactor:
+    return PiiRedactor(PiiConfig())
+
+
+def redact(text: str, **config) -> Redaction:
+    return PiiRedactor(PiiConfig(**config)).redact(text)
+
+
+def test_example_from_the_brief(redactor):
+    result = redactor.redact("Mail me at jane.doe@example.com or +44 20 7946 0958.")
+    assert result.text == "Mail me at <EMAIL> or <PHONE>."
+    assert result.counts == {"EMAIL": 1, "PHONE": 1}
+
+
+def test_placeholders_cover_every_type():
+    assert PLACEHOLDERS == {t: f"<{t}>" for t in PII_TYPES}
+    assert PLACEHOLDERS["EMAIL"] == "<EMAIL>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "counts"),
+    [
+        # EMAIL
+        ("Write to name+tag@sub.example.co.uk today.", "Write to <EMAIL> today.", {"EMAIL": 1}),
+        ("<a.b_c-d@mail.example.org>", "<<EMAIL>>", {"EMAIL": 1}),
+        # PHONE: international, and national formats of the default regions
+        ("Call +1 415-555-2671 now", "Call <PHONE> now", {"PHONE": 1}),
+        ("US office (415) 555-2671.", "US office <PHONE>.", {"PHONE": 1}),
+        ("London 020 7946 0958.", "London <PHONE>.", {"PHONE": 1}),
+        ("Berlin 030 12345678.", "Berlin <PHONE>.", {"PHONE": 1}),
+        ("Paris 01 23 45 67 89.", "Paris <PHONE>.", {"PHONE": 1}),
+        ("Mumbai +91 98765 43210.", "Mumbai <PHONE>.", {"PHONE": 1}),
+        ("call 09061701461 to claim", "call <PHONE> to claim", {"PHONE": 1}),
+        # IP_ADDRESS
+        ("Server 8.8.8.8 answered.", "Server <IP_ADDRESS> answered.", {"IP_ADDRESS": 1}),
+        ("Host 2606:4700:4700::1111 is up", "Host <IP_ADDRESS> is up", {"IP_ADDRESS": 1}),
+        (
+            "full 2001:4860:4860:0000:0000:0000:0000:8888 form",
+            "full <IP_ADDRESS> form",
+            {"IP_ADDRESS": 1},
+        ),
+        ("[2001:4860:4860::8888]:53", "[<IP_ADDRESS>]:53", {"IP_ADDRESS": 1}),
+        # CREDIT_CARD: Visa grouped by spaces and dashes, Amex, Mastercard
+        ("Card 4111 1111 1111 1111 ok", "Card <CREDIT_CARD> ok", {"CREDIT_CARD": 1}),
+        ("Card 4111-1111-1111-1111 ok", "Card <CREDIT_CARD> ok", {"CREDIT_CARD": 1}),
+        ("Amex 378282246310005.", "Amex <CREDIT_CARD>.", {"CREDIT_CARD": 1}),
+        ("MC 5555555555554444.", "MC <CREDIT_CARD>.", {"CREDIT_CARD": 1}),
+        # IBAN: printed in groups of 4, and compact
+        ("IBAN DE89 3704 0044 0532 0130 00.", "IBAN <IBAN>.", {"IBAN": 1}),
+        ("to GB82WEST12345698765432 please", "to <IBAN> please", {"IBAN": 1}),
+        ("FR1420041010050500013M02606", "<IBAN>", {"IBAN": 1}),
+        ("NL91 ABNA 0417 1643 00 (NL)", "<IBAN> (NL)", {"IBAN": 1}),
+        # US_SSN
+        ("SSN 123-45-6789.", "SSN <US_SSN>.", {"US_SSN": 1}),
+        # SECRET
+        (f"key={AWS_KEY_ID}", "key=<SECRET>", {"SECRET": 1}),
+        (f"token {GITHUB_TOKEN} leaked", "token <SECRET> leaked", {"SECRET": 1}),
+        (f"slack {SLACK_TOKEN}", "slack <SECRET>", {"SECRET": 1}),
+        (f"maps {GOOGLE_KEY}", "maps <SECRET>", {"SECRET": 1}),
+        (f"stripe {STRIPE_KEY}", "stripe <SECRET>", {"SECRET": 1}),
+        (f'OPENAI_API_KEY="{OPENAI_KEY}"', 'OPENAI_API_KEY="<SECRET>"', {"SECRET": 1}),
+        (
+            f"aws_secret_access_key = {AWS_SECRET}",
+            "aws_secret_access_key = <SECRET>",
+            {"SECRET": 1},
+        ),
+        (f'"SecretAccessKey": "{AWS_SECRET}"', '"SecretAccessKey": "<SECRET>"', {"SECRET": 1}),
+    ],
+)
+def test_positives(redactor, text, expected, counts):
+    result = redactor.redact(text)
+    assert result.text == expected
+    assert result.counts == counts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # dates and times
+        "Released on 2024-01-15.",
+        "Due 15/01/2024.",
+        "Dated 01.02.2023.",
+        "Logged 2024-01-15 12:30:45 UTC",
+        "At 12:30:45 sharp.",
+        "Copyright 2019-2024 the authors",
+        # versions
+        "Python 3.11.7 is out.",
+        "Tag v1.2.3 shipped.",
+        "Firmware v1.2.3.4 loaded",
+        "Firmware version 1.2.3.4 loaded",
+        "Dotted 1.2.3.4.5 is no address",
+        "OID 1.3.6.1.4.1.2021",
+        # prices, ISBNs, ordinary numbers
+        "It costs $1,299.99 today.",
+        "It costs €1 299 999 today.",
+        "ISBN 978-3-16-148410-0",
+        "ISBN 0-306-40615-2",
+        "In 2024 we grew.",
+        "processed 1234567 rows",
+        "max int is 2147483647",
+        "mask 0x7fffffff",
+        "population 1 234 567",
+        "Boston, MA  02110-1301  USA",
+        "id 123456789 undashed",
+        "hexdump 01 00 00 89 44 24 14 8b",
+        # invalid card, IBAN and SSNs
+        "Card 4111 1111 1111 1112 declined.",
+        "Order 1234567812345678 shipped",
+        "IBAN DE88 3704 0044 0532 0130 00",
+        "XX89 3704 0044 0532 0130 00",
+        "SSN 000-12-3456",
+        "SSN 666-12-3456",
+        "SSN 900-12-3456",
+        "SSN 123-00-4567",
+        "SSN 123-45-0000",
+        # private, loopback, link-local and documentation IPs are kept by default
+        "LAN 10.0.0.1 and 192.168.1.10",
+        "loopback 127.0.0.1 and ::1",
+        "link-local fe80::1",
+        "docs use 192.0.2.1 and 2001:db8::1",
+        "broadcast 255.255.255.255",
+        # not emails
+        "@property",
+        "@decorator\ndef f(): pass",
+        "user@ alone",
+        "ssh user@localhost",
+        # not IPv6
+        "std::vector<int> a; Foo::Bar->new; Add::Bed",
+        "xs[1::2] and 12:30:45",
+        "mac 00:1a:2b:3c:4d:5e",
+        # not secrets
+        "sk-learn is not a key",
+        "xoxb-your-bot-token-here",
+        "AKIA is just a prefix",
+    ],
+)
+def test_negatives_are_untouched(redactor, text):
+    result = redactor.redact(text)
+    assert result.text == text
+    assert result.counts == {}
+
+
+def test_types_subset_only_redacts_the_chosen_types():
+    text = "jane@example.com, 8.8.8.8, +44 20 7946 0958, 123-45-6789"
+    result = redact(text, types=("EMAIL", "US_SSN"))
+    assert result.text == "<EMAIL>, 8.8.8.8, +44 20 7946 0958, <US_SSN>"
+    assert result.counts == {"EMAIL": 1, "US_SSN": 1}
+
+
+def test_phone_only_config_does_not_read_an_ip_as_a_phone():
+    text = "gateway 192.168.100.200, phone +44 20 7946 0958"
+    result = redact(text, types=("PHONE",))
+    assert result.text == "gateway 192.168.100.200, phone <PHONE>"
+    assert result.counts == {"PHONE": 1}
+
+
+def test_private_ips_redacted_on_request():
+    text = "LAN 10.0.0.1, lo ::1, url http://[::1]:8080/, public 8.8.8.8, slice xs[1::2]"
+    result = redact(text, redact_private_ips=True)
+    assert result.text == (
+        "LAN <IP_ADDRESS>, lo <IP_ADDRESS>, url http://[<IP_ADDRESS>]:8080/, "
+        "public <IP_ADDRESS>, slice xs[1::2]"
+    )
+    assert result.counts == {"IP_ADDRESS": 4}
+
+
+def test_pem_block_becomes_one_secret(redactor):
+    result = redactor.redact(f"key:\n{PEM_BLOCK}\nend")
+    assert result.text == "key:\n<SECRET>\nend"
+    assert result.counts == {"SECRET": 1}
+
+
+def test_truncated_pem_block_loses_header_and_body(redactor):
+    text = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n\nbye"
+    result = redactor.redact(text)
+    assert result.text == "<SECRET>\n\nbye"
+    assert result.counts == {"SECRET": 1}
+
+
+def test_public_certificate_is_not_a_secret(redactor):
+    text = (
+        "-----BEGIN CERTIFICATE-----\n"
+        "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy\n"
+        "-----END CERTIFICATE-----"
+    )
+    assert redactor.redact(text).text == text
+
+
+def test_overlapping_spans_keep_the_longest(redactor):
+    # The IPv6 form contains the IPv4 address: one span, the longer one.
+    result = redactor.redact("mapped ::ffff:8.8.8.8 here")
+    assert result.text == "mapped <IP_ADDRESS> here"
+    assert result.counts == {"IP_ADDRESS": 1}
+    # The IBAN's digits would pass for a number run; the IBAN wins.
+    result = redactor.redact("DE89 3704 0044 0532 0130 00")
+    assert result.counts == {"IBAN": 1}
+    # A PEM block containing an email-like line is one secret, not a secret plus an email.
+    block = PEM_BLOCK.replace("KUpRKf", "jane@example.com KUpRKf")
+    result = redactor.redact(block)
+    assert result.text == "<SECRET>"
+    assert result.counts == {"SECRET": 1}
+
+
+def test_longest_then_earliest_resolution():
+    spans = [(0, 5, "PHONE"), (3, 10, "CREDIT_CARD"), (8, 12, "EMAIL"), (12, 14, "IBAN")]
+    assert pii._resolve(spans) == [(3, 10, "CREDIT_CARD"), (12, 14, "IBAN")]
+    # Equal length: the earlier span wins, whatever the input order.
+    assert pii._resolve([(2, 6, "PHONE"), (0, 4, "EMAIL")]) == [(0, 4, "EMAIL")]
+    assert pii._resolve([(0, 4, "PHONE"), (0, 4, "US_SSN")]) == [(0, 4, "US_SSN")]
+
+
+def test_several_spans_and_counts_in_type_order(redactor):
+    text = "a@b.io 8.8.8.8 c@d.io SSN 123-45-6789"
+    result = redactor.redact(text)
+    assert result.text == "<EMAIL> <IP_ADDRESS> <EMAIL> SSN <US_SSN>"
+    assert list(result.counts.items()) == [("EMAIL", 2), ("IP_ADDRESS", 1), ("US_SSN", 1)]
+
+
+def test_output_is_deterministic():
+    text = (
+        "Mail jane@example.com, call +44 20 7946 0958 or (415) 555-2671, host 8.8.8.8, "
+        f"card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, key {AWS_KEY_ID}."
+    )
+    first = PiiRedactor(PiiConfig()).redact(text)
+    for _ in range(3):
+        again = PiiRedactor(PiiConfig()).redact(text)
+        assert again == first
+        assert list(again.counts) == list(first.counts)
+    assert first.counts == {
+        "EMAIL": 1, "PHONE": 2, "IP_ADDRESS": 1, "CREDIT_CARD": 1, "IBAN": 1, "SECRET": 1,
+    }
+
+
+def test_disabled_and_empty_text_pass_through():
+    text = "jane@example.com"
+    assert redact(text, enabled=False) == Redaction(text, {})
+    assert PiiRedactor(PiiConfig()).redact("") == Redaction("", {})
+
+
+def test_phone_regions_empty_still_finds_international_numbers():
+    result = redact("+44 20 7946 0958 or 020 7946 0958", phone_regions=())
+    assert result.text == "<PHONE> or 020 7946 0958"
+    assert result.counts == {"PHONE": 1}
+
+
+def test_config_errors():
+    assert PiiConfig().errors() == []
+    assert PiiConfig(types=("NOPE",)).errors()
+    assert any("NOPE" in message for message in PiiConfig(types=("EMAIL", "NOPE")).errors())
+    assert PiiConfig(phone_regions=("XX",)).errors()
+    assert PiiConfig(types=()).errors()
+    assert PiiConfig(types=(), enabled=False).errors() == []
+    with pytest.raises(ValueError, match="NOPE"):
+        PiiRedactor(PiiConfig(types=("NOPE",)))
+
+
+def test_module_stays_pure():
+    tree = ast.parse(inspect.getsource(pii))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"apache_beam", "torch", "pipeline", "trainer"}
