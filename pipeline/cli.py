@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_curate(commands)
     _add_report(commands)
     _add_quality(commands)
+    _add_tokenizer(commands)
+    _add_shards(commands)
+    _add_trainer(commands)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "curate":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -62,10 +65,7 @@ def _add_report(commands) -> None:
 
 
 def _add_quality(commands) -> None:
-    import dataclasses
-
     from filters.quality import TrainSettings
-    from schemas.config import field_docstrings
 
     quality = commands.add_parser("quality", help="train the fastText quality classifier")
     actions = quality.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -81,24 +81,18 @@ def _add_quality(commands) -> None:
                        help="low-quality examples, e.g. raw crawl")
     train.add_argument("--output", required=True, metavar="MODEL", help="model file to write")
     train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
-    docs = field_docstrings(TrainSettings)
-    for setting in dataclasses.fields(TrainSettings):
-        train.add_argument(f"--{setting.name.replace('_', '-')}", type=type(setting.default),
-                           default=setting.default, help=" ".join(docs[setting.name].split())
-                           + " (default: %(default)s)")
+    _add_dataclass_options(train, TrainSettings)
     train.set_defaults(run=_run_quality_train)
 
 
 def _run_quality_train(args, _extra: list[str]) -> int:
-    import dataclasses
     import json
 
     from filters.quality import TrainSettings, train_quality_model
     from pipeline.curate import CurationError
     from pipeline.training_data import normalized_texts
 
-    settings = TrainSettings(**{f.name: getattr(args, f.name)
-                                for f in dataclasses.fields(TrainSettings)})
+    settings = _dataclass_from_args(TrainSettings, args)
     try:
         positive = normalized_texts(args.positive, args.text_field)
         negative = normalized_texts(args.negative, args.text_field)
@@ -110,6 +104,154 @@ def _run_quality_train(args, _extra: list[str]) -> int:
     print(json.dumps({**shown, "validation": metrics["validation"]}, indent=2))
     print(f"wrote {args.output} and {args.output}.metrics.json")
     return 0
+
+
+def _add_tokenizer(commands) -> None:
+    from filters.tokenizer import TokenizerConfig
+
+    tokenizer = commands.add_parser("tokenizer", help="train a SentencePiece tokenizer")
+    actions = tokenizer.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser(
+        "train", help="train a tokenizer on a seeded sample of documents",
+        description="Train a SentencePiece model on a seeded sample of documents (typically a "
+                    "run's kept/ folder), with [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4, the PII "
+                    "placeholders as single pieces and byte fallback. Writes PREFIX.model and "
+                    "PREFIX.vocab. Use PREFIX.model as tokenizer.model in the curate config.")
+    train.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="files, folders or globs in any curate input format")
+    train.add_argument("--output", required=True, metavar="PREFIX", help="output path prefix")
+    train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
+    _add_dataclass_options(train, TokenizerConfig, skip=("model",))
+    train.set_defaults(run=_run_tokenizer_train)
+
+
+def _add_dataclass_options(parser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One --option per field of a config dataclass, documented by the field's docstring."""
+    import dataclasses
+
+    from schemas.config import field_docstrings
+
+    docs = field_docstrings(cls)
+    for setting in dataclasses.fields(cls):
+        if setting.name in skip:
+            continue
+        parser.add_argument(f"--{setting.name.replace('_', '-')}", type=type(setting.default),
+                            default=setting.default, dest=setting.name,
+                            help=" ".join(docs[setting.name].split()) + " (default: %(default)s)")
+
+
+def _dataclass_from_args(cls, args):
+    import dataclasses
+
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(args, f.name)})
+
+
+def _run_tokenizer_train(args, _extra: list[str]) -> int:
+    import heapq
+
+    from filters.sentences import SentencesConfig
+    from filters.tokenizer import Tokenizer, TokenizerConfig, sample_rank, train_tokenizer
+    from pipeline.curate import CurationError
+    from pipeline.shards import training_sentences
+    from pipeline.training_data import normalized_documents
+
+    config = _dataclass_from_args(TokenizerConfig, args)
+    problems = config.errors()
+    if problems:
+        print(f"winnow tokenizer train: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    try:
+        ranked = ((sample_rank(config.seed, doc.id), doc.id,
+                   doc.text[:config.sample_chars_per_document])
+                  for doc in normalized_documents(args.inputs, args.text_field))
+        sample = heapq.nsmallest(config.sample_documents, ranked)
+        if not sample:
+            raise ValueError("no documents to train on")
+        model = train_tokenizer(training_sentences([t for _, _, t in sample], SentencesConfig()),
+                                config)
+    except (CurationError, ValueError, RuntimeError) as error:
+        print(f"winnow tokenizer train: {error}", file=sys.stderr)
+        return 2
+    with open(f"{args.output}.model", "wb") as handle:
+        handle.write(model)
+    processor = Tokenizer(model).processor
+    with open(f"{args.output}.vocab", "w", encoding="utf-8") as handle:
+        for token_id in range(processor.get_piece_size()):
+            handle.write(f"{processor.id_to_piece(token_id)}\t{processor.get_score(token_id)}\n")
+    print(f"trained on {len(sample):,} documents: {processor.get_piece_size():,} pieces; "
+          f"wrote {args.output}.model and {args.output}.vocab")
+    return 0
+
+
+def _add_shards(commands) -> None:
+    shards = commands.add_parser("shards", help="check and inspect token shards")
+    actions = shards.add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify = actions.add_parser(
+        "verify", help="check checksums, bounds, token ids and labels",
+        description="Check every file of a shard folder against its manifest: sha256 sums, "
+                    "sizes, index bounds, token ids below the vocabulary size, labels. Exits "
+                    "non-zero with one line per problem, naming the file.")
+    show = actions.add_parser("show", help="print decoded examples",
+                              description="Print decoded examples of a shard folder.")
+    show.add_argument("-n", type=int, default=5, help="number of examples (default: 5)")
+    show.add_argument("--start", type=int, default=0, help="first example index (default: 0)")
+    show.add_argument("--json", action="store_true",
+                      help="one JSON object per line: segment_a, segment_b, label, objective")
+    stats = actions.add_parser("stats", help="counts, length histogram, label balance",
+                               description="Print counts, the length histogram and the label "
+                                           "balance of a shard folder.")
+    for action in (verify, show, stats):
+        action.add_argument("shards_dir", metavar="DIR",
+                            help="a shard folder (RUN/shards) or a run folder holding shards/")
+        action.set_defaults(run=_run_shards)
+
+
+def _shards_folder(path: str) -> str:
+    import os
+
+    nested = os.path.join(path, "shards")
+    return nested if os.path.isfile(os.path.join(nested, "manifest.json")) else path
+
+
+def _run_shards(args, _extra: list[str]) -> int:
+    import json
+
+    from schemas.shards import decode_examples, shard_stats, verify_shards
+
+    folder = _shards_folder(args.shards_dir)
+    if args.action == "verify":
+        problems = verify_shards(folder)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            return 1
+        print(f"{folder}: ok")
+        return 0
+    try:
+        if args.action == "stats":
+            print(json.dumps(shard_stats(folder), indent=2))
+            return 0
+        for example in decode_examples(folder, args.n, args.start):
+            if args.json:
+                print(json.dumps(example, ensure_ascii=False))
+            else:
+                print(f"#{example['index']} label={example['label']} ({example['objective']})\n"
+                      f"  A: {example['segment_a']}\n  B: {example['segment_b']}")
+    except (OSError, ValueError) as error:
+        print(f"winnow shards {args.action}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_trainer(commands) -> None:
+    """``pretrain`` and ``export`` live in trainer/ (torch, an optional extra)."""
+    try:
+        from trainer.cli import add_export_parser, add_pretrain_parser
+    except ImportError:  # trainer.cli not present: curation-only install
+        return
+    add_pretrain_parser(commands)
+    add_export_parser(commands)
 
 
 def _run_curate(args, beam_args: list[str]) -> int:

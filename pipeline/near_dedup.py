@@ -51,6 +51,8 @@ class SignatureFn(beam.DoFn):
     def process(self, doc: Document):
         started = time.perf_counter()
         hashes = self._hasher.shingle_hashes(doc.text)
+        if not len(hashes):  # no words: every such document would share one signature
+            return
         signature = self._hasher.signature(hashes).astype(np.uint32)
         keep_hashes = hashes if self.config.verify == "exact" else None
         member = (doc.sort_key, signature, keep_hashes)

@@ -204,6 +204,41 @@ def _write_json(path: str, report: dict[str, Any]) -> str:
     return path
 
 
+def _quality_lines(section: dict[str, Any]) -> list[str]:
+    if not section.get("enabled"):
+        return ["", section.get("note", "quality stage off")] if section else []
+    counts = section["histogram"]["counts"]
+    peak = max(counts) or 1
+    rule = (f"threshold {section['threshold']}" if section["mode"] == "threshold"
+            else f"pareto alpha {section['pareto_alpha']}")
+    lines = ["", f"quality score histogram ({rule}):"]
+    edges = section["histogram"]["bin_edges"]
+    for low, high, count in zip(edges, edges[1:], counts, strict=False):
+        marker = " <- threshold" if section["mode"] == "threshold" and low <= section[
+            "threshold"] < high else ""
+        lines.append(f"  {low:.2f}-{high:.2f} {count:>9,} {'#' * round(30 * count / peak)}"
+                     f"{marker}")
+    return lines
+
+
+def _near_dedup_lines(section: dict[str, Any]) -> list[str]:
+    if not section.get("enabled"):
+        return []
+    lines = ["", f"near-duplicate clusters: {section['clusters']:,} holding "
+                 f"{section['documents_in_clusters']:,} documents "
+                 f"({section['fraction_removed']:.2%} of the stage's input removed; "
+                 f"threshold {section['threshold']}, {section['bands']} bands x "
+                 f"{section['rows']} rows)"]
+    sizes = ", ".join(f"{size}: {count:,}"
+                      for size, count in section["cluster_size_histogram"].items())
+    if sizes:
+        lines.append(f"  cluster sizes: {sizes}")
+    for cluster in section["largest_clusters"][:5]:
+        lines.append(f"  {cluster['size']:>6,} x  {cluster['cluster_id']}  (keeps "
+                     f"{cluster['survivor_id']}; e.g. {', '.join(cluster['member_ids'][:3])})")
+    return lines
+
+
 def read_report(run_dir: str) -> dict[str, Any]:
     with FileSystems.open(FileSystems.join(run_dir, REPORT_FILE)) as handle:
         return json.loads(handle.read().decode("utf-8"))
@@ -245,6 +280,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "quarantined (unreadable records):"]
         lines += [f"  {reason:<44} {count:>10,}"
                   for reason, count in documents["quarantined"].items()]
+    lines += _quality_lines(report.get("quality", {})) + _near_dedup_lines(
+        report.get("near_dedup", {}))
     lines += ["", "PII redacted in kept documents:"]
     lines += [f"  {kind:<44} {count:>10,}" for kind, count in report["pii"].items()] or [
         "  none found"]

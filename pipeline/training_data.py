@@ -16,6 +16,12 @@ from schemas.records import Document
 
 def normalized_texts(patterns: list[str], text_field: str = "text") -> Iterator[str]:
     """Normalized, non-empty texts of every document the patterns name, in file order."""
+    for doc in normalized_documents(patterns, text_field):
+        yield doc.text
+
+
+def normalized_documents(patterns: list[str], text_field: str = "text") -> Iterator[Document]:
+    """Every readable document the patterns name, normalized, empty ones left out."""
     config = InputConfig(text_field=text_field)
     normalize = NormalizeConfig()
     quarantined = 0
@@ -26,6 +32,6 @@ def normalized_texts(patterns: list[str], text_field: str = "text") -> Iterator[
                 continue
             text = normalize_text(record.text, normalize)
             if text:
-                yield text
+                yield Document(record.id, text, record.source, record.position)
     if quarantined:
         print(f"skipped {quarantined} unreadable records in {patterns}", file=sys.stderr)

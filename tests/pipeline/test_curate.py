@@ -66,8 +66,12 @@ def test_sample_run_reasons_and_report(tmp_path):
     assert "jane.doe@example.com" not in contact["text"] and "<EMAIL>" in contact["text"]
     assert contact["language"] == "en" and contact["language_score"] > 0.65
     assert "café" in kept["winnow/mojibake"]["text"]
+    assert json.loads(removed["winnow/near-duplicate"]["details"]) == {
+        "cluster_id": "winnow/duplicate-a", "survivor_id": "winnow/duplicate-a"}
+    assert report["near_dedup"]["clusters"] == 1
     assert [s["name"] for s in report["stages"]] == [
-        "read", "normalize", "heuristics", "language", "exact_dedup", "pii"]
+        "read", "normalize", "heuristics", "language", "exact_dedup", "quality", "near_dedup",
+        "pii"]
     funnel = {s["name"]: s for s in report["stages"]}
     assert funnel["pii"]["documents_out"] == report["documents"]["kept"]
     assert report["pii"]["EMAIL"] >= 1

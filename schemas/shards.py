@@ -1,0 +1,1132 @@
+"""Token shards: the on-disk format of pretraining examples (format_version 1).
+
+This docstring is the specification of the format; everything else in this module implements it.
+
+Folder
+======
+A shard folder (``DIR/shards/``) holds exactly these files and nothing else::
+
+    manifest.json              what the folder holds, with the sha256 of every other file
+    tokenizer.model            the SentencePiece model the ids come from (name in the manifest)
+    shard-00000.tokens.bin     token ids of shard 0
+    shard-00000.index.npy      one row per example of shard 0
+    shard-00000.sources.txt    ids of the documents that fed shard 0
+    shard-00001.tokens.bin     ... and so on for every shard
+
+Shards are named ``shard-%05d`` (``shard_prefix``) and numbered 0..n-1 with no gap, so that a
+lost shard is noticed. Every shard holds at least one example: an empty shard is never written.
+The folder is self-contained: it can be copied anywhere and checked with ``verify_shards``.
+
+Examples
+========
+An example is a segment pair (A, B) and a label, for BERT-style pretraining. The trainer builds
+``[CLS] A [SEP] B [SEP]``; special tokens are never stored, so every example satisfies
+``1 <= len(A)``, ``1 <= len(B)`` and ``len(A) + len(B) <= max_seq_len - 3``.
+``label`` is 0 when B is the text that follows A in its document, and 1 otherwise: for
+``objective = "sop"`` A and B were swapped (ALBERT sentence order), for ``"nsp"`` B comes from
+another document (BERT next sentence).
+
+``<prefix>.tokens.bin``
+=======================
+The token ids of the shard's examples in index order, for each example the ids of A then the ids
+of B, all concatenated, with no header, padding or separator. Each id is an unsigned
+little-endian integer of the manifest's ``token_dtype``: ``uint16`` (2 bytes) when
+``vocab_size <= 65,536`` (every id < 65,536), else ``uint32`` (4 bytes); see ``token_dtype``.
+The file is exactly ``tokens * itemsize`` bytes. A reader MUST take the dtype from the manifest.
+
+``<prefix>.index.npy``
+======================
+A NumPy ``.npy`` file (format version 1.0) holding a 1-D, C-order array of ``examples`` rows of
+``INDEX_DTYPE``, a packed structured dtype of 17 bytes per row (no alignment padding)::
+
+    bytes 0..7    offset    <u8  first token of the example in tokens.bin, counted in tokens
+    bytes 8..11   length    <u4  tokens of A + B
+    bytes 12..15  length_a  <u4  tokens of A; B starts at offset + length_a
+    byte  16      label     u1   0 or 1
+
+Byte layout: the 6 bytes ``\\x93NUMPY``, the version bytes ``\\x01 \\x00``, the header length
+as <u2, then the ASCII header::
+
+    {'descr': [('offset', '<u8'), ('length', '<u4'), ('length_a', '<u4'), ('label', '|u1')],
+     'fortran_order': False, 'shape': (N,), }
+
+(one line, exactly as ``numpy.save`` writes it) padded with spaces and ended by ``\\n`` so that
+the rows start at a multiple of 64 bytes; then ``N * 17`` bytes of rows. It loads with
+``np.load(path, mmap_mode="r")``. Rows are contiguous: ``offset[0] == 0``,
+``offset[i + 1] == offset[i] + length[i]`` and ``offset[N - 1] + length[N - 1] == tokens``.
+
+``<prefix>.sources.txt``
+========================
+UTF-8 text: every distinct id of a document that fed the shard, each followed by ``\\n``,
+sorted by code point of the (unescaped) id. An id is escaped so that it stays on one line and is
+valid UTF-8: ``\\`` becomes ``\\\\``, LF ``\\n``, CR ``\\r``, and a lone surrogate code point
+``\\uXXXX`` (4 lowercase hex digits); nothing else is escaped. Split the file on ``\\n`` only
+(not ``str.splitlines``, which also splits on other separators that ids may contain).
+
+``manifest.json``
+=================
+A JSON object, written by ``ShardManifest.to_json`` (2-space indent, ASCII, this key order,
+trailing newline; a valid folder's manifest is byte-identical to that serialization)::
+
+    format_version    1
+    objective         "sop" | "nsp"
+    max_seq_len       int >= 5; the trainer's sequence length, special tokens included
+    vocab_size        int; every id < vocab_size; the tokenizer's piece count
+    token_dtype       "uint16" | "uint32", always token_dtype(vocab_size)
+    tokenizer_file    file name of the SentencePiece model in the folder, e.g. "tokenizer.model"
+    tokenizer_sha256  sha256 (64 lowercase hex digits) of that file
+    special_tokens    {"[PAD]": id, "[UNK]": id, "[CLS]": id, "[SEP]": id, "[MASK]": id}
+    examples          int, sum over shards
+    tokens            int, sum over shards
+    label_counts      {"0": int, "1": int}, sum over shards
+    files             {tokenizer_file: its sha256}
+    shards            [{"name": "shard-00000", "examples": int, "tokens": int,
+                        "documents": int (lines of sources.txt),
+                        "label_counts": {"0": int, "1": int},
+                        "files": {"shard-00000.tokens.bin": sha256,
+                                  "shard-00000.index.npy": sha256,
+                                  "shard-00000.sources.txt": sha256}}, ...]
+    manifest_sha256   sha256 of the UTF-8 bytes of json.dumps(the object without this key,
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+``manifest_sha256`` makes an edit or corruption of the manifest itself detectable, the way the
+other hashes do for the other files.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+OBJECTIVES = ("sop", "nsp")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_TOKENS_PER_EXAMPLE = 3
+"""``[CLS] A [SEP] B [SEP]``: an example holds at most ``max_seq_len - 3`` stored tokens."""
+SHARD_SUFFIXES = ("tokens.bin", "index.npy", "sources.txt")
+"""The three files of a shard, ``<prefix>.<suffix>``, and the keys of ``encode_shard``'s result."""
+
+INDEX_DTYPE = np.dtype(
+    [("offset", "<u8"), ("length", "<u4"), ("length_a", "<u4"), ("label", "u1")])
+"""One row of ``index.npy``: 17 bytes, packed."""
+
+_TOKEN_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_ARRAY_CODES = {2: "H", 4: "I" if array.array("I").itemsize == 4 else "L"}
+_CHUNK_BYTES = 8 << 20
+"""Read size of the streaming checks (a multiple of 4: token chunks hold whole ids)."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHARD_NAME = re.compile(r"shard-(\d{5,})\.")
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_NPY_ALIGN = 64
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """Little-endian uint16 when every id fits (vocab_size <= 65,536), else uint32."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+        raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
+    if not 1 <= vocab_size <= 1 << 32:
+        raise ValueError(f"vocab_size must be between 1 and 2**32, got {vocab_size}")
+    return _TOKEN_DTYPES["uint16" if vocab_size <= 1 << 16 else "uint32"]
+
+
+def shard_prefix(index: int) -> str:
+    """``shard_prefix(3) == "shard-00003"``; a shard's files are ``<prefix>.<suffix>``."""
+    if index < 0:
+        raise ValueError(f"shard index must be 0 or more, got {index}")
+    return f"shard-{index:05d}"
+
+
+def shard_files(prefix: str) -> tuple[str, str, str]:
+    """The file names of a shard: tokens.bin, index.npy, sources.txt."""
+    return tuple(f"{prefix}.{suffix}" for suffix in SHARD_SUFFIXES)  # type: ignore[return-value]
+
+
+# --- sources.txt -------------------------------------------------------------------------------
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_NEEDS_ESCAPE = re.compile("[\\\\\n\r\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\(\\|n|r|u[0-9a-f]{4}|)")
+
+
+def escape_source_id(doc_id: str) -> str:
+    """One line of sources.txt for ``doc_id`` (without the newline)."""
+    return _NEEDS_ESCAPE.sub(
+        lambda m: _ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), doc_id)
+
+
+def unescape_source_id(line: str) -> str:
+    """Inverse of ``escape_source_id``; ValueError on an escape it never writes."""
+    def replace(match: re.Match) -> str:
+        code = match.group(1)
+        if code == "\\":
+            return "\\"
+        if code == "n":
+            return "\n"
+        if code == "r":
+            return "\r"
+        if code.startswith("u") and 0xD800 <= int(code[1:], 16) <= 0xDFFF:
+            return chr(int(code[1:], 16))
+        raise ValueError(f"invalid escape {match.group()!r}")
+
+    return _ESCAPED.sub(replace, line)
+
+
+# --- index.npy ---------------------------------------------------------------------------------
+
+_INDEX_DESCR = "[('offset', '<u8'), ('length', '<u4'), ('length_a', '<u4'), ('label', '|u1')]"
+assert _INDEX_DESCR == repr(np.lib.format.dtype_to_descr(INDEX_DTYPE))
+
+
+def _npy_header(rows: int) -> bytes:
+    """The .npy 1.0 preamble of ``rows`` rows of INDEX_DTYPE, byte for byte as numpy writes it."""
+    text = f"{{'descr': {_INDEX_DESCR}, 'fortran_order': False, 'shape': ({rows},), }}"
+    padding = -(len(_NPY_MAGIC) + 2 + len(text) + 1) % _NPY_ALIGN
+    text = text + " " * padding + "\n"
+    if len(text) > 0xFFFF:
+        raise ValueError("index.npy header too long")
+    return _NPY_MAGIC + len(text).to_bytes(2, "little") + text.encode("ascii")
+
+
+def _index_bytes(rows: np.ndarray) -> bytes:
+    rows = np.ascontiguousarray(rows, dtype=INDEX_DTYPE)
+    return _npy_header(len(rows)) + rows.tobytes()
+
+
+def _load_index_bytes(data: bytes) -> np.ndarray:
+    rows = np.load(io.BytesIO(data), allow_pickle=False)
+    if rows.dtype != INDEX_DTYPE or rows.ndim != 1:
+        raise ValueError(f"index.npy holds {rows.dtype} {rows.shape}, expected 1-D INDEX_DTYPE")
+    return rows
+
+
+# --- encoder -----------------------------------------------------------------------------------
+
+def encode_shard(
+    examples: Iterable[tuple[Sequence[int], Sequence[int], int]],
+    doc_ids: Iterable[str],
+    vocab_size: int,
+    *,
+    max_seq_len: int | None = None,
+) -> dict[str, bytes]:
+    """The bytes of one shard's three files: ``{"tokens.bin", "index.npy", "sources.txt"}``.
+
+    Pure and deterministic (same input, same bytes, on any machine); the caller writes the files
+    as ``<prefix>.<key>``, e.g. under a temporary name renamed when complete. ``examples`` are
+    ``(ids of A, ids of B, label)``; ``doc_ids`` the ids of the documents they came from
+    (duplicates are fine). Raises ValueError on an empty shard, an empty segment, a label other
+    than 0/1, an id outside ``[0, vocab_size)``, or, when ``max_seq_len`` is given, an example
+    longer than ``max_seq_len - 3``.
+    """
+    dtype = token_dtype(vocab_size)
+    # array.array holds 2 or 4 bytes per id (a list of ints would take about 36) and refuses
+    # floats (TypeError) and negative or oversized ids (OverflowError) as it converts them.
+    tokens = array.array(_ARRAY_CODES[dtype.itemsize])
+    lengths_a = array.array("q")
+    lengths = array.array("q")
+    labels = array.array("B")
+    for number, (a, b, label) in enumerate(examples):
+        if isinstance(a, np.ndarray):
+            a = a.tolist()
+        if isinstance(b, np.ndarray):
+            b = b.tolist()
+        length_a, length_b = len(a), len(b)
+        if length_a == 0 or length_b == 0:
+            raise ValueError(f"example {number}: segment {'A' if not length_a else 'B'} is empty")
+        if label not in (0, 1) or isinstance(label, float):
+            raise ValueError(f"example {number}: label must be 0 or 1, got {label!r}")
+        try:
+            tokens.extend(a)
+            tokens.extend(b)
+        except (TypeError, OverflowError) as error:
+            raise ValueError(f"example {number}: a token id is not an integer or is outside "
+                             f"[0, vocab_size={vocab_size}) ({error})") from None
+        lengths_a.append(length_a)
+        lengths.append(length_a + length_b)
+        labels.append(int(label))
+    if not lengths:
+        raise ValueError("a shard needs at least one example (empty shards are not written)")
+    high = int(np.frombuffer(tokens, dtype=dtype.newbyteorder("=")).max())
+    if high >= vocab_size:
+        raise ValueError(f"token id {high} outside [0, vocab_size={vocab_size})")
+    if sys.byteorder == "big":
+        tokens.byteswap()
+    length_array = np.array(lengths, dtype=np.int64)
+    if max_seq_len is not None:
+        limit = max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE
+        too_long = np.flatnonzero(length_array > limit)
+        if len(too_long):
+            raise ValueError(f"example {int(too_long[0])}: {lengths[int(too_long[0])]} tokens > "
+                             f"max_seq_len - 3 = {limit}")
+    if int(length_array.max()) >= 1 << 32:
+        raise ValueError("an example has 2**32 tokens or more")
+    rows = np.empty(len(lengths), dtype=INDEX_DTYPE)
+    rows["offset"] = np.concatenate(([0], np.cumsum(length_array)[:-1]))
+    rows["length"] = length_array
+    rows["length_a"] = lengths_a
+    rows["label"] = labels
+
+    ids = set()
+    for doc_id in doc_ids:
+        if not isinstance(doc_id, str):
+            raise ValueError(f"document ids must be str, got {doc_id!r}")
+        ids.add(doc_id)
+    if not ids:
+        raise ValueError("a shard needs the ids of the documents that fed it")
+    sources = "".join(escape_source_id(doc_id) + "\n" for doc_id in sorted(ids))
+    return {
+        "tokens.bin": tokens.tobytes(),
+        "index.npy": _index_bytes(rows),
+        "sources.txt": sources.encode("utf-8"),
+    }
+
+
+# --- manifest ----------------------------------------------------------------------------------
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    name: str
+    """The prefix of the shard's files, ``shard_prefix(i)`` for the i-th shard."""
+    examples: int
+    tokens: int
+    documents: int
+    """Distinct source documents (lines of sources.txt)."""
+    label_counts: dict[int, int]
+    """``{0: examples with label 0, 1: examples with label 1}``."""
+    files: dict[str, str]
+    """``{"<name>.tokens.bin": sha256, "<name>.index.npy": sha256, "<name>.sources.txt": ...}``."""
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "documents": self.documents,
+            "label_counts": {str(label): self.label_counts[label] for label in (0, 1)},
+            "files": {name: self.files[name] for name in shard_files(self.name)},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_obj(), indent=2, ensure_ascii=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ShardInfo:
+        info, problems = _shard_from_obj(_loads(text), "shard")
+        _raise_problems(problems, "shard info")
+        return info  # type: ignore[return-value]
+
+    def problems(self, where: str = "shard") -> list[str]:
+        problems = []
+        if not _SHARD_NAME.fullmatch(self.name + "."):
+            problems.append(f"{where}.name: expected shard-NNNNN, got {self.name!r}")
+        if self.examples < 1:
+            problems.append(f"{where}.examples: a shard holds at least one example")
+        if self.tokens < 2 * self.examples:
+            problems.append(f"{where}.tokens: {self.tokens} < 2 * examples ({self.examples}); "
+                            "every segment has a token")
+        if self.documents < 1:
+            problems.append(f"{where}.documents: a shard comes from at least one document")
+        if set(self.label_counts) != {0, 1}:
+            problems.append(f"{where}.label_counts: expected labels 0 and 1")
+        elif sum(self.label_counts.values()) != self.examples:
+            problems.append(f"{where}.label_counts: sum {sum(self.label_counts.values())} != "
+                            f"examples {self.examples}")
+        expected = set(shard_files(self.name))
+        if set(self.files) != expected:
+            problems.append(f"{where}.files: expected {sorted(expected)}, got {sorted(self.files)}")
+        for name, digest in self.files.items():
+            if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+                problems.append(f"{where}.files.{name}: not a sha256 hex digest")
+        return problems
+
+
+def shard_info(prefix: str, encoded: dict[str, bytes], examples: int, tokens: int,
+               documents: int) -> ShardInfo:
+    """The manifest entry of a shard from ``encode_shard``'s bytes: sha256 of each file and the
+    label counts; the counts given are checked against the bytes (ValueError on a mismatch)."""
+    if set(encoded) != set(SHARD_SUFFIXES):
+        raise ValueError(f"expected the files {SHARD_SUFFIXES}, got {sorted(encoded)}")
+    rows = _load_index_bytes(encoded["index.npy"])
+    actual_tokens = int(rows["length"].sum(dtype=np.uint64))
+    size = len(encoded["tokens.bin"])
+    actual_documents = encoded["sources.txt"].count(b"\n")
+    if len(rows) != examples:
+        raise ValueError(f"{prefix}: index.npy has {len(rows)} rows, examples={examples}")
+    if actual_tokens != tokens or size not in (2 * tokens, 4 * tokens):
+        raise ValueError(f"{prefix}: index.npy and tokens.bin ({size} bytes) hold "
+                         f"{actual_tokens} tokens, tokens={tokens}")
+    if actual_documents != documents:
+        raise ValueError(f"{prefix}: sources.txt lists {actual_documents} ids, "
+                         f"documents={documents}")
+    counts = np.bincount(rows["label"], minlength=2)
+    return ShardInfo(
+        name=prefix,
+        examples=examples,
+        tokens=tokens,
+        documents=documents,
+        label_counts={0: int(counts[0]), 1: int(counts[1])},
+        files={f"{prefix}.{suffix}": sha256_bytes(encoded[suffix]) for suffix in SHARD_SUFFIXES},
+    )
+
+
+@dataclass(frozen=True)
+class ShardManifest:
+    objective: str
+    max_seq_len: int
+    vocab_size: int
+    token_dtype: str
+    """``"uint16"`` or ``"uint32"``; always ``token_dtype(vocab_size)``."""
+    tokenizer_file: str
+    tokenizer_sha256: str
+    special_tokens: dict[str, int]
+    examples: int
+    tokens: int
+    label_counts: dict[int, int]
+    shards: tuple[ShardInfo, ...]
+    files: dict[str, str] = field(default_factory=dict)
+    """``{tokenizer_file: tokenizer_sha256}``; filled in by ``create``."""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def create(cls, *, objective: str, max_seq_len: int, vocab_size: int, tokenizer_file: str,
+               tokenizer_sha256: str, special_tokens: dict[str, int],
+               shards: Sequence[ShardInfo]) -> ShardManifest:
+        """A manifest whose totals, dtype and top-level files are derived from the shards;
+        ValueError listing every problem if it is not valid."""
+        manifest = cls(
+            objective=objective,
+            max_seq_len=max_seq_len,
+            vocab_size=vocab_size,
+            token_dtype=token_dtype(vocab_size).name,
+            tokenizer_file=tokenizer_file,
+            tokenizer_sha256=tokenizer_sha256,
+            special_tokens={name: special_tokens[name] for name in SPECIAL_TOKENS
+                            if name in special_tokens},
+            examples=sum(shard.examples for shard in shards),
+            tokens=sum(shard.tokens for shard in shards),
+            label_counts={label: sum(shard.label_counts.get(label, 0) for shard in shards)
+                          for label in (0, 1)},
+            shards=tuple(shards),
+            files={tokenizer_file: tokenizer_sha256},
+        )
+        _raise_problems(manifest.problems(), "manifest")
+        return manifest
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of tokens.bin (little-endian)."""
+        return _TOKEN_DTYPES[self.token_dtype]
+
+    def to_obj(self) -> dict[str, Any]:
+        obj = {
+            "format_version": self.format_version,
+            "objective": self.objective,
+            "max_seq_len": self.max_seq_len,
+            "vocab_size": self.vocab_size,
+            "token_dtype": self.token_dtype,
+            "tokenizer_file": self.tokenizer_file,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "special_tokens": dict(self.special_tokens),
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "label_counts": {str(label): count for label, count in self.label_counts.items()},
+            "files": dict(self.files),
+            "shards": [shard.to_obj() for shard in self.shards],
+        }
+        obj["manifest_sha256"] = _manifest_checksum(obj)
+        return obj
+
+    def to_json(self) -> str:
+        """The canonical manifest.json text."""
+        return json.dumps(self.to_obj(), indent=2, ensure_ascii=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ShardManifest:
+        """Parse and validate; ValueError listing every problem as ``field: message``."""
+        manifest, problems = _manifest_from_obj(_loads(text))
+        _raise_problems(problems, "manifest.json")
+        return manifest  # type: ignore[return-value]
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in this manifest (not in the files it describes)."""
+        problems = []
+        if self.format_version != FORMAT_VERSION:
+            problems.append(f"format_version: this reader knows {FORMAT_VERSION}, "
+                            f"got {self.format_version}")
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
+        if self.max_seq_len < SPECIAL_TOKENS_PER_EXAMPLE + 2:
+            problems.append(f"max_seq_len: must be at least 5, got {self.max_seq_len}")
+        try:
+            expected_dtype = token_dtype(self.vocab_size).name
+        except (TypeError, ValueError) as error:
+            problems.append(f"vocab_size: {error}")
+        else:
+            if self.token_dtype != expected_dtype:
+                problems.append(f"token_dtype: vocab_size {self.vocab_size} needs "
+                                f"{expected_dtype!r}, got {self.token_dtype!r}")
+        if not _plain_file_name(self.tokenizer_file):
+            problems.append(f"tokenizer_file: must be a plain file name other than "
+                            f"{MANIFEST_FILE} and shard files, got {self.tokenizer_file!r}")
+        if not _SHA256.fullmatch(self.tokenizer_sha256):
+            problems.append("tokenizer_sha256: not a sha256 hex digest")
+        if self.files != {self.tokenizer_file: self.tokenizer_sha256}:
+            problems.append("files: expected {tokenizer_file: tokenizer_sha256}")
+        if set(self.special_tokens) != set(SPECIAL_TOKENS):
+            problems.append(f"special_tokens: expected exactly {list(SPECIAL_TOKENS)}, "
+                            f"got {list(self.special_tokens)}")
+        for name, token_id in self.special_tokens.items():
+            if not 0 <= token_id < self.vocab_size:
+                problems.append(f"special_tokens.{name}: id {token_id} outside "
+                                f"[0, vocab_size={self.vocab_size})")
+        if len(set(self.special_tokens.values())) != len(self.special_tokens):
+            problems.append("special_tokens: two tokens share an id")
+        if not self.shards:
+            problems.append("shards: a shard folder holds at least one shard")
+        for number, shard in enumerate(self.shards):
+            where = f"shards[{number}]"
+            problems.extend(shard.problems(where))
+            if shard.name != shard_prefix(number):
+                problems.append(f"{where}.name: expected {shard_prefix(number)!r} (shards are "
+                                f"numbered without gaps), got {shard.name!r}")
+        for total in ("examples", "tokens"):
+            summed = sum(getattr(shard, total) for shard in self.shards)
+            if getattr(self, total) != summed:
+                problems.append(f"{total}: {getattr(self, total)} != sum over shards {summed}")
+        summed_labels = {label: sum(shard.label_counts.get(label, 0) for shard in self.shards)
+                         for label in (0, 1)}
+        if self.label_counts != summed_labels:
+            problems.append(f"label_counts: {self.label_counts} != sum over shards "
+                            f"{summed_labels}")
+        return problems
+
+
+def _plain_file_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not (
+        name in (MANIFEST_FILE, ".", "..") or _SHARD_NAME.match(name))
+
+
+def _manifest_checksum(obj: dict[str, Any]) -> str:
+    body = {key: value for key, value in obj.items() if key != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"not valid JSON: {error}") from None
+
+
+def _raise_problems(problems: list[str], what: str) -> None:
+    if problems:
+        raise ValueError(f"invalid {what}:\n  " + "\n  ".join(problems))
+
+
+class _Fields:
+    """Typed field access on a parsed JSON object, collecting problems instead of raising."""
+
+    def __init__(self, obj: Any, where: str, problems: list[str], keys: Sequence[str]):
+        self.obj = obj if isinstance(obj, dict) else {}
+        self.where = where
+        self.problems = problems
+        if not isinstance(obj, dict):
+            problems.append(f"{where}: expected a JSON object")
+            return
+        for key in obj:
+            if key not in keys:
+                problems.append(f"{self._name(key)}: unknown field")
+        for key in keys:
+            if key not in obj:
+                problems.append(f"{self._name(key)}: missing")
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type) -> Any:
+        if key not in self.obj:
+            return None
+        value = self.obj[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            self.problems.append(f"{self._name(key)}: expected an integer, got {value!r}")
+            return None
+        if kind is int and value < 0:
+            self.problems.append(f"{self._name(key)}: must be 0 or more, got {value}")
+            return None
+        if kind is not int and not isinstance(value, kind):
+            self.problems.append(f"{self._name(key)}: expected {kind.__name__}, got {value!r}")
+            return None
+        return value
+
+    def counts(self, key: str) -> dict[int, int] | None:
+        value = self.get(key, dict)
+        if value is None:
+            return None
+        inner = _Fields(value, self._name(key), self.problems, ("0", "1"))
+        zero, one = inner.get("0", int), inner.get("1", int)
+        return None if zero is None or one is None else {0: zero, 1: one}
+
+    def digests(self, key: str) -> dict[str, str] | None:
+        value = self.get(key, dict)
+        if value is None:
+            return None
+        for name, digest in value.items():
+            if not isinstance(digest, str):
+                self.problems.append(f"{self._name(key)}.{name}: expected a sha256 string")
+                return None
+        return value
+
+
+_SHARD_KEYS = ("name", "examples", "tokens", "documents", "label_counts", "files")
+_MANIFEST_KEYS = ("format_version", "objective", "max_seq_len", "vocab_size", "token_dtype",
+                  "tokenizer_file", "tokenizer_sha256", "special_tokens", "examples", "tokens",
+                  "label_counts", "files", "shards", "manifest_sha256")
+
+
+def _shard_from_obj(obj: Any, where: str) -> tuple[ShardInfo | None, list[str]]:
+    problems: list[str] = []
+    fields = _Fields(obj, where, problems, _SHARD_KEYS)
+    values = {
+        "name": fields.get("name", str),
+        "examples": fields.get("examples", int),
+        "tokens": fields.get("tokens", int),
+        "documents": fields.get("documents", int),
+        "label_counts": fields.counts("label_counts"),
+        "files": fields.digests("files"),
+    }
+    if problems or any(value is None for value in values.values()):
+        return None, problems
+    info = ShardInfo(**values)
+    return info, info.problems(where)
+
+
+def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
+    """The manifest and its problems; the manifest is None when it could not be built at all."""
+    problems: list[str] = []
+    fields = _Fields(obj, "", problems, _MANIFEST_KEYS)
+    values = {
+        "format_version": fields.get("format_version", int),
+        "objective": fields.get("objective", str),
+        "max_seq_len": fields.get("max_seq_len", int),
+        "vocab_size": fields.get("vocab_size", int),
+        "token_dtype": fields.get("token_dtype", str),
+        "tokenizer_file": fields.get("tokenizer_file", str),
+        "tokenizer_sha256": fields.get("tokenizer_sha256", str),
+        "special_tokens": fields.get("special_tokens", dict),
+        "examples": fields.get("examples", int),
+        "tokens": fields.get("tokens", int),
+        "label_counts": fields.counts("label_counts"),
+        "files": fields.digests("files"),
+    }
+    checksum = fields.get("manifest_sha256", str)
+    special = values["special_tokens"]
+    if special is not None:
+        for name, token_id in special.items():
+            if isinstance(token_id, bool) or not isinstance(token_id, int):
+                problems.append(f"special_tokens.{name}: expected an integer id, got {token_id!r}")
+    shards: list[ShardInfo] = []
+    raw_shards = fields.get("shards", list)
+    for number, raw in enumerate(raw_shards or []):
+        shard, shard_problems = _shard_from_obj(raw, f"shards[{number}]")
+        problems.extend(shard_problems)
+        if shard is not None:
+            shards.append(shard)
+    if problems or any(value is None for value in values.values()) or raw_shards is None:
+        return None, problems
+    # What later checks cannot work without (or must not touch) is fatal here.
+    if values["format_version"] != FORMAT_VERSION:
+        return None, [f"format_version: this reader knows {FORMAT_VERSION}, "
+                      f"got {values['format_version']}"]
+    if values["token_dtype"] not in _TOKEN_DTYPES:
+        return None, [f"token_dtype: expected one of {list(_TOKEN_DTYPES)}, "
+                      f"got {values['token_dtype']!r}"]
+    if not _plain_file_name(values["tokenizer_file"]):
+        return None, [f"tokenizer_file: must be a plain file name other than {MANIFEST_FILE} "
+                      f"and shard files, got {values['tokenizer_file']!r}"]
+    manifest = ShardManifest(shards=tuple(shards), **values)
+    problems.extend(manifest.problems())
+    if checksum is not None and checksum != _manifest_checksum(obj):
+        problems.append("manifest_sha256: does not match the manifest's content "
+                        "(edited or corrupted)")
+    return manifest, problems
+
+
+def special_tokens_from_model(model: str | os.PathLike | bytes) -> dict[str, int]:
+    """``{"[PAD]": id, ...}`` from a SentencePiece model (a path or its bytes): [UNK] is the
+    model's unk id, the others must be pieces of the model (``user_defined_symbols``)."""
+    processor = _load_sentencepiece(model)
+    ids = {}
+    for name in SPECIAL_TOKENS:
+        token_id = processor.unk_id() if name == "[UNK]" else processor.piece_to_id(name)
+        if name != "[UNK]" and token_id == processor.unk_id():
+            raise ValueError(f"the tokenizer has no piece {name}; train it with "
+                             f"user_defined_symbols={[n for n in SPECIAL_TOKENS if n != '[UNK]']}")
+        ids[name] = token_id
+    return ids
+
+
+def _load_sentencepiece(model: str | os.PathLike | bytes):
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor()
+    if isinstance(model, bytes):
+        processor.LoadFromSerializedProto(model)
+    else:
+        processor.Load(os.fspath(model))
+    return processor
+
+
+def read_manifest(directory: str | os.PathLike) -> ShardManifest:
+    with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
+        return ShardManifest.from_json(handle.read())
+
+
+# --- reader ------------------------------------------------------------------------------------
+
+class ShardReader:
+    """Random access to the examples of a local shard folder, through memory maps.
+
+    Each shard's tokens.bin (with the manifest's dtype) and index.npy are mapped on first use;
+    ``example`` returns views into the map, so reading never copies the corpus. Pickling (e.g. to
+    DataLoader workers) sends the manifest only; each process maps the files again.
+    """
+
+    def __init__(self, directory: str | os.PathLike, verify: bool = False):
+        self.directory = os.fspath(directory)
+        if verify:
+            problems = verify_shards(self.directory)
+            if problems:
+                raise ValueError(f"{self.directory} failed verification:\n  "
+                                 + "\n  ".join(problems))
+        self.manifest = read_manifest(self.directory)
+        counts = np.array([shard.examples for shard in self.manifest.shards], dtype=np.int64)
+        self._ends = np.cumsum(counts)
+        self._starts = self._ends - counts
+        self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}}
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        opened = self._maps.get(shard)
+        if opened is not None:
+            return opened
+        info = self.manifest.shards[shard]
+        tokens_file, index_file, _ = shard_files(info.name)
+        dtype = self.manifest.dtype
+        tokens_path = os.path.join(self.directory, tokens_file)
+        size = os.path.getsize(tokens_path)
+        if size != info.tokens * dtype.itemsize:
+            raise ValueError(f"{tokens_file}: {size} bytes, the manifest says {info.tokens} "
+                             f"{self.manifest.token_dtype} tokens ({info.tokens * dtype.itemsize})")
+        # Plain ndarray views of the maps: slicing an np.memmap subclass costs a Python call.
+        tokens = np.memmap(tokens_path, dtype=dtype, mode="r").view(np.ndarray)
+        index = np.load(os.path.join(self.directory, index_file), mmap_mode="r")
+        if index.dtype != INDEX_DTYPE or index.shape != (info.examples,):
+            raise ValueError(f"{index_file}: holds {index.dtype} {index.shape}, expected "
+                             f"{info.examples} rows of INDEX_DTYPE")
+        opened = (tokens, index.view(np.ndarray))
+        self._maps[shard] = opened
+        return opened
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"example {i} out of range for {n} examples")
+        if i < 0:
+            i += n
+        shard = int(np.searchsorted(self._ends, i, side="right"))
+        return shard, i - int(self._starts[shard])
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(ids of A, ids of B, label) of global example ``i``; the arrays are read-only views."""
+        shard, local = self._locate(int(i))
+        tokens, index = self._open(shard)
+        offset, length, length_a, label = index[local].item()
+        return (tokens[offset:offset + length_a], tokens[offset + length_a:offset + length],
+                label)
+
+    __getitem__ = example
+
+    def batch(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """``[self.example(i) for i in indices]``, with the index lookups vectorized."""
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if len(wanted) and (wanted.min() < -n or wanted.max() >= n):
+            raise IndexError(f"an index is out of range for {n} examples")
+        wanted = np.where(wanted < 0, wanted + n, wanted)
+        shards = np.searchsorted(self._ends, wanted, side="right")
+        local = wanted - self._starts[shards]
+        if len(self._ends) == 1:
+            return self._batch_of_shard(0, local, list(range(len(wanted))), [None] * len(wanted))
+        out: list[Any] = [None] * len(wanted)
+        for shard in np.unique(shards).tolist():
+            positions = np.flatnonzero(shards == shard)
+            self._batch_of_shard(shard, local[positions], positions.tolist(), out)
+        return out
+
+    def _batch_of_shard(self, shard: int, local: np.ndarray, positions: list[int],
+                        out: list[Any]) -> list[Any]:
+        tokens, index = self._open(shard)
+        rows = index[local]
+        starts = rows["offset"].astype(np.int64)
+        for position, start, middle, end, label in zip(
+                positions, starts.tolist(), (starts + rows["length_a"]).tolist(),
+                (starts + rows["length"]).tolist(), rows["label"].tolist(), strict=True):
+            out[position] = (tokens[start:middle], tokens[middle:end], label)
+        return out
+
+    def lengths(self) -> np.ndarray:
+        """Tokens (A + B) of every example, in global order (for length-aware sampling)."""
+        return np.concatenate([self._open(shard)[1]["length"].astype(np.int64)
+                               for shard in range(len(self.manifest.shards))])
+
+
+# --- verifier ----------------------------------------------------------------------------------
+
+def verify_shards(directory: str | os.PathLike) -> list[str]:
+    """Every problem of a shard folder, as ``"FILE: message"``; [] when it is valid.
+
+    Checks the manifest (readable, valid, canonical, checksum), every listed file (present,
+    sha256), tokens.bin (size, every id < vocab_size), index.npy (header, rows, contiguous
+    in-bounds offsets, 1 <= length_a < length <= max_seq_len - 3, labels, label counts),
+    sources.txt (UTF-8, escapes, sorted and distinct, count), the tokenizer (hash, piece count,
+    special token ids) and that the folder holds no unlisted file. Big files are read in chunks,
+    each once.
+    """
+    directory = os.fspath(directory)
+    try:
+        with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        return [f"{MANIFEST_FILE}: cannot be read ({error.strerror or error})"]
+    try:
+        manifest, manifest_problems = _manifest_from_obj(_loads(raw))
+    except ValueError as error:
+        return [f"{MANIFEST_FILE}: {error}"]
+    problems = [f"{MANIFEST_FILE}: {problem}" for problem in manifest_problems]
+    if manifest is None:
+        return problems
+    if not manifest_problems and raw != manifest.to_json().encode("utf-8"):
+        problems.append(f"{MANIFEST_FILE}: not byte-identical to its canonical serialization "
+                        "(ShardManifest.to_json)")
+
+    listed = {MANIFEST_FILE, manifest.tokenizer_file}
+    for shard in manifest.shards:
+        listed.update(shard.files)
+        tokens_file, index_file, sources_file = shard_files(shard.name)
+        problems.extend(_check_tokens(directory, tokens_file, shard, manifest))
+        problems.extend(_check_index(directory, index_file, shard, manifest))
+        problems.extend(_check_sources(directory, sources_file, shard))
+    problems.extend(_check_tokenizer(directory, manifest))
+    try:
+        present = sorted(os.listdir(directory))
+    except OSError as error:
+        present = []
+        problems.append(f"{directory}: cannot be listed ({error})")
+    for name in present:
+        if name not in listed:
+            problems.append(f"{name}: not listed in {MANIFEST_FILE}")
+    return problems
+
+
+def _chunks(directory: str, name: str, problems: list[str], digest,
+            chunk_bytes: int = _CHUNK_BYTES) -> Iterator[bytes]:
+    """The file's bytes in chunks, each also fed to ``digest``; a missing file is a problem."""
+    path = os.path.join(directory, name)
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        problems.append(f"{name}: missing ({error.strerror or error})")
+        return
+    with handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+            yield chunk
+
+
+def _check_digest(name: str, digest, expected: str, problems: list[str]) -> None:
+    actual = digest.hexdigest()
+    if actual != expected:
+        problems.append(f"{name}: sha256 {actual} does not match the manifest's {expected}")
+
+
+def _check_tokens(directory: str, name: str, shard: ShardInfo,
+                  manifest: ShardManifest) -> list[str]:
+    problems: list[str] = []
+    dtype = manifest.dtype
+    digest = hashlib.sha256()
+    size = 0
+    largest = -1
+    found = False
+    for chunk in _chunks(directory, name, problems, digest):
+        found = True
+        size += len(chunk)
+        usable = len(chunk) - len(chunk) % dtype.itemsize  # only the last chunk can be ragged
+        if usable:
+            largest = max(largest, int(np.frombuffer(chunk, dtype=dtype, count=usable
+                                                     // dtype.itemsize).max()))
+    if not found and problems:
+        return problems
+    _check_digest(name, digest, shard.files[name], problems)
+    expected = shard.tokens * dtype.itemsize
+    if size != expected:
+        problems.append(f"{name}: {size} bytes, expected {shard.tokens} tokens of "
+                        f"{manifest.token_dtype} = {expected} bytes")
+    if largest >= manifest.vocab_size:
+        problems.append(f"{name}: token id {largest} >= vocab_size {manifest.vocab_size}")
+    return problems
+
+
+def _check_index(directory: str, name: str, shard: ShardInfo,
+                 manifest: ShardManifest) -> list[str]:
+    path = os.path.join(directory, name)
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        return [f"{name}: missing ({error.strerror or error})"]
+    digest = hashlib.sha256()
+    header = _npy_header(shard.examples)
+    limit = manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE
+    content: list[str] = []
+    rows_read = next_offset = trailing = 0
+    labels = np.zeros(2, dtype=np.int64)
+    with handle:
+        head = handle.read(len(header))
+        digest.update(head)
+        header_ok = head == header
+        if not header_ok:
+            head += handle.read(1 << 16)
+            digest.update(head[len(header):])
+            content.append(f"{name}: not the .npy 1.0 header of {shard.examples} rows of "
+                           f"INDEX_DTYPE ({_describe_npy(head)})")
+        while chunk := handle.read(max(_CHUNK_BYTES // INDEX_DTYPE.itemsize, 1)
+                                   * INDEX_DTYPE.itemsize):
+            digest.update(chunk)
+            if not header_ok:
+                continue
+            trailing = len(chunk) % INDEX_DTYPE.itemsize  # non-zero only in the last chunk
+            rows = np.frombuffer(chunk, dtype=INDEX_DTYPE,
+                                 count=len(chunk) // INDEX_DTYPE.itemsize)
+            if len(rows):
+                next_offset = _check_rows(rows, rows_read, next_offset, limit, shard.tokens,
+                                          name, content)
+                labels += np.bincount(np.minimum(rows["label"], 2), minlength=3)[:2]
+                rows_read += len(rows)
+    problems: list[str] = []
+    _check_digest(name, digest, shard.files[name], problems)
+    problems.extend(content[:20])
+    if len(content) > 20:
+        problems.append(f"{name}: ... and {len(content) - 20} more row problems")
+    if not header_ok:
+        return problems
+    if trailing:
+        problems.append(f"{name}: {trailing} bytes after the last whole row")
+    if rows_read != shard.examples:
+        problems.append(f"{name}: {rows_read} rows, the manifest says {shard.examples} examples")
+    elif next_offset != shard.tokens:
+        problems.append(f"{name}: the examples cover {next_offset} tokens, the manifest says "
+                        f"{shard.tokens}")
+    counted = {0: int(labels[0]), 1: int(labels[1])}
+    if rows_read == shard.examples and counted != shard.label_counts:
+        problems.append(f"{name}: label counts {counted} != the manifest's {shard.label_counts}")
+    return problems
+
+
+def _check_rows(rows: np.ndarray, first: int, expected_offset: int, limit: int, tokens: int,
+                name: str, content: list[str]) -> int:
+    """Appends the problems of ``rows`` (global row numbers from ``first``) to ``content``;
+    returns the offset the next row must have."""
+    offsets = rows["offset"].astype(np.int64)
+    lengths = rows["length"].astype(np.int64)
+    lengths_a = rows["length_a"].astype(np.int64)
+    starts = np.concatenate([[expected_offset], offsets[:-1] + lengths[:-1]])
+    checks = (
+        (offsets != starts, "offset {offset} is not where the previous example ends "
+         "(offsets start at 0 and are contiguous)"),
+        (offsets + lengths > tokens, f"offset {{offset}} + length {{length}} runs past the "
+         f"{tokens} tokens of the shard"),
+        (lengths_a < 1, "length_a {length_a}: segment A is empty"),
+        (lengths_a >= lengths, "length_a {length_a} >= length {length}: segment B is empty"),
+        (lengths > limit, f"length {{length}} > max_seq_len - 3 = {limit}"),
+        (rows["label"] > 1, "label {label} not in {{0, 1}}"),
+    )
+    for bad, message in checks:
+        for position in np.flatnonzero(bad)[:5].tolist():
+            row = rows[position]
+            content.append(f"{name}: row {first + position}: " + message.format(
+                offset=int(row["offset"]), length=int(row["length"]),
+                length_a=int(row["length_a"]), label=int(row["label"])))
+    return int(offsets[-1] + lengths[-1])
+
+
+def _describe_npy(data: bytes) -> str:
+    try:
+        handle = io.BytesIO(data)
+        version = np.lib.format.read_magic(handle)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read(handle)
+        return f"found version {version}, shape {shape}, dtype {dtype}, fortran {fortran}"
+    except Exception as error:  # any parse failure is the description
+        return f"unreadable: {error}"
+
+
+def _check_sources(directory: str, name: str, shard: ShardInfo) -> list[str]:
+    problems: list[str] = []
+    digest = hashlib.sha256()
+    content_problems: list[str] = []
+    count = 0
+    previous: str | None = None
+    pending = b""
+    found = False
+    for chunk in _chunks(directory, name, problems, digest):
+        found = True
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            count += 1
+            if len(content_problems) >= 10:
+                continue
+            try:
+                doc_id = unescape_source_id(line.decode("utf-8"))
+            except ValueError as error:
+                content_problems.append(f"{name}: line {count}: {error}")
+                continue
+            if previous is not None and doc_id <= previous:
+                content_problems.append(f"{name}: line {count}: ids are not sorted and distinct")
+            previous = doc_id
+    if not found and problems:
+        return problems
+    _check_digest(name, digest, shard.files[name], problems)
+    problems.extend(content_problems)
+    if pending:
+        problems.append(f"{name}: the last line has no newline")
+    if count != shard.documents:
+        problems.append(f"{name}: {count} ids, the manifest says {shard.documents} documents")
+    return problems
+
+
+def _check_tokenizer(directory: str, manifest: ShardManifest) -> list[str]:
+    name = manifest.tokenizer_file
+    problems: list[str] = []
+    digest = hashlib.sha256()
+    model = b"".join(_chunks(directory, name, problems, digest))
+    if problems:
+        return problems
+    _check_digest(name, digest, manifest.tokenizer_sha256, problems)
+    if problems:
+        return problems
+    try:
+        processor = _load_sentencepiece(model)
+    except Exception as error:  # sentencepiece raises RuntimeError/OSError variants
+        return [f"{name}: not a SentencePiece model ({error})"]
+    if processor.get_piece_size() != manifest.vocab_size:
+        problems.append(f"{name}: {processor.get_piece_size()} pieces, the manifest's "
+                        f"vocab_size is {manifest.vocab_size}")
+    for token, token_id in manifest.special_tokens.items():
+        expected = processor.unk_id() if token == "[UNK]" else processor.piece_to_id(token)
+        if token != "[UNK]" and expected == processor.unk_id():
+            problems.append(f"{name}: has no piece {token}")
+        elif expected != token_id:
+            problems.append(f"{name}: {token} is id {expected}, the manifest says {token_id}")
+    return problems
+
+
+# --- inspection --------------------------------------------------------------------------------
+
+def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, Any]:
+    """Counts, label balance and length distribution of a shard folder (JSON-ready).
+
+    ``length_histogram.counts[k]`` counts examples with ``k * bin_width <= length <
+    (k + 1) * bin_width``, for lengths up to ``max_seq_len``.
+    """
+    reader = ShardReader(directory)
+    manifest = reader.manifest
+    bins = manifest.max_seq_len // bin_width + 1
+    histogram = np.zeros(bins, dtype=np.int64)
+    sum_length = sum_a = full = 0
+    per_shard = []
+    rows_per_chunk = 1 << 20
+    for number, shard in enumerate(manifest.shards):
+        _, index = reader._open(number)
+        labels = np.zeros(2, dtype=np.int64)
+        for start in range(0, len(index), rows_per_chunk):
+            rows = index[start:start + rows_per_chunk]
+            lengths = rows["length"].astype(np.int64)
+            histogram += np.bincount(np.minimum(lengths // bin_width, bins - 1),
+                                     minlength=bins)
+            sum_length += int(lengths.sum())
+            sum_a += int(rows["length_a"].sum(dtype=np.int64))
+            full += int((lengths == manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE).sum())
+            labels += np.bincount(np.minimum(rows["label"], 1), minlength=2)
+        per_shard.append({"name": shard.name, "examples": shard.examples,
+                          "tokens": shard.tokens, "documents": shard.documents,
+                          "label_counts": {"0": int(labels[0]), "1": int(labels[1])}})
+    examples = len(reader)
+    label_counts = {str(k): sum(s["label_counts"][str(k)] for s in per_shard) for k in (0, 1)}
+    return {
+        "objective": manifest.objective,
+        "max_seq_len": manifest.max_seq_len,
+        "vocab_size": manifest.vocab_size,
+        "token_dtype": manifest.token_dtype,
+        "shards": len(manifest.shards),
+        "examples": examples,
+        "tokens": sum_length,
+        "documents": sum(shard.documents for shard in manifest.shards),
+        "label_counts": label_counts,
+        "label_balance": label_counts["1"] / examples,
+        "mean_length": sum_length / examples,
+        "mean_length_a": sum_a / examples,
+        "mean_length_b": (sum_length - sum_a) / examples,
+        "full_length_fraction": full / examples,
+        "length_histogram": {
+            "bin_width": bin_width,
+            "edges": [k * bin_width for k in range(bins + 1)],
+            "counts": histogram.tolist(),
+        },
+        "per_shard": per_shard,
+    }
+
+
+def decode_examples(directory: str | os.PathLike, n: int, start: int = 0) -> Iterator[dict]:
+    """The text of examples ``start .. start + n - 1``, decoded with the folder's tokenizer."""
+    reader = ShardReader(directory)
+    processor = _load_sentencepiece(
+        os.path.join(reader.directory, reader.manifest.tokenizer_file))
+    for i in range(max(start, 0), min(start + n, len(reader))):
+        a, b, label = reader.example(i)
+        yield {
+            "index": i,
+            "segment_a": processor.decode(a.tolist()),
+            "segment_b": processor.decode(b.tolist()),
+            "label": label,
+            "objective": reader.manifest.objective,
+        }
