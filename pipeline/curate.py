@@ -2,6 +2,7 @@
 
     read -> normalize -> heuristics -> language -> exact_dedup -> quality -> near_dedup -> pii
               \\_______________________ removed/ (stage, reason) ______________________/  kept/
+                                                                              shards/ <-/
     read -> quarantined/ (records that are not documents)
     everything -> report.json
 
@@ -25,6 +26,7 @@ from filters.pii import PiiRedactor
 from filters.quality import load_quality_model
 from pipeline.dedup import ExactDedup
 from pipeline.near_dedup import CLUSTERS, NearDedup
+from pipeline.shards import BuildShards
 from pipeline.report import BuildReport, finish_report
 from pipeline.stages import (
     HeuristicsStage,
@@ -47,8 +49,8 @@ from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Rem
 from schemas.report import REPORT_FILE
 
 STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "quality",
-               "near_dedup", "pii")
-OUTPUT_FOLDERS = ("kept", "removed", "quarantined")
+               "near_dedup", "pii", "shards")
+OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 
 
 class CurationError(RuntimeError):
@@ -146,7 +148,7 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     read = pipeline | "Read" >> ReadInputs(paths, config.input)
     docs, removed, stats, clusters = read.docs, [], [read[STATS]], None
     for name, enabled in stage_order(config)[1:]:
-        if not enabled:
+        if not enabled or name == "shards":
             continue
         stage = per_document_stage(config, name)
         if stage is not None:
@@ -166,12 +168,21 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])
+    if config.shards.enabled:
+        built = docs | BuildShards(output_dir, config.sentences, config.tokenizer, config.pairs,
+                                   config.shards.examples_per_shard,
+                                   config.shards.group_documents)
+        stats.append(built[STATS])
+        manifest = built["manifest"]
+    else:
+        manifest = pipeline | "NoShards" >> beam.Create([])
     _ = {
         "kept": docs,
         "removed": all_removed,
         "quarantined": quarantined,
         "stats": stats | "AllStats" >> beam.Flatten(),
         "clusters": clusters,
+        "manifest": manifest,
     } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.shards import LENGTH_BIN
 from pipeline.stages import QualityStage, score_bin_name
 from pipeline.transforms import merge_stage_stats
 from pipeline.writers import write_atomically
@@ -34,6 +35,7 @@ def assemble_report(
     quarantined_counts: list[tuple[str, int]],
     examples: list[tuple[str, list]],
     cluster_summary: dict[str, Any] | None = None,
+    manifests: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict; see schemas.report for the layout."""
     removed_by_stage: dict[str, dict[str, int]] = defaultdict(dict)
@@ -62,6 +64,7 @@ def assemble_report(
         "quality": quality_section(config, stats_by_stage.get("quality", StageStats())),
         "near_dedup": near_dedup_section(
             config, stats_by_stage.get("near_dedup", StageStats()), cluster_summary),
+        "shards": shards_section(config, stats_by_stage.get("shards", StageStats()), manifests),
         "examples": {
             reason: [{"id": key[0], "stage": stage, "text": snippet}
                      for key, stage, snippet in reason_examples]
@@ -99,6 +102,32 @@ def near_dedup_section(config: WinnowConfig, stats: StageStats,
         "enabled": True, "threshold": config.near_dedup.threshold, "bands": bands, "rows": rows,
         **summary,
         "fraction_removed": round(removed / stats.documents_in, 6) if stats.documents_in else 0.0,
+    }
+
+
+def shards_section(config: WinnowConfig, stats: StageStats,
+                   manifests: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Examples, tokens, label balance and length histogram of DIR/shards/."""
+    if not config.shards.enabled:
+        return {"enabled": False}
+    manifest = (manifests or [{}])[0]
+    lengths = {int(key.split(":")[1]) * LENGTH_BIN: count
+               for key, count in sorted(stats.tallies.items()) if key.startswith("length_bin:")}
+    pairs = {key: count for key, count in sorted(stats.tallies.items())
+             if not key.startswith("length_bin:")}
+    return {
+        "enabled": True,
+        "objective": config.pairs.objective,
+        "max_seq_len": config.pairs.max_seq_len,
+        "examples": manifest.get("examples", 0),
+        "tokens": manifest.get("tokens", 0),
+        "shards": len(manifest.get("shards", [])),
+        "label_counts": manifest.get("label_counts", {}),
+        "vocab_size": manifest.get("vocab_size"),
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "length_histogram": {"bin_width": LENGTH_BIN, "counts": lengths},
+        "pairs": pairs,
+        **({"note": manifest["note"]} if "note" in manifest else {}),
     }
 
 
@@ -185,16 +214,18 @@ class BuildReport(beam.PTransform):
             outputs["kept"].pipeline
             | "Once" >> beam.Create([None])
             | "Assemble" >> beam.Map(
-                lambda _, stats, kept, removed, quarantined, examples, clusters: assemble_report(
+                lambda _, stats, kept, removed, quarantined, examples, clusters, manifests:
+                assemble_report(
                     self.inputs, self.stage_order, self.config, dict(stats), kept, removed,
                     quarantined, examples if self.config.output.examples_per_reason else [],
-                    clusters),
+                    clusters, manifests),
                 stats=beam.pvalue.AsList(stats),
                 kept=beam.pvalue.AsSingleton(kept),
                 removed=beam.pvalue.AsList(removed_counts),
                 quarantined=beam.pvalue.AsList(quarantined_counts),
                 examples=beam.pvalue.AsList(examples),
-                clusters=beam.pvalue.AsSingleton(cluster_summary))
+                clusters=beam.pvalue.AsSingleton(cluster_summary),
+                manifests=beam.pvalue.AsList(outputs["manifest"]))
             | "WriteReport" >> beam.Map(lambda report: _write_json(path, report))
         )
 
@@ -236,6 +267,21 @@ def _near_dedup_lines(section: dict[str, Any]) -> list[str]:
     for cluster in section["largest_clusters"][:5]:
         lines.append(f"  {cluster['size']:>6,} x  {cluster['cluster_id']}  (keeps "
                      f"{cluster['survivor_id']}; e.g. {', '.join(cluster['member_ids'][:3])})")
+    return lines
+
+
+def _shards_lines(section: dict[str, Any]) -> list[str]:
+    if not section.get("enabled"):
+        return []
+    labels = section["label_counts"]
+    total = sum(int(count) for count in labels.values()) or 1
+    lines = ["", f"shards: {section['shards']:,} files, {section['examples']:,} "
+                 f"{section['objective'].upper()} examples, {section['tokens']:,} tokens "
+                 f"(max_seq_len {section['max_seq_len']}, vocabulary {section['vocab_size']})"]
+    if labels:
+        lines.append(f"  label 1 share: {int(labels.get('1', 0)) / total:.3f}")
+    if section.get("note"):
+        lines.append(f"  {section['note']}")
     return lines
 
 
@@ -282,6 +328,7 @@ def format_report(report: dict[str, Any]) -> str:
                   for reason, count in documents["quarantined"].items()]
     lines += _quality_lines(report.get("quality", {})) + _near_dedup_lines(
         report.get("near_dedup", {}))
+    lines += _shards_lines(report.get("shards", {}))
     lines += ["", "PII redacted in kept documents:"]
     lines += [f"  {kind:<44} {count:>10,}" for kind, count in report["pii"].items()] or [
         "  none found"]

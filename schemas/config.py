@@ -24,8 +24,11 @@ from filters.dedup import ExactDedupConfig
 from filters.heuristics import HeuristicsConfig
 from filters.language import LanguageConfig
 from filters.normalize import NormalizeConfig
+from filters.pairs import PairsConfig
 from filters.pii import PiiConfig
 from filters.quality import QualityConfig
+from filters.sentences import SentencesConfig
+from filters.tokenizer import TokenizerConfig
 
 ENABLED_DOC = "Run this stage; when false, documents pass through it untouched."
 
@@ -73,6 +76,25 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ShardsConfig:
+    enabled: bool = True
+    """End the run in training shards (DIR/shards/): sentences, pairs, SentencePiece tokens."""
+    examples_per_shard: int = 100_000
+    """Examples in each shard file but the last. One shard is assembled in one worker's memory
+    (about 1 KB per example at max_seq_len 128)."""
+    group_documents: int = 1_000
+    """Documents per pairing group: the unit a worker turns into examples at once, and NSP's
+    pool of other documents for random next segments."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        for name in ("examples_per_shard", "group_documents"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        return problems
+
+
+@dataclass(frozen=True)
 class WinnowConfig:
     input: InputConfig = field(default_factory=InputConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -82,6 +104,10 @@ class WinnowConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    sentences: SentencesConfig = field(default_factory=SentencesConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

@@ -27,8 +27,9 @@ def rows(run_dir: Path, folder: str) -> list[dict]:
 
 
 def output_bytes(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run folder but report.json (which holds timings)."""
     return {str(path.relative_to(run_dir)): path.read_bytes()
-            for path in sorted(run_dir.glob("*/*.parquet"))}
+            for path in sorted(run_dir.glob("*/*"))}
 
 
 def test_every_bad_record_is_accounted_for(tmp_path):
@@ -71,7 +72,7 @@ def test_sample_run_reasons_and_report(tmp_path):
     assert report["near_dedup"]["clusters"] == 1
     assert [s["name"] for s in report["stages"]] == [
         "read", "normalize", "heuristics", "language", "exact_dedup", "quality", "near_dedup",
-        "pii"]
+        "pii", "shards"]
     funnel = {s["name"]: s for s in report["stages"]}
     assert funnel["pii"]["documents_out"] == report["documents"]["kept"]
     assert report["pii"]["EMAIL"] >= 1
@@ -92,11 +93,15 @@ def test_removed_text_is_redacted_and_examples_listed(tmp_path):
 
 
 def test_in_memory_and_multi_processing_runs_write_identical_bytes(tmp_path):
-    config = config_from_dict({"output": {"num_shards": 3}})
+    config = config_from_dict({"output": {"num_shards": 3},
+                               "shards": {"examples_per_shard": 400, "group_documents": 10}})
     first = run_curation([str(SAMPLE)], str(tmp_path / "a"), config)
     second = run_curation([str(SAMPLE)], str(tmp_path / "b"), config, MULTI_PROCESSING)
     assert output_bytes(tmp_path / "a") == output_bytes(tmp_path / "b")
-    assert len(output_bytes(tmp_path / "a")) == 9
+    files = set(output_bytes(tmp_path / "a"))
+    assert len([f for f in files if f.endswith(".parquet")]) == 9
+    assert {"shards/manifest.json", "shards/shard-00000.tokens.bin",
+            "tokenizer/tokenizer.model"} <= files
     for report in (first, second):
         for stage in report["stages"]:
             stage.pop("seconds")
@@ -114,6 +119,7 @@ def test_exact_duplicates_and_boilerplate_lines(tmp_path):
                 {"id": "only-footer", "text": footer}]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     config = config_from_dict({"heuristics": {"enabled": False},
+                               "near_dedup": {"enabled": False},  # d0..d3 are near-duplicates
                                "exact_dedup": {"boilerplate_min_documents": 3}})
     report = run_curation([str(tmp_path / "in.jsonl")], str(tmp_path / "run"), config)
     removed = {r["id"]: r for r in rows(tmp_path / "run", "removed")}

@@ -54,5 +54,5 @@ def test_the_staged_package_runs_a_curation_in_a_fresh_environment(tmp_path):
                     "--output", str(tmp_path / "run")], cwd=work, env=env, check=True,
                    capture_output=True)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["documents"]["input"] == 5
+    assert report["documents"]["input"] == 6
     assert report["documents"]["removed"]["exact_duplicate"] == 1

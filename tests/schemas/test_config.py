@@ -38,8 +38,9 @@ def test_printed_config_loads_back_to_the_same_config(tmp_path):
     path = tmp_path / "full.yaml"
     path.write_text(config_to_yaml(WinnowConfig()))
     assert load_config(str(path)) == WinnowConfig()
-    assert set(yaml.safe_load(path.read_text())) == {
-        "input", "normalize", "heuristics", "language", "exact_dedup", "pii", "output"}
+    assert list(yaml.safe_load(path.read_text())) == [
+        "input", "normalize", "heuristics", "language", "exact_dedup", "quality", "near_dedup",
+        "pii", "sentences", "tokenizer", "pairs", "shards", "output"]
 
 
 def test_an_empty_file_means_defaults_and_a_list_is_refused(tmp_path):

@@ -1,0 +1,310 @@
+"""BERT/ALBERT sentence-pair examples from tokenized sentences.
+
+The algorithm is google-research/bert ``create_pretraining_data.py``
+(``create_instances_from_document`` and ``truncate_seq_pair``), with the sentence-order
+prediction (SOP) objective of ALBERT, minus ALBERT's bug:
+
+* Per document, the target length is ``max_tokens`` (``max_seq_len - 3``: room for
+  ``[CLS] A [SEP] B [SEP]``), or, with probability ``short_seq_prob``, a random length in
+  ``[2, max_tokens]``. As in BERT this is drawn once per document, not per chunk.
+* Whole sentences accumulate into a chunk until its token count reaches the target or the
+  document ends. ``A`` is a random number (1 .. len(chunk) - 1) of the chunk's leading
+  sentences, ``B`` the rest; the pair is then truncated to ``max_tokens`` by ``truncate_pair``
+  (the longer side loses a token from a random end until the pair fits).
+* **SOP** (``sop_examples``): with probability 0.5 ``A`` and ``B`` are swapped (label 1), else
+  kept in order (label 0). A chunk of one sentence cannot make two segments: ALBERT then takes
+  ``B`` from a random *other document* and labels the pair 1 (albert issue 234), which mixes
+  NSP-style negatives, detectable from topic alone, into SOP data. Here such a chunk is skipped
+  and counted in ``PairStats.skipped_single_segment``.
+* **NSP** (``nsp_examples``): with probability 0.5, and only when the group holds another
+  document, ``B`` is taken from a random other document of the group, from a random sentence on,
+  until it fills the rest of the target (label 1), and the chunk's sentences that did not go
+  into ``A`` return to the stream (BERT's ``i -= num_unused_segments``); otherwise ``B`` is the
+  rest of the chunk (label 0). A one-sentence chunk is skipped as for SOP by default. BERT
+  instead always gives it a random ``B``, label 1; ``nsp_random_single=True`` does that (counted
+  in ``forced_random_next``). On random documents of 2-30 sentences of 3-40 tokens with
+  ``max_seq_len=128``, that turns 15% of the examples into forced negatives and 58% of all
+  labels into 1, and "``A`` is one whole sentence" becomes a cue for label 1.
+
+Every example has ``1 <= len(A)``, ``1 <= len(B)`` and ``len(A) + len(B) <= max_tokens``.
+Sentences with no tokens are ignored.
+
+Determinism: each document draws from its own ``random.Random`` seeded with the xxhash of
+``(seed, doc_id)`` (``document_rng``), and NSP groups are sorted by ``doc_id`` before anything
+is drawn, so the examples depend only on the inputs and the seed - not on the order documents
+arrive in, the runner or the number of workers. (``random.Random``'s ``random`` and
+``randrange``-based methods have produced the same sequences for a seed since Python 3.2.)
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+
+import xxhash
+
+from filters.base import check_fraction
+
+OBJECTIVES = ("sop", "nsp")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """How sentence-pair examples are cut from tokenized documents."""
+
+    objective: str = "sop"
+    """``"sop"`` (ALBERT sentence-order prediction) or ``"nsp"`` (BERT next-sentence
+    prediction, random ``B`` from another document of the group)."""
+    max_seq_len: int = 128
+    """Sequence length including ``[CLS] A [SEP] B [SEP]``: ``A`` and ``B`` together hold at most
+    ``max_seq_len - 3`` tokens."""
+    short_seq_prob: float = 0.1
+    """Probability that a document's target length is a random length in
+    ``[2, max_seq_len - 3]`` instead of the full length (BERT's default, 0.1)."""
+    seed: int = 12345
+    """Seed of every document's random generator (mixed with the document id)."""
+    nsp_random_single: bool = False
+    """NSP only: give a one-sentence chunk a random ``B`` (label 1), as BERT does, instead of
+    skipping it. Skews labels towards 1; see the module docstring."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not isinstance(self.max_seq_len, int) or isinstance(self.max_seq_len, bool) or (
+            self.max_seq_len < 5
+        ):
+            problems.append(
+                f"max_seq_len must be an integer >= 5 (two special tokens and a token for each"
+                f" segment, plus [CLS]), got {self.max_seq_len!r}"
+            )
+        problems += check_fraction("short_seq_prob", self.short_seq_prob)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            problems.append(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.nsp_random_single, bool):
+            problems.append(
+                f"nsp_random_single must be true or false, got {self.nsp_random_single!r}"
+            )
+        return problems
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of ``A`` and ``B`` together: ``max_seq_len - 3``."""
+        return self.max_seq_len - 3
+
+
+@dataclass(frozen=True)
+class PairExample:
+    """One sentence pair, before masking and special tokens."""
+
+    tokens_a: tuple[int, ...]
+    tokens_b: tuple[int, ...]
+    label: int
+    """0: original order (SOP) / true next (NSP); 1: swapped (SOP) / random ``B`` (NSP)."""
+    doc_id: str
+    """The document ``A`` came from."""
+    index: int
+    """0-based number of the example within that document (ordering key)."""
+
+
+@dataclass
+class PairStats:
+    """Counters for the run report; ``merge`` adds another's."""
+
+    documents: int = 0
+    """Documents seen (with at least one non-empty sentence)."""
+    empty_documents: int = 0
+    """Documents without a non-empty sentence: no examples."""
+    short_target_documents: int = 0
+    """Documents whose target length was drawn short (``short_seq_prob``)."""
+    examples: int = 0
+    label_1: int = 0
+    """Examples with label 1 (SOP swapped / NSP random next)."""
+    skipped_single_segment: int = 0
+    """One-sentence chunks dropped (a pair needs two segments)."""
+    forced_random_next: int = 0
+    """NSP with ``nsp_random_single``: one-sentence chunks given a random ``B`` (BERT), included
+    in label_1."""
+    returned_sentences: int = 0
+    """NSP: sentences of a chunk put back into the stream after a random ``B``."""
+    truncated: int = 0
+    """Examples that lost tokens to ``truncate_pair``."""
+    truncated_tokens: int = 0
+    tokens: int = 0
+    """Tokens in examples (``A`` plus ``B``), special tokens excluded."""
+
+    def merge(self, other: PairStats) -> PairStats:
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def document_rng(seed: int, doc_id: str) -> random.Random:
+    """A generator for one document, seeded from the xxhash of ``(seed, doc_id)``."""
+    key = f"{seed}\x00{doc_id}".encode("utf-8", "surrogatepass")
+    return random.Random(xxhash.xxh64_intdigest(key))
+
+
+def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_tokens: int, rng) -> None:
+    """BERT's ``truncate_seq_pair``, in place: until ``len(a) + len(b) <= max_tokens``, the longer
+    side (``b`` on a tie) loses its first or its last token, at random (``rng.random() < 0.5``:
+    the first).
+
+    Draws the same random numbers as BERT and gives the same result, but cuts each side once
+    instead of deleting from the front of a list token by token. With ``max_tokens >= 2`` and
+    both sides non-empty, both stay non-empty.
+    """
+    len_a, len_b = len(tokens_a), len(tokens_b)
+    front_a = back_a = front_b = back_b = 0
+    while len_a + len_b > max_tokens:
+        if len_a > len_b:
+            len_a -= 1
+            if rng.random() < 0.5:
+                front_a += 1
+            else:
+                back_a += 1
+        else:
+            len_b -= 1
+            if rng.random() < 0.5:
+                front_b += 1
+            else:
+                back_b += 1
+    if front_a or back_a:
+        tokens_a[:] = tokens_a[front_a : len(tokens_a) - back_a]
+    if front_b or back_b:
+        tokens_b[:] = tokens_b[front_b : len(tokens_b) - back_b]
+
+
+def sop_examples(
+    doc_id: str,
+    sentences: Sequence[Sequence[int]],
+    config: PairsConfig,
+    stats: PairStats | None = None,
+) -> list[PairExample]:
+    """Sentence-order examples of one document (its tokenized sentences, in order)."""
+    return _document_examples(doc_id, sentences, None, config, stats, nsp=False)
+
+
+def nsp_examples(
+    documents: Sequence[tuple[str, Sequence[Sequence[int]]]],
+    config: PairsConfig,
+    stats: PairStats | None = None,
+) -> list[PairExample]:
+    """Next-sentence examples of a group of ``(doc_id, sentences)`` documents.
+
+    Random ``B`` segments come from the other documents of the group. The group is sorted by
+    ``doc_id`` first, so its order does not matter; the examples come out by ``doc_id``, then
+    ``index``. Document ids must be unique within the group.
+    """
+    group = []
+    ids = set()
+    for doc_id, sentences in sorted(documents, key=lambda document: document[0]):
+        if doc_id in ids:
+            raise ValueError(f"document id {doc_id!r} appears twice in the NSP group")
+        ids.add(doc_id)
+        group.append((doc_id, [list(s) for s in sentences if len(s)]))
+    pool = [sentences for _, sentences in group if sentences]
+    examples: list[PairExample] = []
+    position = 0  # of the current document in ``pool``
+    for doc_id, sentences in group:
+        others = _Others(pool, position if sentences else -1)
+        examples += _document_examples(doc_id, sentences, others, config, stats, nsp=True)
+        position += bool(sentences)
+    return examples
+
+
+class _Others:
+    """The non-empty documents of an NSP group except one, without copying the list."""
+
+    def __init__(self, pool: list[list[list[int]]], excluded: int) -> None:
+        self.pool = pool
+        self.excluded = excluded
+        self.size = len(pool) - (excluded >= 0)
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def pick(self, rng: random.Random) -> list[list[int]]:
+        index = rng.randrange(self.size)
+        if 0 <= self.excluded <= index:
+            index += 1
+        return self.pool[index]
+
+
+def _document_examples(
+    doc_id: str,
+    sentences: Sequence[Sequence[int]],
+    others: _Others | None,
+    config: PairsConfig,
+    stats: PairStats | None,
+    nsp: bool,
+) -> list[PairExample]:
+    stats = stats if stats is not None else PairStats()
+    document = [s for s in sentences if len(s)]
+    if not document:
+        stats.empty_documents += 1
+        return []
+    stats.documents += 1
+    rng = document_rng(config.seed, doc_id)
+    max_tokens = config.max_tokens
+    target = max_tokens
+    if rng.random() < config.short_seq_prob:
+        target = rng.randint(2, max_tokens)
+        stats.short_target_documents += 1
+
+    examples: list[PairExample] = []
+    chunk: list[Sequence[int]] = []
+    chunk_tokens = 0
+    i = 0
+    while i < len(document):
+        chunk.append(document[i])
+        chunk_tokens += len(document[i])
+        if i == len(document) - 1 or chunk_tokens >= target:
+            example = None
+            if len(chunk) == 1 and not (others and config.nsp_random_single):
+                stats.skipped_single_segment += 1
+            else:
+                a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+                tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
+                if others and (len(chunk) == 1 or rng.random() < 0.5):
+                    if len(chunk) == 1:
+                        stats.forced_random_next += 1
+                    other = others.pick(rng)
+                    tokens_b = []
+                    for sentence in other[rng.randrange(len(other)) :]:
+                        tokens_b.extend(sentence)
+                        if len(tokens_b) >= target - len(tokens_a):
+                            break
+                    unused = len(chunk) - a_end
+                    stats.returned_sentences += unused
+                    i -= unused
+                    label = 1
+                else:
+                    tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
+                    label = 0
+                    if not nsp and rng.random() < 0.5:
+                        tokens_a, tokens_b = tokens_b, tokens_a
+                        label = 1
+                before = len(tokens_a) + len(tokens_b)
+                truncate_pair(tokens_a, tokens_b, max_tokens, rng)
+                after = len(tokens_a) + len(tokens_b)
+                if after < before:
+                    stats.truncated += 1
+                    stats.truncated_tokens += before - after
+                assert tokens_a and tokens_b and after <= max_tokens
+                example = PairExample(
+                    tuple(tokens_a), tuple(tokens_b), label, doc_id, len(examples)
+                )
+            if example is not None:
+                examples.append(example)
+                stats.examples += 1
+                stats.label_1 += example.label
+                stats.tokens += len(example.tokens_a) + len(example.tokens_b)
+            chunk = []
+            chunk_tokens = 0
+        i += 1
+    return examples

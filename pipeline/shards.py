@@ -1,0 +1,247 @@
+"""From kept documents to training shards: tokenizer, sentence pairs, fixed-size token shards.
+
+    kept docs ─► tokenizer (trained on a seeded sample, or the configured model)
+              ─► group_to_docs: documents spread over groups by a seeded hash of their id
+              ─► sentences ─► token ids ─► SOP/NSP examples per group (``filters.pairs``)
+              ─► global example index (group offsets) ─► shard = index // examples_per_shard
+              ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,sources.txt}, manifest.json
+
+Groups bound memory (one group's examples at a time) and give NSP its pool of other documents
+to draw random segments from. Examples are numbered by (group, doc id, example index), so every
+shard holds exactly ``examples_per_shard`` examples (the last one fewer) and the same input,
+config and seed give byte-identical shards on any runner and worker count. The format is
+specified in ``schemas.shards``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import time
+
+import apache_beam as beam
+
+from filters.pairs import PairsConfig, PairStats, nsp_examples, sop_examples
+from filters.sentences import SentencesConfig, split_sentences
+from filters.tokenizer import (
+    Tokenizer,
+    TokenizerConfig,
+    model_sha256,
+    sample_rank,
+    train_tokenizer,
+)
+from pipeline.stages import open_binary
+from pipeline.transforms import STATS, BundleStats
+from pipeline.writers import write_atomically
+from schemas.records import Document
+from schemas.shards import (
+    MANIFEST_FILE,
+    ShardManifest,
+    encode_shard,
+    shard_info,
+    shard_prefix,
+    special_tokens_from_model,
+)
+
+STAGE = "shards"
+TOKENIZER_FILE = "tokenizer.model"
+LENGTH_BIN = 16
+"""Width, in tokens, of the example-length histogram bins in the report."""
+
+
+def training_sentences(texts, config: SentencesConfig):
+    """Every sentence of every text, one SentencePiece training line each."""
+    for text in texts:
+        for paragraph in split_sentences(text, config):
+            yield from paragraph
+
+
+def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConfig) -> bytes:
+    """sample: [(rank, doc id, text)] -> model bytes; sorted first so order is fixed."""
+    texts = [text for _, _, text in sorted(sample)]
+    if not texts:
+        return b""  # nothing was kept: no tokenizer, no shards (the report says so)
+    return train_tokenizer(training_sentences(texts, sentences), tokenizer)
+
+
+def read_model(path: str) -> bytes:
+    with open_binary(path) as handle:
+        return handle.read()
+
+
+class PairsFn(beam.DoFn):
+    """(group, docs) -> (group, examples sorted by (doc id, index)); stats on ``stats``."""
+
+    def __init__(self, sentences: SentencesConfig, pairs: PairsConfig):
+        self.sentences = sentences
+        self.pairs = pairs
+
+    def setup(self):
+        self._tokenizer = None
+        self._model_sha = None
+        self._stats = BundleStats()
+
+    def process(self, group_and_docs, model_bytes: bytes):
+        group, docs = group_and_docs
+        tokenizer = self._tokenizer_for(model_bytes)
+        started = time.perf_counter()
+        stats = self._stats.stage(STAGE)
+        tokenized = []
+        for doc in sorted(docs, key=lambda d: d.sort_key):
+            sentences = [s for paragraph in split_sentences(doc.text, self.sentences)
+                         for s in paragraph]
+            stats.documents_in += 1
+            stats.bytes_in += len(doc.text.encode("utf-8"))
+            tokenized.append((doc.id, [ids for ids in tokenizer.encode(sentences) if ids]))
+        pair_stats = PairStats()
+        if self.pairs.objective == "nsp":
+            examples = nsp_examples(tokenized, self.pairs, pair_stats)
+        else:
+            examples = [example for doc_id, sentences in tokenized
+                        for example in sop_examples(doc_id, sentences, self.pairs, pair_stats)]
+        examples.sort(key=lambda example: (example.doc_id, example.index))
+        stats.seconds += time.perf_counter() - started
+        stats.documents_out += len({example.doc_id for example in examples})
+        for name, value in pair_stats.as_dict().items():
+            stats.tallies[name] += value
+        for example in examples:
+            length = len(example.tokens_a) + len(example.tokens_b)
+            stats.tallies[f"length_bin:{length // LENGTH_BIN:04d}"] += 1
+        yield group, examples
+
+    def _tokenizer_for(self, model_bytes: bytes) -> Tokenizer:
+        sha = model_sha256(model_bytes)
+        if sha != self._model_sha:
+            self._tokenizer, self._model_sha = Tokenizer(model_bytes), sha
+        return self._tokenizer
+
+    def finish_bundle(self):
+        yield from self._stats.flush()
+
+
+def number_examples(group_and_examples, group_sizes, examples_per_shard: int):
+    """(group, examples) -> (shard index, (global index, example)) for each example.
+    ``group_sizes`` [(group, count)] gives each group's first global index."""
+    group, examples = group_and_examples
+    ordered = sorted(group_sizes)
+    groups = [g for g, _ in ordered]
+    offsets = [0]
+    for _, count in ordered:
+        offsets.append(offsets[-1] + count)
+    first = offsets[bisect.bisect_left(groups, group)]
+    for rank, example in enumerate(examples):
+        index = first + rank
+        yield index // examples_per_shard, (index, example)
+
+
+class WriteShardFn(beam.DoFn):
+    """(shard index, [(global index, example)]) -> ShardInfo, files written atomically."""
+
+    def __init__(self, shards_dir: str, max_seq_len: int):
+        self.shards_dir = shards_dir
+        self.max_seq_len = max_seq_len
+
+    def process(self, shard_and_examples, vocab_size: int):
+        index, numbered = shard_and_examples
+        examples = [example for _, example in sorted(numbered, key=lambda item: item[0])]
+        encoded = encode_shard(
+            ((e.tokens_a, e.tokens_b, e.label) for e in examples),
+            (e.doc_id for e in examples), vocab_size, max_seq_len=self.max_seq_len)
+        prefix = shard_prefix(index)
+        for suffix, data in sorted(encoded.items()):
+            write_atomically(f"{self.shards_dir}/{prefix}.{suffix}", data)
+        tokens = sum(len(e.tokens_a) + len(e.tokens_b) for e in examples)
+        documents = len({e.doc_id for e in examples})
+        yield shard_info(prefix, encoded, len(examples), tokens, documents)
+
+
+def group_of(doc: Document, seed: int, groups: int) -> int:
+    return sample_rank(seed + 1, doc.id) % groups
+
+
+class BuildShards(beam.PTransform):
+    """kept docs -> {manifest: [summary dict], stats}; writes DIR/tokenizer/ and DIR/shards/."""
+
+    def __init__(self, output_dir: str, sentences: SentencesConfig, tokenizer: TokenizerConfig,
+                 pairs: PairsConfig, examples_per_shard: int, group_documents: int):
+        super().__init__(label=STAGE)
+        self.output_dir = output_dir.rstrip("/")
+        self.sentences = sentences
+        self.tokenizer = tokenizer
+        self.pairs = pairs
+        self.examples_per_shard = examples_per_shard
+        self.group_documents = group_documents
+
+    def expand(self, docs):
+        model = self._tokenizer_model(docs)
+        shards_dir = f"{self.output_dir}/shards"
+        written_model = model | "WriteTokenizer" >> beam.Map(self._write_model, shards_dir)
+        document_count = docs | "CountDocuments" >> beam.combiners.Count.Globally()
+        seed, group_documents = self.pairs.seed, self.group_documents
+        group_to_examples = (
+            docs
+            | "KeyByGroup" >> beam.Map(
+                lambda doc, count: (group_of(doc, seed, max(1, count // group_documents)), doc),
+                count=beam.pvalue.AsSingleton(document_count))
+            | "GroupDocuments" >> beam.GroupByKey()
+            | "Pairs" >> beam.ParDo(PairsFn(self.sentences, self.pairs),
+                                    model_bytes=beam.pvalue.AsSingleton(model))
+            .with_outputs(STATS, main="group_to_examples")
+        )
+        examples = group_to_examples.group_to_examples
+        group_sizes = examples | "GroupSizes" >> beam.MapTuple(lambda g, e: (g, len(e)))
+        vocab_size = model | "VocabSize" >> beam.Map(
+            lambda m: Tokenizer(m).vocab_size if m else 0)
+        infos = (
+            examples
+            | "NumberExamples" >> beam.FlatMap(
+                number_examples, group_sizes=beam.pvalue.AsList(group_sizes),
+                examples_per_shard=self.examples_per_shard)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len),
+                                          vocab_size=beam.pvalue.AsSingleton(vocab_size))
+        )
+        manifest = (
+            infos
+            | "AllShards" >> beam.combiners.ToList()
+            | "WriteManifest" >> beam.Map(
+                self._write_manifest, shards_dir, model=beam.pvalue.AsSingleton(model),
+                _written=beam.pvalue.AsSingleton(written_model))
+        )
+        return {"manifest": manifest, STATS: group_to_examples[STATS]}
+
+    def _tokenizer_model(self, docs):
+        if self.tokenizer.model:
+            return (docs.pipeline | "TokenizerPath" >> beam.Create([self.tokenizer.model])
+                    | "ReadTokenizer" >> beam.Map(read_model))
+        seed, chars = self.tokenizer.seed, self.tokenizer.sample_chars_per_document
+        return (
+            docs
+            | "SampleKey" >> beam.Map(
+                lambda doc: (sample_rank(seed, doc.id), doc.id, doc.text[:chars]))
+            | "TokenizerSample" >> beam.combiners.Top.Of(
+                self.tokenizer.sample_documents, key=lambda item: (-item[0], item[1]))
+            | "TrainTokenizer" >> beam.Map(train_on_sample, self.sentences, self.tokenizer)
+        )
+
+    def _write_model(self, model_bytes: bytes, shards_dir: str) -> str:
+        if not model_bytes:
+            return ""
+        path = f"{self.output_dir}/tokenizer/{TOKENIZER_FILE}"
+        write_atomically(path, model_bytes)
+        write_atomically(f"{shards_dir}/{TOKENIZER_FILE}", model_bytes)
+        return path
+
+    def _write_manifest(self, infos, shards_dir: str, model: bytes, _written: str) -> dict:
+        """The manifest goes last: its presence marks a complete shard set."""
+        if not infos:
+            return {"examples": 0, "tokens": 0, "shards": [],
+                    "note": "no examples: no kept document had two sentences to pair"}
+        manifest = ShardManifest.create(
+            objective=self.pairs.objective, max_seq_len=self.pairs.max_seq_len,
+            vocab_size=Tokenizer(model).vocab_size, tokenizer_file=TOKENIZER_FILE,
+            tokenizer_sha256=model_sha256(model),
+            special_tokens=special_tokens_from_model(model),
+            shards=sorted(infos, key=lambda info: info.name))
+        write_atomically(f"{shards_dir}/{MANIFEST_FILE}", manifest.to_json().encode("utf-8"))
+        return manifest.to_obj()

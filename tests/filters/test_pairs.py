@@ -1,0 +1,362 @@
+"""Tests for filters.pairs: BERT/ALBERT sentence pairs (SOP without ALBERT's bug, NSP)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from filters.pairs import (
+    PairsConfig,
+    PairStats,
+    document_rng,
+    nsp_examples,
+    sop_examples,
+    truncate_pair,
+)
+
+# Token ids encode where they come from: document d, sentence i, position k -> d*100_000 +
+# i*100 + k (sentences shorter than 100 tokens, fewer than 1000 per document).
+
+
+def make_doc(doc_no: int, lengths: list[int]) -> list[list[int]]:
+    return [[doc_no * 100_000 + i * 100 + k for k in range(n)] for i, n in enumerate(lengths)]
+
+
+def doc_of(token: int) -> int:
+    return token // 100_000
+
+
+def stream(sentences: list[list[int]]) -> list[int]:
+    return [token for sentence in sentences for token in sentence]
+
+
+def is_contiguous_run(tokens: tuple[int, ...], document: list[list[int]]) -> bool:
+    """``tokens`` is a contiguous slice of the document's token stream."""
+    flat = stream(document)
+    if not tokens or tokens[0] not in flat:
+        return False
+    start = flat.index(tokens[0])
+    return tuple(flat[start : start + len(tokens)]) == tokens
+
+
+def starts_sentences(tokens: tuple[int, ...]) -> bool:
+    return tokens[0] % 100 == 0
+
+
+def random_docs(count: int, seed: int = 7, sentences=(2, 30), tokens=(3, 40)):
+    rng = random.Random(seed)
+    docs = []
+    for d in range(count):
+        lengths = [rng.randint(*tokens) for _ in range(rng.randint(*sentences))]
+        docs.append((f"doc-{d:04d}", make_doc(d, lengths)))
+    return docs
+
+
+def check_sizes(examples, config: PairsConfig) -> None:
+    for example in examples:
+        assert len(example.tokens_a) >= 1
+        assert len(example.tokens_b) >= 1
+        assert len(example.tokens_a) + len(example.tokens_b) <= config.max_tokens
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def test_config_defaults_and_errors():
+    config = PairsConfig()
+    assert config.errors() == []
+    assert config.max_tokens == 125
+    problems = PairsConfig(
+        objective="mlm", max_seq_len=4, short_seq_prob=1.5, seed="x", nsp_random_single=1
+    ).errors()
+    assert len(problems) == 5
+    assert "objective" in problems[0]
+    assert "max_seq_len" in problems[1]
+    assert "short_seq_prob" in problems[2]
+    assert "seed" in problems[3]
+    assert "nsp_random_single" in problems[4]
+    assert PairsConfig(max_seq_len=5).errors() == []
+
+
+def test_document_rng_depends_on_seed_and_id_only():
+    first = [document_rng(1, "a").random() for _ in range(2)]
+    assert first[0] == first[1]
+    assert document_rng(1, "a").random() != document_rng(1, "b").random()
+    assert document_rng(1, "a").random() != document_rng(2, "a").random()
+
+
+# -- truncation -------------------------------------------------------------------------------
+
+
+def bert_truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
+    """google-research/bert create_pretraining_data.truncate_seq_pair, verbatim."""
+    while True:
+        total_length = len(tokens_a) + len(tokens_b)
+        if total_length <= max_num_tokens:
+            break
+        trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        assert len(trunc_tokens) >= 1
+        if rng.random() < 0.5:
+            del trunc_tokens[0]
+        else:
+            trunc_tokens.pop()
+
+
+@pytest.mark.parametrize("len_a,len_b,max_tokens", [(1, 100, 2), (100, 1, 2), (50, 50, 10),
+                                                    (3, 4, 7), (7, 30, 9), (60, 2, 5)])
+def test_truncate_pair_matches_bert_and_keeps_both_sides(len_a, len_b, max_tokens):
+    for seed in range(20):
+        a, b = list(range(len_a)), list(range(1000, 1000 + len_b))
+        ref_a, ref_b = list(a), list(b)
+        truncate_pair(a, b, max_tokens, random.Random(seed))
+        bert_truncate_seq_pair(ref_a, ref_b, max_tokens, random.Random(seed))
+        assert (a, b) == (ref_a, ref_b)
+        assert a and b
+        assert len(a) + len(b) == min(max_tokens, len_a + len_b)
+        assert a == list(range(a[0], a[0] + len(a)))  # still a contiguous run
+
+
+# -- SOP --------------------------------------------------------------------------------------
+
+
+def test_sop_order_of_segments():
+    config = PairsConfig(max_seq_len=10_000, short_seq_prob=0.3)  # no truncation
+    labels = set()
+    for doc_id, document in random_docs(40):
+        for example in sop_examples(doc_id, document, config):
+            labels.add(example.label)
+            first, second = (
+                (example.tokens_a, example.tokens_b)
+                if example.label == 0
+                else (example.tokens_b, example.tokens_a)
+            )
+            # whole sentences, first segment directly followed by the second
+            assert starts_sentences(first) and starts_sentences(second)
+            assert is_contiguous_run(first + second, document)
+            assert max(first) < min(second)
+            assert example.doc_id == doc_id
+    assert labels == {0, 1}
+
+
+def test_sop_examples_of_a_document_are_consecutive_chunks():
+    config = PairsConfig(max_seq_len=40, short_seq_prob=0.0)
+    document = make_doc(3, [5] * 50)  # 250 tokens, chunks of 8 sentences (40 tokens >= 37)
+    examples = sop_examples("d", document, config)
+    assert [example.index for example in examples] == list(range(len(examples)))
+    previous_end = -1
+    for example in examples:
+        first = example.tokens_a if example.label == 0 else example.tokens_b
+        second = example.tokens_b if example.label == 0 else example.tokens_a
+        assert min(first) > previous_end
+        previous_end = max(second)
+
+
+def test_sop_labels_balanced_and_sizes():
+    config = PairsConfig(max_seq_len=64)
+    stats = PairStats()
+    examples = []
+    for doc_id, document in random_docs(800):
+        examples += sop_examples(doc_id, document, config, stats)
+    check_sizes(examples, config)
+    assert len(examples) > 3000
+    assert abs(stats.label_1 / stats.examples - 0.5) < 0.03
+    assert stats.examples == len(examples)
+    assert stats.label_1 == sum(example.label for example in examples)
+    assert stats.truncated > 0 and stats.truncated_tokens >= stats.truncated
+    assert stats.documents == 800
+    assert stats.tokens == sum(len(e.tokens_a) + len(e.tokens_b) for e in examples)
+
+
+def test_sop_single_sentence_documents_are_skipped_and_counted():
+    config = PairsConfig()
+    stats = PairStats()
+    assert sop_examples("one", make_doc(1, [12]), config, stats) == []
+    assert sop_examples("long-one", make_doc(2, [90]), config, stats) == []
+    assert stats.skipped_single_segment == 2
+    assert stats.examples == 0
+
+
+def test_sop_never_takes_b_from_elsewhere():
+    # A sentence longer than the target makes a one-sentence chunk: skipped, never a random B.
+    config = PairsConfig(max_seq_len=20, short_seq_prob=0.0)
+    stats = PairStats()
+    document = make_doc(4, [40, 5, 5, 5, 5, 5])
+    examples = sop_examples("d", document, config, stats)
+    assert stats.skipped_single_segment >= 1
+    for example in examples:
+        assert {doc_of(t) for t in example.tokens_a + example.tokens_b} == {4}
+
+
+def test_empty_inputs():
+    stats = PairStats()
+    assert sop_examples("e", [], PairsConfig(), stats) == []
+    assert sop_examples("e2", [[], []], PairsConfig(), stats) == []
+    assert stats.empty_documents == 2
+    # empty sentences are ignored: the two real ones make a pair
+    examples = sop_examples("x", [[], [1, 2], [], [3]], PairsConfig(short_seq_prob=0.0))
+    assert len(examples) == 1
+    assert sorted(examples[0].tokens_a + examples[0].tokens_b) == [1, 2, 3]
+
+
+def test_truncation_keeps_both_sides_non_empty():
+    config = PairsConfig(max_seq_len=6, short_seq_prob=0.0)  # 3 tokens for A and B
+    stats = PairStats()
+    examples = sop_examples("d", make_doc(5, [1, 60, 2, 1, 80, 3, 1]), config, stats)
+    assert examples
+    check_sizes(examples, config)
+    assert stats.truncated > 0
+
+
+def test_short_seq_prob_zero_fills_the_target_except_the_tail():
+    config = PairsConfig(max_seq_len=50, short_seq_prob=0.0)  # target 47
+    stats = PairStats()
+    for doc_id, document in random_docs(100, tokens=(3, 20), sentences=(5, 40)):
+        examples = sop_examples(doc_id, document, config, stats)
+        for example in examples[:-1]:
+            assert len(example.tokens_a) + len(example.tokens_b) == config.max_tokens
+    assert stats.short_target_documents == 0
+    assert stats.skipped_single_segment < 100  # only document tails
+
+
+def test_short_seq_prob_one_gives_short_targets():
+    config = PairsConfig(max_seq_len=128, short_seq_prob=1.0)
+    stats = PairStats()
+    for doc_id, document in random_docs(50):
+        sop_examples(doc_id, document, config, stats)
+    assert stats.short_target_documents == 50
+
+
+def test_sop_deterministic_and_seeded():
+    docs = random_docs(30)
+    config = PairsConfig(max_seq_len=64)
+    first = [sop_examples(doc_id, document, config) for doc_id, document in docs]
+    again = [sop_examples(doc_id, document, config) for doc_id, document in reversed(docs)]
+    assert first == list(reversed(again))
+    other_seed = [sop_examples(d, s, PairsConfig(max_seq_len=64, seed=1)) for d, s in docs]
+    assert other_seed != first
+
+
+# -- NSP --------------------------------------------------------------------------------------
+
+
+def test_nsp_true_next_and_random_next():
+    config = PairsConfig(objective="nsp", max_seq_len=10_000, short_seq_prob=0.2)
+    docs = random_docs(30)
+    by_id = dict(docs)
+    examples = nsp_examples(docs, config)
+    labels = set()
+    for example in examples:
+        labels.add(example.label)
+        document = by_id[example.doc_id]
+        own = doc_of(example.tokens_a[0])
+        assert {doc_of(t) for t in example.tokens_a} == {own}
+        assert starts_sentences(example.tokens_a)
+        assert is_contiguous_run(example.tokens_a, document)
+        if example.label == 0:
+            assert is_contiguous_run(example.tokens_a + example.tokens_b, document)
+            assert starts_sentences(example.tokens_b)
+        else:
+            source = {doc_of(t) for t in example.tokens_b}
+            assert len(source) == 1 and source != {own}
+            assert starts_sentences(example.tokens_b)
+            assert is_contiguous_run(example.tokens_b, docs[source.pop()][1])
+    assert labels == {0, 1}
+
+
+def test_nsp_labels_balanced_sizes_and_stats():
+    config = PairsConfig(objective="nsp", max_seq_len=64)
+    stats = PairStats()
+    examples = nsp_examples(random_docs(600), config, stats)
+    check_sizes(examples, config)
+    assert len(examples) > 3000
+    assert abs(stats.label_1 / stats.examples - 0.5) < 0.03
+    assert stats.forced_random_next == 0
+    assert stats.skipped_single_segment > 0
+    assert stats.returned_sentences > 0
+    assert stats.label_1 == sum(example.label for example in examples)
+
+
+def test_nsp_random_single_is_berts_behaviour_and_skews_labels():
+    config = PairsConfig(objective="nsp", max_seq_len=64, nsp_random_single=True)
+    stats = PairStats()
+    examples = nsp_examples(random_docs(600), config, stats)
+    check_sizes(examples, config)
+    assert stats.skipped_single_segment == 0
+    assert stats.forced_random_next > 0
+    # the coin itself stays fair; the forced negatives tip the balance towards 1
+    coin = (stats.label_1 - stats.forced_random_next) / (stats.examples - stats.forced_random_next)
+    assert abs(coin - 0.5) < 0.03
+    assert stats.label_1 / stats.examples > 0.53
+
+
+@pytest.mark.parametrize("max_seq_len,tokens", [(63, (5, 5)), (10_000, (3, 40))])
+def test_nsp_unused_sentences_return_to_the_stream(max_seq_len, tokens):
+    # After a random B, the chunk's sentences after A start the next chunk. With one-sentence
+    # chunks given a random B too, every token of a document is in an A or a true-next B.
+    # (No truncation here: 5-token sentences fill 60 tokens exactly; or no limit at all.)
+    config = PairsConfig(objective="nsp", max_seq_len=max_seq_len, short_seq_prob=0.0,
+                         nsp_random_single=True)
+    docs = random_docs(40, tokens=tokens)
+    stats = PairStats()
+    examples = nsp_examples(docs, config, stats)
+    assert stats.truncated == 0
+    assert stats.returned_sentences > 0
+    for doc_id, document in docs:
+        used = set()
+        for example in examples:
+            if example.doc_id == doc_id:
+                used.update(example.tokens_a)
+                if example.label == 0:
+                    used.update(example.tokens_b)
+        assert used == set(stream(document))
+
+
+def test_nsp_order_independent_and_deterministic():
+    docs = random_docs(25)
+    config = PairsConfig(objective="nsp", max_seq_len=64)
+    reference = nsp_examples(docs, config)
+    shuffled = list(docs)
+    random.Random(3).shuffle(shuffled)
+    assert nsp_examples(shuffled, config) == reference
+    assert nsp_examples(docs, config) == reference
+    keys = [(example.doc_id, example.index) for example in reference]
+    assert keys == sorted(keys)
+
+
+def test_nsp_single_document_group_has_no_random_next():
+    config = PairsConfig(objective="nsp", max_seq_len=32)
+    stats = PairStats()
+    (doc_id, document), = random_docs(1)
+    examples = nsp_examples([(doc_id, document), ("empty", [])], config, stats)
+    assert examples
+    assert all(example.label == 0 for example in examples)
+    assert stats.empty_documents == 1
+    assert nsp_examples([("one", make_doc(1, [10]))], config, stats) == []
+
+
+def test_nsp_single_sentence_document():
+    docs = [("a", make_doc(1, [10])), ("b", make_doc(2, [10, 10, 10]))]
+    stats = PairStats()
+    examples = nsp_examples(docs, PairsConfig(objective="nsp"), stats)
+    assert [e for e in examples if e.doc_id == "a"] == []
+    assert stats.skipped_single_segment >= 1
+    # BERT's way: a random B from the other document
+    stats = PairStats()
+    config = PairsConfig(objective="nsp", nsp_random_single=True)
+    examples = [e for e in nsp_examples(docs, config, stats) if e.doc_id == "a"]
+    assert len(examples) == 1 and examples[0].label == 1
+    assert {doc_of(t) for t in examples[0].tokens_b} == {2}
+    assert stats.forced_random_next >= 1
+
+
+def test_nsp_duplicate_ids_rejected():
+    with pytest.raises(ValueError, match="twice"):
+        nsp_examples([("a", make_doc(1, [3, 3])), ("a", make_doc(2, [3, 3]))], PairsConfig())
+
+
+def test_stats_merge():
+    first = PairStats(examples=3, label_1=1)
+    first.merge(PairStats(examples=2, truncated=4))
+    assert first.as_dict()["examples"] == 5
+    assert first.truncated == 4 and first.label_1 == 1

@@ -1,0 +1,24 @@
+"""The README is part of the product: its config reference and commands must match the code."""
+
+import re
+from pathlib import Path
+
+from schemas.config import config_reference
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_config_reference_matches_the_code():
+    match = re.search(r"<!-- config-reference:start -->\n(.*)<!-- config-reference:end -->",
+                      README, re.S)
+    assert match, "README lost its config reference markers"
+    assert match.group(1).strip() == config_reference().strip(), (
+        "README's config reference is stale: regenerate it with\n"
+        "python -c 'from schemas.config import config_reference; print(config_reference())'")
+
+
+def test_readme_shows_the_two_setup_commands_that_ci_runs():
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    test_command = ci.strip().splitlines()[-1]
+    assert test_command in README
+    assert "winnow curate examples/sample --output" in README

@@ -1,0 +1,402 @@
+"""BERT and ALBERT encoders with their two pretraining heads (masked LM and sentence pair).
+
+The computation is exactly what Hugging Face's ``BertForPreTraining`` and ``AlbertForPreTraining``
+do in eval mode, so ``trainer.export`` can write checkpoints that ``transformers`` loads and that
+give the same logits. On top of that: factorized embeddings (ALBERT, E < H), cross-layer
+sharing of all / attention-only / FFN-only parameters, and a pre-LayerNorm variant (cramming,
+Geiping & Goldstein 2022); the last two have no Hugging Face counterpart.
+
+Read top to bottom: config, embeddings, the two sublayers, the encoder, the heads, the model.
+Shapes: B batch, T sequence, H hidden, E embedding, I intermediate, V vocab, M masked positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# name -> (layers, hidden): the miniature BERTs of Turc et al. 2019 ("Well-read students learn
+# better") plus base and large. heads = hidden // 64, intermediate = 4 * hidden.
+PRESETS = {
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
+    "large": (24, 1024),
+}
+
+SHARE_MODES = ("none", "all", "attention", "ffn")
+OBJECTIVES = ("sop", "nsp")
+IGNORE_INDEX = -100  # mlm_labels value of a position that is not predicted (as in PyTorch and HF)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    """SentencePiece pieces; the word embedding rows and the MLM classes (the manifest's)."""
+    max_seq_len: int = 128
+    """Rows of the position embedding table: the longest sequence, special tokens included."""
+    num_layers: int = 12
+    """Transformer layers applied (a shared layer counts every time it is applied)."""
+    hidden_size: int = 768
+    """H: width of the residual stream."""
+    num_heads: int = 12
+    """Attention heads; must divide hidden_size."""
+    intermediate_size: int = 3072
+    """I: width of the feed-forward sublayer, usually 4 * H."""
+    embedding_size: int | None = None
+    """E: ALBERT's factorized embeddings. When set and != H, word/position/type embeddings have
+    size E and a Linear E -> H (``embedding_hidden_mapping_in``) follows them, and the MLM head
+    maps H -> E before the tied decoder. None means E = H (BERT)."""
+    share_layers: str = "none"
+    """Cross-layer parameter sharing: "none" (BERT), "all" (ALBERT: one layer applied
+    num_layers times), "attention" or "ffn" (share only that sublayer; ALBERT paper, table 4)."""
+    pre_layernorm: bool = False
+    """False: post-LN, BERT's LayerNorm(x + sublayer(x)). True: x + sublayer(LayerNorm(x)) and a
+    final LayerNorm, more stable at small budgets (cramming); not exportable to HF."""
+    dropout: float = 0.1
+    """Dropout on embeddings and on each sublayer's output (HF ``hidden_dropout_prob``)."""
+    attention_dropout: float = 0.1
+    """Dropout on attention probabilities (HF ``attention_probs_dropout_prob``)."""
+    type_vocab_size: int = 2
+    """Token type (segment) embeddings: 0 for [CLS] A [SEP], 1 for B [SEP]."""
+    layer_norm_eps: float = 1e-12
+    """Epsilon of every LayerNorm (BERT's 1e-12)."""
+    objective: str = "sop"
+    """Meaning of the pair head's label 1: "sop" (A and B swapped, ALBERT) or "nsp" (B from
+    another document, BERT). Two classes either way; decides the HF head name on export."""
+    pad_token_id: int = 0
+    """Id of [PAD]; written to the exported config (the model itself masks by attention_mask)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name in ("dropout", "attention_dropout", "layer_norm_eps"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    problems.append(f"{field.name} must be a number, got {value!r}")
+            elif field.name in ("share_layers", "objective"):
+                if not isinstance(value, str):
+                    problems.append(f"{field.name} must be a string, got {value!r}")
+            elif field.name == "pre_layernorm":
+                if not isinstance(value, bool):
+                    problems.append(f"pre_layernorm must be true or false, got {value!r}")
+            elif field.name == "embedding_size" and value is None:
+                continue
+            elif isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{field.name} must be an integer, got {value!r}")
+        if problems:  # the range checks below assume the types
+            raise ValueError("invalid ModelConfig:\n  " + "\n  ".join(problems))
+
+        for name in ("vocab_size", "max_seq_len", "num_layers", "hidden_size", "num_heads",
+                     "intermediate_size", "type_vocab_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.embedding_size is not None and self.embedding_size < 1:
+            problems.append(f"embedding_size must be >= 1 or None, got {self.embedding_size}")
+        if self.num_heads >= 1 and self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} is not a multiple of "
+                            f"num_heads {self.num_heads}")
+        if self.share_layers not in SHARE_MODES:
+            problems.append(f"share_layers must be one of {SHARE_MODES}, "
+                            f"got {self.share_layers!r}")
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.layer_norm_eps <= 0:
+            problems.append(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            problems.append(f"pad_token_id {self.pad_token_id} is not in "
+                            f"[0, vocab_size={self.vocab_size})")
+        if problems:
+            raise ValueError("invalid ModelConfig:\n  " + "\n  ".join(problems))
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> ModelConfig:
+        """The config of a PRESETS size; ``vocab_size`` (and anything else) from ``overrides``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        layers, hidden = PRESETS[name]
+        sizes = dict(num_layers=layers, hidden_size=hidden, num_heads=hidden // 64,
+                     intermediate_size=4 * hidden)
+        return cls(**{**sizes, **overrides})
+
+    @property
+    def factorized(self) -> bool:
+        """True when embeddings have their own size E != H (and a Linear E -> H follows)."""
+        return self.embedding_size is not None and self.embedding_size != self.hidden_size
+
+    @property
+    def embedding_dim(self) -> int:
+        """E: the width of the embedding tables, the MLM head's transform and the decoder."""
+        return self.embedding_size if self.factorized else self.hidden_size
+
+    @property
+    def num_attention_modules(self) -> int:
+        """Distinct attention sublayers (1 when shared)."""
+        return 1 if self.share_layers in ("all", "attention") else self.num_layers
+
+    @property
+    def num_ffn_modules(self) -> int:
+        """Distinct feed-forward sublayers (1 when shared)."""
+        return 1 if self.share_layers in ("all", "ffn") else self.num_layers
+
+    def _attention_parameters(self) -> int:
+        h = self.hidden_size
+        return 3 * h * h + 3 * h + h * h + h + 2 * h  # qkv, output dense, LayerNorm
+
+    def _ffn_parameters(self) -> int:
+        h, i = self.hidden_size, self.intermediate_size
+        return h * i + i + i * h + h + 2 * h  # up, down, LayerNorm
+
+    def num_parameters(self) -> int:
+        """Parameters of ``PreTrainingModel(self)``, shared and tied ones counted once."""
+        h, e, v = self.hidden_size, self.embedding_dim, self.vocab_size
+        embeddings = (v + self.max_seq_len + self.type_vocab_size) * e + 2 * e
+        if self.factorized:
+            embeddings += e * h + h
+        encoder = (self.num_attention_modules * self._attention_parameters()
+                   + self.num_ffn_modules * self._ffn_parameters()
+                   + (2 * h if self.pre_layernorm else 0))
+        pooler_and_pair_head = h * h + h + 2 * h + 2
+        mlm_head = h * e + e + 2 * e + v  # transform dense, LayerNorm, decoder bias (weight tied)
+        return embeddings + encoder + pooler_and_pair_head + mlm_head
+
+    def flops_per_token(self, seq_len: int, masked_fraction: float = 0.0) -> float:
+        """Training FLOPs (forward + backward) per token: 6 N + 12 L H T (FIELD-NOTES, Kaplan
+        et al. 2020 appendix; the attention term is not halved: an encoder attends both ways).
+
+        N counts the parameters each token is multiplied with: num_layers full layers (a shared
+        layer counts each time it is applied, so sharing saves parameters, not FLOPs), plus the
+        E -> H projection when factorized. Embedding lookups and the per-sequence pooler and
+        pair head are left out. The MLM head runs only at masked positions (gathered), so its
+        H*E + E*V parameters count ``masked_fraction`` times (default 0: the plain 6 N formula;
+        0.15 adds about 4% for BERT-base).
+        """
+        h, e = self.hidden_size, self.embedding_dim
+        n = self.num_layers * (self._attention_parameters() + self._ffn_parameters())
+        if self.factorized:
+            n += e * h + h
+        n += masked_fraction * (h * e + e + e * self.vocab_size)
+        return 6.0 * n + 12.0 * self.num_layers * h * seq_len
+
+
+# --- embeddings --------------------------------------------------------------------------------
+
+class Embeddings(nn.Module):
+    """word + position + token type, LayerNorm, dropout (+ Linear E -> H when factorized)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        e = config.embedding_dim
+        self.word = nn.Embedding(config.vocab_size, e)
+        self.position = nn.Embedding(config.max_seq_len, e)
+        self.token_type = nn.Embedding(config.type_vocab_size, e)
+        self.norm = nn.LayerNorm(e, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+        self.projection = nn.Linear(e, config.hidden_size) if config.factorized else None
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        # input_ids, token_type_ids: (B, T) long
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (T,)
+        x = self.word(input_ids) + self.token_type(token_type_ids) + self.position(positions)
+        x = self.dropout(self.norm(x))  # (B, T, E)
+        if self.projection is not None:
+            x = self.projection(x)  # (B, T, H)
+        return x
+
+
+# --- the two sublayers -------------------------------------------------------------------------
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with its residual connection and LayerNorm.
+
+    post-LN: LayerNorm(x + dropout(dense(attn(x)))); pre-LN: x + dropout(dense(attn(LN(x)))).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.num_heads = config.num_heads
+        self.pre_layernorm = config.pre_layernorm
+        self.attention_dropout = config.attention_dropout
+        self.qkv = nn.Linear(h, 3 * h)  # query, key, value in one matmul; split on export
+        self.dense = nn.Linear(h, h)
+        self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, H); key_mask: (B, 1, 1, T) bool, True where the key is a real token
+        b, t, h = x.shape
+        y = self.norm(x) if self.pre_layernorm else x
+        q, k, v = self.qkv(y).split(h, dim=2)  # 3 x (B, T, H)
+        q, k, v = (z.view(b, t, self.num_heads, h // self.num_heads).transpose(1, 2)
+                   for z in (q, k, v))  # 3 x (B, heads, T, H / heads)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask,
+            dropout_p=self.attention_dropout if self.training else 0.0)  # (B, heads, T, H/heads)
+        y = y.transpose(1, 2).reshape(b, t, h)  # (B, T, H)
+        y = self.dropout(self.dense(y))
+        return x + y if self.pre_layernorm else self.norm(x + y)
+
+
+class FeedForward(nn.Module):
+    """Linear H -> I, exact (erf) GELU, Linear I -> H, with residual and LayerNorm."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.pre_layernorm = config.pre_layernorm
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, H)
+        y = self.norm(x) if self.pre_layernorm else x
+        y = self.dropout(self.down(F.gelu(self.up(y))))  # (B, T, I) inside
+        return x + y if self.pre_layernorm else self.norm(x + y)
+
+
+class Encoder(nn.Module):
+    """num_layers applications of attention then feed-forward.
+
+    Sharing keeps one module where parameters are shared ("all": one of each, ALBERT) and
+    layer i uses module ``i % len(modules)``; every parameter has one name in the state dict.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.num_layers = config.num_layers
+        self.attention = nn.ModuleList(
+            SelfAttention(config) for _ in range(config.num_attention_modules))
+        self.ffn = nn.ModuleList(FeedForward(config) for _ in range(config.num_ffn_modules))
+        self.final_norm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+                           if config.pre_layernorm else None)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, H) -> (B, T, H)
+        for i in range(self.num_layers):
+            x = self.attention[i % len(self.attention)](x, key_mask)
+            x = self.ffn[i % len(self.ffn)](x)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
+
+
+# --- heads -------------------------------------------------------------------------------------
+
+class MaskedLMHead(nn.Module):
+    """dense H -> E, GELU, LayerNorm, then the decoder tied to the word embeddings + a bias."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.embedding_dim)
+        self.norm = nn.LayerNorm(config.embedding_dim, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        # x: (..., H); word_embeddings: (V, E), the tied decoder weight -> (..., V)
+        x = self.norm(F.gelu(self.dense(x)))  # (..., E)
+        return F.linear(x, word_embeddings, self.bias)
+
+
+@dataclass
+class PreTrainingOutput:
+    loss: torch.Tensor | None
+    """mlm_loss + pair_loss, of the terms whose labels were given; None when none were."""
+    mlm_loss: torch.Tensor | None
+    """Mean cross-entropy over the masked positions (0 when a batch has none)."""
+    pair_loss: torch.Tensor | None
+    """Mean cross-entropy of the SOP/NSP head."""
+    mlm_logits: torch.Tensor | None
+    """(M, V) at the M positions whose label != -100, in row-major (b, t) order;
+    (B, T, V) when mlm_labels is None."""
+    mlm_targets: torch.Tensor | None
+    """(M,) the labels at those positions; None when mlm_labels is None."""
+    pair_logits: torch.Tensor
+    """(B, 2) the sentence pair head's logits."""
+
+
+class PreTrainingModel(nn.Module):
+    """Encoder + pooler + pair head + masked LM head, as BertForPreTraining/AlbertForPreTraining."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # then tanh
+        self.pair_head = nn.Linear(config.hidden_size, 2)
+        self.mlm_head = MaskedLMHead(config)
+        self.apply(_init_weights)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        mlm_labels: torch.Tensor | None = None,
+        pair_labels: torch.Tensor | None = None,
+    ) -> PreTrainingOutput:
+        # input_ids, token_type_ids: (B, T) long; attention_mask: (B, T) bool, True = real
+        # token (None = all real); mlm_labels: (B, T) long, -100 where not predicted;
+        # pair_labels: (B,) long
+        b, t = input_ids.shape
+        if t > self.config.max_seq_len:
+            raise ValueError(f"sequence length {t} > max_seq_len {self.config.max_seq_len}")
+        key_mask = None
+        if attention_mask is not None:
+            # (B, 1, 1, T): broadcast over heads and query positions
+            key_mask = attention_mask.to(torch.bool).view(b, 1, 1, t)
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        x = self.encoder(x, key_mask)  # (B, T, H)
+
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, H): the [CLS] position
+        pair_logits = self.pair_head(pooled)  # (B, 2)
+
+        decoder_weight = self.embeddings.word.weight  # (V, E): tied, one parameter
+        mlm_targets = mlm_loss = None
+        if mlm_labels is None:
+            mlm_logits = self.mlm_head(x, decoder_weight)  # (B, T, V)
+        else:
+            # Gather before the head: only ~15% of positions pay for the (E x V) decoder.
+            predicted = mlm_labels != IGNORE_INDEX  # (B, T)
+            mlm_logits = self.mlm_head(x[predicted], decoder_weight)  # (M, V)
+            mlm_targets = mlm_labels[predicted]  # (M,)
+            if mlm_targets.numel():
+                mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_targets)
+            else:  # mean over nothing is nan; keep the graph so backward still works
+                mlm_loss = mlm_logits.float().sum() * 0.0
+
+        pair_loss = None
+        if pair_labels is not None:
+            pair_loss = F.cross_entropy(pair_logits.float(), pair_labels)
+
+        if mlm_loss is not None and pair_loss is not None:
+            loss = mlm_loss + pair_loss
+        else:
+            loss = mlm_loss if mlm_loss is not None else pair_loss
+        return PreTrainingOutput(loss=loss, mlm_loss=mlm_loss, pair_loss=pair_loss,
+                                 mlm_logits=mlm_logits, mlm_targets=mlm_targets,
+                                 pair_logits=pair_logits)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """BERT's initialization: weights N(0, 0.02), biases 0, LayerNorm weight 1 and bias 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+__all__ = ["PRESETS", "ModelConfig", "PreTrainingModel", "PreTrainingOutput"]
