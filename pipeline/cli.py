@@ -56,11 +56,26 @@ def _add_curate(commands) -> None:
 
 def _add_report(commands) -> None:
     report = commands.add_parser(
-        "report", help="summarize a run folder",
-        description="Print the funnel by stage, removals by reason, quarantined records and "
-                    "PII counts of a finished curation run.")
-    report.add_argument("run_dir", metavar="DIR", help="a run folder written by winnow curate")
-    report.add_argument("--json", action="store_true", help="print report.json as it is")
+        "report", help="show what a run did and why",
+        description="Print every figure of a curation run as tables: the funnel by stage, "
+                    "removals by stage and reason, quality scores, language mix, document "
+                    "lengths before and after, near-duplicate clusters, PII counts, shard "
+                    "counts, configuration and timings. Works on local and gs:// run folders "
+                    "and on runs that stopped part way (it says what is missing). Document "
+                    "text is always shown with its PII redacted.")
+    report.add_argument("run_dir", metavar="DIR",
+                        help="a run folder written by winnow curate (local or gs://)")
+    report.add_argument("--json", action="store_true",
+                        help="print report.json (example texts redacted for PII again)")
+    report.add_argument("--html", metavar="FILE",
+                        help="also write the report as one self-contained HTML file with plots")
+    report.add_argument("--reason", metavar="NAME",
+                        help="print documents removed (or quarantined) for this reason")
+    report.add_argument("-n", type=int, default=5,
+                        help="documents to print with --reason (default: 5)")
+    report.add_argument("--compare", metavar="OTHER_DIR",
+                        help="compare with another run: counts side by side with deltas, and "
+                             "the config keys that differ")
     report.set_defaults(run=_run_report)
 
 
@@ -129,7 +144,7 @@ def _add_dataclass_options(parser, cls: type, skip: tuple[str, ...] = ()) -> Non
     """One --option per field of a config dataclass, documented by the field's docstring."""
     import dataclasses
 
-    from schemas.config import field_docstrings
+    from schemas.typed_config import field_docstrings
 
     docs = field_docstrings(cls)
     for setting in dataclasses.fields(cls):
@@ -245,11 +260,9 @@ def _run_shards(args, _extra: list[str]) -> int:
 
 
 def _add_trainer(commands) -> None:
-    """``pretrain`` and ``export`` live in trainer/ (torch, an optional extra)."""
-    try:
-        from trainer.cli import add_export_parser, add_pretrain_parser
-    except ImportError:  # trainer.cli not present: curation-only install
-        return
+    """``pretrain`` and ``export`` live in trainer/; torch is imported only when they run."""
+    from trainer.cli import add_export_parser, add_pretrain_parser
+
     add_pretrain_parser(commands)
     add_export_parser(commands)
 
@@ -284,15 +297,49 @@ def _run_curate(args, beam_args: list[str]) -> int:
 def _run_report(args, _extra: list[str]) -> int:
     import json
 
-    from pipeline.report import format_report, read_report
+    from pipeline.report import (
+        RunNotFound,
+        display_examples,
+        format_comparison,
+        format_examples,
+        format_report,
+        load_run,
+        removed_examples,
+    )
 
     try:
-        report = read_report(args.run_dir)
-    except (OSError, ValueError) as error:
-        print(f"winnow report: cannot read the report of {args.run_dir}: {error}",
-              file=sys.stderr)
+        view = load_run(args.run_dir)
+        other = load_run(args.compare) if args.compare else None
+        if args.reason:
+            examples = removed_examples(args.run_dir, args.reason, max(args.n, 0))
+            if not examples:
+                documents = view.report["documents"]
+                known = sorted(set(documents["removed"]) | set(documents["quarantined"]))
+                print(f"winnow report: no document was removed or quarantined for "
+                      f"{args.reason!r} in {args.run_dir}; reasons in this run: "
+                      f"{', '.join(known) or 'none'}", file=sys.stderr)
+                return 2
+            print(format_examples(view, args.reason, examples, args.n))
+        elif other is not None:
+            print(format_comparison(view, other))
+        elif args.json:
+            shown = {**view.report, "examples": display_examples(view.report)}
+            print(json.dumps(shown, indent=2, ensure_ascii=False))
+            for warning in view.warnings:  # stdout stays parseable JSON
+                print(f"warning: {warning}", file=sys.stderr)
+        else:
+            print(format_report(view.report, view))
+        if args.html:
+            from pipeline.html_report import write_html
+
+            write_html(view, args.html)
+            print(f"wrote {args.html}")
+    except RunNotFound as error:
+        print(f"winnow report: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    except (OSError, ValueError) as error:
+        print(f"winnow report: cannot read the run in {args.run_dir}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

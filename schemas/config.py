@@ -8,33 +8,31 @@ to its rules in ``filters/`` (with a docstring per field); this module assembles
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import json
-import textwrap
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from filters.minhash import NearDedupConfig
 
 from filters.dedup import ExactDedupConfig
 from filters.heuristics import HeuristicsConfig
 from filters.language import LanguageConfig
+from filters.minhash import NearDedupConfig
 from filters.normalize import NormalizeConfig
 from filters.pairs import PairsConfig
 from filters.pii import PiiConfig
 from filters.quality import QualityConfig
 from filters.sentences import SentencesConfig
 from filters.tokenizer import TokenizerConfig
+from schemas.typed_config import (
+    ConfigError,
+    build_config,
+    reference_table,
+    to_plain_dict,
+)
 
 ENABLED_DOC = "Run this stage; when false, documents pass through it untouched."
-
-
-class ConfigError(ValueError):
-    """Every problem found in a config, one per line."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +111,7 @@ class WinnowConfig:
 
 def config_from_dict(data: dict[str, Any] | None) -> WinnowConfig:
     """Build a config from a (partial) mapping; raise ConfigError listing every problem."""
-    problems: list[str] = []
-    config = _build(WinnowConfig, data or {}, "", problems)
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    return config
+    return build_config(WinnowConfig, data)
 
 
 def load_config(path: str | None) -> WinnowConfig:
@@ -130,68 +124,22 @@ def load_config(path: str | None) -> WinnowConfig:
         try:
             data = yaml.safe_load(handle.read().decode("utf-8"))
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+            raise ConfigError([f"{path}: not valid YAML: {error}"]) from error
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raise ConfigError([f"{path}: the top level must be a mapping of sections"])
     try:
         return config_from_dict(data)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError([f"{path}: {problem}" for problem in error.problems]) from None
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain dict (tuples as lists) of a config, ready for YAML or JSON."""
-    def plain(value: Any) -> Any:
-        if isinstance(value, (tuple, list)):
-            return [plain(item) for item in value]
-        if isinstance(value, dict):
-            return {key: plain(item) for key, item in value.items()}
-        return value
-
-    return plain(dataclasses.asdict(config))
+    return to_plain_dict(config)
 
 
 def config_to_yaml(config: WinnowConfig) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
-
-
-def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, appending problems instead of raising."""
-    if not isinstance(data, dict):
-        problems.append(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in sorted(set(data) - known):
-        problems.append(f"{where}{key}: unknown key (known: {', '.join(sorted(known))})")
-    values = {}
-    for name in known & set(data):
-        values[name] = _coerce(hints[name], data[name], f"{where}{name}", problems)
-    instance = cls(**{k: v for k, v in values.items() if v is not _INVALID})
-    problems.extend(f"{where}{problem}" for problem in getattr(instance, "errors", list)())
-    return instance
-
-
-_INVALID = object()
-
-
-def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where + ".", problems)
-    if typing.get_origin(hint) is tuple:
-        (item_type, _) = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            problems.append(f"{where}: expected a list, got {value!r}")
-            return _INVALID
-        items = [_coerce(item_type, item, f"{where}[{i}]", problems)
-                 for i, item in enumerate(value)]
-        return _INVALID if _INVALID in items else tuple(items)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (bool, int, float, str) and type(value) is hint:
-        return value
-    problems.append(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-    return _INVALID
 
 
 def config_reference() -> str:
@@ -200,26 +148,6 @@ def config_reference() -> str:
     lines = []
     for section in dataclasses.fields(WinnowConfig):
         section_cls = typing.get_type_hints(WinnowConfig)[section.name]
-        docs = field_docstrings(section_cls)
-        defaults = config_to_dict(section_cls())
-        lines += [f"### `{section.name}`", "", "| key | default | meaning |", "|---|---|---|"]
-        for name, default in defaults.items():
-            meaning = docs.get(name) or (ENABLED_DOC if name == "enabled" else "")
-            meaning = " ".join(meaning.split()).replace("|", "\\|")
-            lines.append(f"| `{name}` | `{json.dumps(default)}` | {meaning} |")
-        lines.append("")
+        lines += [f"### `{section.name}`", ""]
+        lines += reference_table(section_cls, {"enabled": ENABLED_DOC}) + [""]
     return "\n".join(lines)
-
-
-def field_docstrings(cls: type) -> dict[str, str]:
-    """Field name -> the string literal written under it in the class body."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            docs[node.target.id] = following.value.value
-    return docs

@@ -3,18 +3,32 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from schemas.config import config_reference
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
+def readme_block(marker: str) -> str:
+    match = re.search(rf"<!-- {marker}:start -->\n(.*)<!-- {marker}:end -->", README, re.S)
+    assert match, f"README lost its {marker} markers"
+    return match.group(1).strip()
+
+
 def test_config_reference_matches_the_code():
-    match = re.search(r"<!-- config-reference:start -->\n(.*)<!-- config-reference:end -->",
-                      README, re.S)
-    assert match, "README lost its config reference markers"
-    assert match.group(1).strip() == config_reference().strip(), (
+    assert readme_block("config-reference") == config_reference().strip(), (
         "README's config reference is stale: regenerate it with\n"
         "python -c 'from schemas.config import config_reference; print(config_reference())'")
+
+
+def test_training_config_reference_matches_the_code():
+    pytest.importorskip("torch")
+    from trainer.train import config_reference as train_config_reference
+
+    assert readme_block("train-config-reference") == train_config_reference().strip(), (
+        "README's training config reference is stale: regenerate it with\n"
+        "python -c 'from trainer.train import config_reference; print(config_reference())'")
 
 
 def test_readme_shows_the_two_setup_commands_that_ci_runs():

@@ -1,1 +1,7 @@
-"""Pretraining on curated shards (torch). Arrives with the shard format; see the README."""
+"""Pretraining BERT/ALBERT encoders on winnow's token shards (torch, the ``train`` extra).
+
+``model.py`` (the encoder and its MLM and SOP/NSP heads), ``data.py`` (memmap reading, dynamic
+masking, index-deterministic order), ``train.py`` (config, loop, checkpoints, DDP, metrics),
+``export.py`` (Hugging Face folders) and ``cli.py`` (``winnow pretrain`` and ``winnow export``).
+Shards are read through ``schemas.shards``; nothing here imports Beam.
+"""

@@ -1,0 +1,125 @@
+"""``winnow pretrain`` and ``winnow export``: argument parsers and their run functions.
+
+This module imports nothing heavy at import time (torch is imported inside the run functions),
+so that ``winnow --help`` works without torch. It also runs on its own, which is how torchrun
+starts one process per GPU::
+
+    torchrun --nproc-per-node 8 -m trainer.cli pretrain --shards DIR --output RUN
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PRETRAIN_EPILOG = """\
+Several GPUs: torchrun --nproc-per-node N -m trainer.cli pretrain ... (one process per GPU,
+DDP; batch_size stays the global batch). RUN holds config.yaml, metrics.jsonl, tensorboard/
+(when installed) and checkpoints/ (step-NNNNNN.pt and a `latest` pointer)."""
+
+
+def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
+    pretrain = subparsers.add_parser(
+        "pretrain", help="pretrain a BERT/ALBERT encoder on token shards",
+        description="Verify the shards, then train (or resume) a masked-LM + sentence-order\n"
+                    "(or next-sentence) encoder, writing metrics and checkpoints into --output.",
+        epilog=PRETRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pretrain.add_argument("--shards", metavar="DIR",
+                          help="shard folder (holds manifest.json), or the run folder "
+                               "holding it as shards/; required for a new run, defaults to "
+                               "the recorded one on --resume")
+    pretrain.add_argument("--output", required=True, metavar="RUN",
+                          help="run folder for config.yaml, metrics.jsonl and checkpoints/")
+    pretrain.add_argument("--config", metavar="FILE",
+                          help="YAML training config naming only what differs from the "
+                               "defaults (see trainer.train.TrainConfig)")
+    pretrain.add_argument("--preset", metavar="NAME",
+                          help="model size: tiny, mini, small, medium, base or large "
+                               "(replaces model.preset of --config; default base)")
+    pretrain.add_argument("--max-steps", type=int, metavar="N",
+                          help="total optimizer steps, the length of the learning-rate "
+                               "schedule (replaces max_steps of the config)")
+    pretrain.add_argument("--stop-after", type=int, metavar="N",
+                          help="stop once N optimizer steps are done in total (an absolute "
+                               "step, counting those before a resume) and write a checkpoint; "
+                               "the schedule still runs to --max-steps")
+    pretrain.add_argument("--resume", action="store_true",
+                          help="continue the run in --output from its latest checkpoint, with "
+                               "its recorded config and shards (they must still match)")
+    pretrain.add_argument("--print-config", action="store_true",
+                          help="print the effective training config as YAML and exit")
+    pretrain.set_defaults(run=run_pretrain)
+    return pretrain
+
+
+def add_export_parser(subparsers) -> argparse.ArgumentParser:
+    export = subparsers.add_parser(
+        "export", help="export a pretraining run as a Hugging Face model folder",
+        description="Write the latest checkpoint of RUN as a transformers folder (config.json, "
+                    "model.safetensors, the SentencePiece tokenizer), loadable with "
+                    "AutoModelForPreTraining and AutoTokenizer.")
+    export.add_argument("run_dir", metavar="RUN", help="run folder written by winnow pretrain")
+    export.add_argument("--output", required=True, metavar="DIR",
+                        help="folder to write the Hugging Face model into")
+    export.set_defaults(run=run_export)
+    return export
+
+
+def _fail(command: str, error: Exception) -> int:
+    """One line on stderr, exit code 2."""
+    head, *rest = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    print(f"winnow {command}: {head} {'; '.join(rest)}".rstrip(), file=sys.stderr)
+    return 2
+
+
+def run_pretrain(args, _extra: list[str]) -> int:
+    import yaml
+
+    from trainer.train import (
+        ConfigError,
+        PretrainError,
+        config_to_dict,
+        load_config,
+        pretrain,
+    )
+
+    try:
+        config = None
+        if not args.resume or args.config or args.preset:
+            config = load_config(args.config, args.preset)
+        if args.print_config:
+            sys.stdout.write(yaml.safe_dump(config_to_dict(config or load_config(None)),
+                                            sort_keys=False))
+            return 0
+        step = pretrain(args.shards, args.output, config, resume=args.resume,
+                        max_steps=args.max_steps, stop_after=args.stop_after)
+    except (ConfigError, PretrainError) as error:
+        return _fail("pretrain", error)
+    print(f"{args.output}: step {step}", file=sys.stderr)
+    return 0
+
+
+def run_export(args, _extra: list[str]) -> int:
+    from trainer.train import PretrainError, export
+
+    try:
+        written = export(args.run_dir, args.output)
+    except PretrainError as error:
+        return _fail("export", error)
+    print(f"wrote {written}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trainer.cli pretrain|export ...`` (what torchrun starts)."""
+    parser = argparse.ArgumentParser(prog="trainer.cli",
+                                     description="Pretrain encoders on winnow token shards.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_pretrain_parser(commands)
+    add_export_parser(commands)
+    args = parser.parse_args(argv)
+    return args.run(args, [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""The data path of pretraining: shard examples -> masked, padded batches of tensors.
+
+Read top to bottom: masking config, the index permutation, the dataset, collate, the batch
+iterator. Shapes: B examples in a batch, T = the manifest's max_seq_len.
+
+Choices made here, and why:
+
+* **Fixed length.** Every sequence is padded to the manifest's ``max_seq_len``: static shapes
+  suit torch.compile and CUDA graphs, and the shards already pack examples close to that length.
+  Metrics report both real (non-pad) and padded tokens.
+* **Order from (seed, epoch, position), in O(1) memory.** The training stream is an endless
+  sequence of positions 0, 1, 2, ...; position ``p`` falls in epoch ``p // N`` and maps to
+  example ``split(shuffle_epoch(p % N))``, where both maps are seeded bijections on ``[0, n)``
+  built from a Feistel network with cycle walking (``IndexPermutation``). Nothing of size N is
+  ever held, so resuming at step k is instant: position ``k * global_batch``.
+* **Train/eval split.** ``split`` is one fixed bijection of the corpus (its key does not depend
+  on the training seed, so runs with different seeds evaluate on the same examples): its last
+  ``eval_examples`` outputs are held out for evaluation, the rest is the training set.
+* **DDP.** Step s covers positions ``[s * G, (s + 1) * G)`` of the stream (G the global batch);
+  rank r of w takes positions ``s * G + r, s * G + r + w, ...``, so the union over ranks is the
+  single-process batch exactly (``step_positions``).
+* **Dynamic masking, counter-based.** Masking draws every random number from a hash of
+  ``(seed, epoch, example index, token position, purpose)`` (SplitMix64 finalizer, the way
+  Philox/Random123 are counter-based generators): the masks of an example depend on nothing else,
+  so a resumed run, any number of workers or ranks, and any batch composition mask identically.
+  It is the per-example generator that the design asks for, vectorized over the whole batch:
+  constructing a numpy Generator per example costs 40 to 60 us here, more than the rest of the
+  batch's work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from schemas.shards import ShardReader
+from schemas.typed_config import ConfigError
+
+WORD_BOUNDARY = "\u2581"
+"""SentencePiece's word-boundary mark: a piece starting with it begins a word (ALBERT's
+whole-word masking)."""
+IGNORE_INDEX = -100
+"""mlm_labels value of a position that is not predicted (PyTorch's cross_entropy default)."""
+SPLIT_KEY = 0x5EED_5B11_7000_0001
+"""Key of the train/eval split permutation; fixed, so that the eval set does not move with the
+training seed."""
+BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "pair_labels")
+
+
+class DataConfigError(ConfigError):
+    """Every problem of a data config, one per line (``problems`` holds them as a list)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(problems, "invalid data config")
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    mlm_probability: float = 0.15
+    """Fraction of the non-special tokens of an example selected for prediction, rounded, at
+    least one (BERT 0.15; MosaicBERT and ModernBERT use 0.3)."""
+    mask_token_prob: float = 0.8
+    """Of the selected tokens, the fraction replaced by [MASK]."""
+    random_token_prob: float = 0.1
+    """Of the selected tokens, the fraction replaced by a random non-special piece; the rest
+    (1 - mask_token_prob - random_token_prob) stay unchanged but are still predicted."""
+    whole_word: bool = False
+    """Select whole words: a word is a piece starting with SentencePiece's U+2581 mark (or the
+    first piece of a segment) and the pieces after it up to the next such piece. Words are taken
+    in random order, skipping any that would exceed the budget of ``mlm_probability`` tokens
+    (BERT's rule); the first word is always taken."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        for name in ("mlm_probability", "mask_token_prob", "random_token_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(f"{name}: expected a number, got {value!r}")
+        if problems:
+            return problems
+        if not 0.0 < self.mlm_probability <= 1.0:
+            problems.append(f"mlm_probability: must be in (0, 1], got {self.mlm_probability}")
+        for name in ("mask_token_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
+            problems.append(f"mask_token_prob + random_token_prob must be at most 1, got "
+                            f"{self.mask_token_prob} + {self.random_token_prob}")
+        if not isinstance(self.whole_word, bool):
+            problems.append(f"whole_word: expected true or false, got {self.whole_word!r}")
+        return problems
+
+    def __post_init__(self) -> None:
+        problems = self.errors()
+        if problems:
+            raise DataConfigError(problems)
+
+
+# --- counter-based random numbers --------------------------------------------------------------
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer on a uint64 array (wrapping arithmetic): a bijection of 64-bit
+    words whose output bits all depend on all input bits."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _u64(values: Any) -> np.ndarray:
+    """Python ints (any sign and size) or an integer array as a 1-D uint64 array."""
+    if isinstance(values, np.ndarray):
+        return np.atleast_1d(values.astype(np.uint64, copy=False))
+    return np.atleast_1d(np.array([int(v) & _MASK64 for v in np.atleast_1d(values)],
+                                  dtype=np.uint64))
+
+
+def hash_keys(*parts: Any) -> np.ndarray:
+    """One 64-bit hash per element of the broadcast ``parts`` (ints or integer arrays)."""
+    z = np.zeros(1, dtype=np.uint64)
+    for part in parts:
+        z = _mix64((z + _GOLDEN) ^ _u64(part))
+    return z
+
+
+def _stream(key: np.ndarray, position: np.ndarray, purpose: int) -> np.ndarray:
+    """Element ``3 * position + purpose`` of the SplitMix64 stream seeded with ``key``
+    (broadcast): one 64-bit random word per (key, position, purpose)."""
+    counter = np.asarray(position).astype(np.uint64) * np.uint64(3) + np.uint64(purpose + 1)
+    return _mix64(key + counter * _GOLDEN)
+
+
+def _uniform(h: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1) from the top 53 bits of 64-bit hashes."""
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+# --- the index permutation ---------------------------------------------------------------------
+
+class IndexPermutation:
+    """A seeded bijection of ``[0, n)`` computed per element, in O(1) memory.
+
+    A Feistel network permutes the b-bit words, ``b = max(2, bit_length(n - 1))`` so that
+    ``2**b < 2 n``; cycle walking (apply again while the output is ``>= n``) restricts it to
+    ``[0, n)`` (Black & Rogaway 2002), fewer than 2 applications on average. The word is split
+    into a high and a low part (widths differ by at most one bit) and the rounds alternate which
+    part is XORed with a SplitMix64 hash of the other and a round key: each round is its own
+    inverse, so the whole network is a bijection.
+    """
+
+    ROUNDS = 6
+
+    def __init__(self, n: int, key: int):
+        if n < 1:
+            raise ValueError(f"a permutation needs n >= 1, got {n}")
+        self.n = int(n)
+        bits = max(2, (self.n - 1).bit_length())
+        self._low_bits = np.uint64(bits // 2)
+        self._low = np.uint64((1 << (bits // 2)) - 1)
+        self._high = np.uint64((1 << (bits - bits // 2)) - 1)
+        self._round_keys = hash_keys(key, np.arange(self.ROUNDS, dtype=np.uint64))
+
+    def _feistel(self, x: np.ndarray) -> np.ndarray:
+        high, low = x >> self._low_bits, x & self._low
+        for number, key in enumerate(self._round_keys):
+            if number % 2:
+                low = low ^ (_mix64(high ^ key) & self._low)
+            else:
+                high = high ^ (_mix64(low ^ key) & self._high)
+        return (high << self._low_bits) | low
+
+    def __call__(self, values: np.ndarray | Sequence[int] | int) -> np.ndarray:
+        x = np.atleast_1d(np.asarray(values, dtype=np.int64))
+        if len(x) and (x.min() < 0 or x.max() >= self.n):
+            raise IndexError(f"values outside [0, {self.n})")
+        if self.n == 1:
+            return np.zeros(len(x), dtype=np.int64)
+        out = self._feistel(x.astype(np.uint64))
+        outside = np.flatnonzero(out >= np.uint64(self.n))
+        while len(outside):
+            out[outside] = self._feistel(out[outside])
+            outside = outside[out[outside] >= np.uint64(self.n)]
+        return out.astype(np.int64)
+
+
+def step_positions(step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+    """Stream positions of rank ``rank``'s part of global step ``step``: ``step * batch_size +
+    rank, + world_size, ...`` (batch_size / world_size positions; the ranks' union is the
+    global batch)."""
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of world_size {world_size}")
+    return step * batch_size + np.arange(rank, batch_size, world_size, dtype=np.int64)
+
+
+# --- vocabulary tables -------------------------------------------------------------------------
+
+def word_start_mask(tokenizer_path: str | os.PathLike, vocab_size: int) -> np.ndarray:
+    """``(vocab_size,)`` bool: True for the pieces that begin a word (start with U+2581)."""
+    processor = _load_tokenizer(tokenizer_path)
+    if processor.get_piece_size() != vocab_size:
+        raise ValueError(f"{tokenizer_path}: {processor.get_piece_size()} pieces, expected "
+                         f"vocab_size {vocab_size}")
+    return np.array([processor.id_to_piece(i).startswith(WORD_BOUNDARY)
+                     for i in range(vocab_size)], dtype=bool)
+
+
+def random_replacement_ids(tokenizer_path: str | os.PathLike,
+                           special_tokens: dict[str, int]) -> np.ndarray:
+    """Ids a selected token may be replaced with: every piece except the special tokens and
+    SentencePiece's control, unknown and unused pieces (e.g. <s>, </s>)."""
+    processor = _load_tokenizer(tokenizer_path)
+    special = set(special_tokens.values())
+    return np.array([i for i in range(processor.get_piece_size())
+                     if i not in special and not (processor.is_control(i)
+                                                  or processor.is_unknown(i)
+                                                  or processor.is_unused(i))], dtype=np.int64)
+
+
+def _load_tokenizer(path: str | os.PathLike):
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor()
+    processor.Load(os.fspath(path))
+    return processor
+
+
+# --- the dataset -------------------------------------------------------------------------------
+
+class PretrainingData:
+    """Masked, padded examples of one split of a shard folder, addressed by stream position.
+
+    ``data[p]`` is the example at position ``p`` of the stream (every position is valid: the
+    stream repeats the split once per epoch, reshuffled), as a dict of numpy arrays (see
+    ``BATCH_KEYS``); ``data.batch(positions)`` builds the tensors of many at once. Examples are
+    read from the shards' memory maps (the corpus is never copied); pickling (to DataLoader
+    workers) sends the manifest and the vocabulary tables only.
+    """
+
+    def __init__(self, shards_dir: str | os.PathLike, seed: int, split: str = "train",
+                 eval_examples: int = 0, masking: MaskingConfig | None = None,
+                 word_start_ids: np.ndarray | None = None):
+        """``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
+        ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held
+        out for "eval" and never seen by "train" (give both splits the same number);
+        ``word_start_ids`` is a (vocab_size,) bool mask of the pieces that begin a word, for
+        whole-word masking (default: ``word_start_mask`` of the folder's tokenizer)."""
+        if split not in ("train", "eval"):
+            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        self.reader = ShardReader(shards_dir)
+        self.manifest = self.reader.manifest
+        self.seed = int(seed)
+        self.split = split
+        self.masking = masking or MaskingConfig()
+        self.max_seq_len = self.manifest.max_seq_len
+        corpus = len(self.reader)
+        self.eval_examples = held_out_examples(corpus, eval_examples)
+        self.train_examples = corpus - self.eval_examples
+        if split == "eval" and not self.eval_examples:
+            raise ValueError("the eval split is empty (eval_examples = 0)")
+        self._size = self.train_examples if split == "train" else self.eval_examples
+        self._offset = 0 if split == "train" else self.train_examples
+        self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
+
+        special = self.manifest.special_tokens
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = (
+            special["[PAD]"], special["[CLS]"], special["[SEP]"], special["[MASK]"])
+        vocab = self.manifest.vocab_size
+        # Never selected for masking: every special token but [UNK] (a real, unknown piece).
+        self._never_masked = np.zeros(vocab, dtype=bool)
+        self._never_masked[[i for name, i in special.items() if name != "[UNK]"]] = True
+        tokenizer = os.path.join(self.reader.directory, self.manifest.tokenizer_file)
+        self._replacements = random_replacement_ids(tokenizer, special)
+        if self.masking.whole_word and word_start_ids is None:
+            word_start_ids = word_start_mask(tokenizer, vocab)
+        if word_start_ids is not None and np.shape(word_start_ids) != (vocab,):
+            raise ValueError(f"word_start_ids must be a ({vocab},) bool mask, "
+                             f"got shape {np.shape(word_start_ids)}")
+        self._word_starts = (None if word_start_ids is None or not self.masking.whole_word
+                             else np.asarray(word_start_ids, dtype=bool))
+
+    def __len__(self) -> int:
+        """Examples in the split (one epoch)."""
+        return self._size
+
+    # Order ---------------------------------------------------------------------------------
+
+    def epoch_of(self, positions: np.ndarray | int) -> np.ndarray:
+        return np.atleast_1d(np.asarray(positions, dtype=np.int64)) // self._size
+
+    def example_indices(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Corpus example index of each stream position (train: reshuffled every epoch; eval:
+        one fixed order)."""
+        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
+        if len(positions) and positions.min() < 0:
+            raise IndexError("stream positions start at 0")
+        epochs, within = np.divmod(positions, self._size)
+        if self.split == "train":
+            shuffled = np.empty_like(within)
+            for epoch in np.unique(epochs).tolist():
+                chosen = epochs == epoch
+                shuffled[chosen] = IndexPermutation(
+                    self._size, int(hash_keys(self.seed, epoch)[0]))(within[chosen])
+            within = shuffled
+        return self._corpus_order(within + self._offset)
+
+    def example_index(self, position: int) -> int:
+        return int(self.example_indices([position])[0])
+
+    # Examples ------------------------------------------------------------------------------
+
+    def __getitem__(self, position: int) -> dict[str, np.ndarray]:
+        """One example: (T,) input_ids, token_type_ids, attention_mask, mlm_labels and a ()
+        pair_labels; ``collate`` stacks a list of them."""
+        batch = self.build([position])
+        return {key: value[0] for key, value in batch.items()}
+
+    def batch(self, positions: np.ndarray | Sequence[int]) -> dict[str, Any]:
+        """The tensors of the examples at ``positions`` (see ``collate``)."""
+        return _to_tensors(self.build(positions))
+
+    def build(self, positions: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
+        """Numpy arrays of the examples at ``positions``: ``[CLS] A [SEP] B [SEP]`` then [PAD]
+        to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B [SEP]; masked."""
+        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
+        indices = self.example_indices(positions)
+        epochs = self.epoch_of(positions)
+        batch, content, segment_start = self._layout(self.reader.batch(indices))
+        self._mask(batch, content, segment_start, epochs, indices)
+        return batch
+
+    def _layout(self, examples: list[tuple[np.ndarray, np.ndarray, int]]
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(the unmasked batch, (B, T) bool content tokens, (B, T) bool first token of A and
+        of B). Vectorized over the batch: boolean masks place A and B, and the row-major order
+        of a mask matches the concatenation order A0 B0 A1 B1 ..."""
+        b, t = len(examples), self.max_seq_len
+        len_a = np.fromiter((len(a) for a, _, _ in examples), dtype=np.int64, count=b)[:, None]
+        len_b = np.fromiter((len(x) for _, x, _ in examples), dtype=np.int64, count=b)[:, None]
+        column = np.arange(t, dtype=np.int64)[None, :]  # (1, T)
+        in_a = (column >= 1) & (column <= len_a)  # (B, T)
+        in_b = (column >= len_a + 2) & (column <= len_a + len_b + 1)
+        input_ids = np.full((b, t), self.pad_id, dtype=np.int64)
+        input_ids[:, 0] = self.cls_id
+        input_ids[in_a | in_b] = np.concatenate([x for a, bb, _ in examples for x in (a, bb)])
+        rows = np.arange(b)
+        input_ids[rows, len_a[:, 0] + 1] = self.sep_id
+        input_ids[rows, (len_a + len_b)[:, 0] + 2] = self.sep_id
+        token_type_ids = ((column >= len_a + 2) & (column <= len_a + len_b + 2)).astype(np.int64)
+        batch = {
+            "input_ids": input_ids,  # (B, T)
+            "token_type_ids": token_type_ids,  # (B, T)
+            "attention_mask": column <= len_a + len_b + 2,  # (B, T) bool
+            "pair_labels": np.fromiter((label for _, _, label in examples), dtype=np.int64,
+                                       count=b),  # (B,)
+        }
+        return batch, in_a | in_b, (column == 1) | (column == len_a + 2)
+
+    def _mask(self, batch: dict[str, np.ndarray], content: np.ndarray,
+              segment_start: np.ndarray, epochs: np.ndarray, indices: np.ndarray) -> None:
+        """Dynamic masking in place: adds mlm_labels, rewrites input_ids at selected tokens."""
+        config = self.masking
+        input_ids = batch["input_ids"]  # (B, T)
+        t = input_ids.shape[1]
+        candidates = content & ~self._never_masked[input_ids]  # (B, T)
+        # Every random number of an example is element (position, purpose) of a SplitMix64
+        # stream keyed by hash(seed, epoch, index); purposes: 0 selection order, 1 replacement
+        # kind, 2 random id (1 and 2 only at the selected tokens).
+        example_key = hash_keys(self.seed, epochs, indices)  # (B,)
+        order = _uniform(_stream(example_key[:, None], np.arange(t)[None, :], 0))  # (B, T)
+
+        budget = np.maximum(1, np.floor(config.mlm_probability * candidates.sum(axis=1)
+                                        + 0.5)).astype(np.int64)  # (B,)
+        if self._word_starts is None:
+            selected = _select_tokens(candidates, order, budget)
+        else:
+            starts = candidates & (self._word_starts[input_ids] | segment_start)
+            # A candidate after a non-candidate (e.g. a literal [MASK] piece) starts a word too.
+            starts[:, 1:] |= candidates[:, 1:] & ~candidates[:, :-1]
+            starts[:, 0] |= candidates[:, 0]
+            selected = _select_words(candidates, starts, order, budget)
+
+        batch["mlm_labels"] = np.where(selected, input_ids, IGNORE_INDEX)  # (B, T)
+        rows, columns = np.nonzero(selected)  # (S,) each
+        kind = _uniform(_stream(example_key[rows], columns, 1))  # (S,)
+        replace = kind < config.mask_token_prob + config.random_token_prob
+        random_ids = self._replacements[
+            (_stream(example_key[rows], columns, 2) % np.uint64(len(self._replacements)))
+            .astype(np.int64)]  # (S,)
+        input_ids[rows[replace], columns[replace]] = np.where(
+            kind < config.mask_token_prob, self.mask_id, random_ids)[replace]
+
+
+def _select_tokens(candidates: np.ndarray, uniform: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """(B, T) bool: the ``budget[b]`` candidates of each row with the smallest random numbers."""
+    priority = np.where(candidates, uniform, np.inf)  # (B, T)
+    rank = np.argsort(np.argsort(priority, axis=1), axis=1)  # (B, T) rank of each token
+    return candidates & (rank < budget[:, None])
+
+
+def _select_words(candidates: np.ndarray, starts: np.ndarray, uniform: np.ndarray,
+                  budget: np.ndarray) -> np.ndarray:
+    """(B, T) bool: whole words in random order (each ranked by its first token's number),
+    skipping a word that would exceed the budget, as BERT's create_pretraining_data does; the
+    first word is always taken. A word is a start and the candidates after it up to the next
+    start."""
+    b, t = candidates.shape
+    rows = np.arange(b)
+    word = np.maximum(np.cumsum(starts, axis=1) - 1, 0)  # (B, T) word number of each token
+    word_length = np.zeros((b, t + 1), dtype=np.int64)  # column t collects non-candidates
+    np.add.at(word_length, (rows[:, None], np.where(candidates, word, t)), 1)
+    word_priority = np.full((b, t), np.inf)
+    word_priority[np.nonzero(starts)[0], word[starts]] = uniform[starts]
+    order = np.argsort(word_priority, axis=1)  # (B, T) words by rank; non-words last
+    taken = np.zeros(b, dtype=np.int64)
+    chosen = np.zeros((b, t), dtype=bool)
+    for rank in range(int(starts.sum(axis=1).max(initial=0))):
+        if (taken >= budget).all():
+            break
+        words = order[:, rank]  # (B,)
+        length = word_length[rows, words]
+        take = (length > 0) & ((taken + length <= budget) | (rank == 0))
+        chosen[rows, words] = take
+        taken += np.where(take, length, 0)
+    return candidates & np.take_along_axis(chosen, word, axis=1)
+
+
+def held_out_examples(corpus_examples: int, eval_examples: int) -> int:
+    """Examples held out for evaluation: ``eval_examples``, but at most a tenth of the corpus
+    (a small corpus keeps 90% for training)."""
+    if eval_examples < 0:
+        raise ValueError(f"eval_examples must be 0 or more, got {eval_examples}")
+    return min(int(eval_examples), corpus_examples // 10)
+
+
+# --- collate -----------------------------------------------------------------------------------
+
+def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Stack examples (``PretrainingData[p]``) into a batch of tensors::
+
+        input_ids       (B, T) int64    [CLS] A [SEP] B [SEP] [PAD]..., some tokens masked
+        token_type_ids  (B, T) int64    0 for [CLS] A [SEP], 1 for B [SEP], 0 for padding
+        attention_mask  (B, T) bool     True on real tokens, False on padding
+        mlm_labels      (B, T) int64    the original id at selected tokens, -100 elsewhere
+        pair_labels     (B,)   int64    0 in order / same document, 1 swapped / other document
+    """
+    return _to_tensors({key: np.stack([example[key] for example in examples])
+                        for key in BATCH_KEYS})
+
+
+def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    import torch
+
+    return {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in BATCH_KEYS}
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+class _StepBatches:
+    """Map-style dataset over step numbers: item s is this rank's part of global step s."""
+
+    def __init__(self, data: PretrainingData, batch_size: int, rank: int, world_size: int):
+        self.data, self.batch_size, self.rank, self.world_size = (
+            data, batch_size, rank, world_size)
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        return self.data.batch(step_positions(step, self.batch_size, self.rank,
+                                              self.world_size))
+
+
+class Batches:
+    """This rank's batches of steps ``start_step, start_step + 1, ...`` (endless).
+
+    Each is a dict of tensors (``collate``'s layout) of ``batch_size / world_size`` examples.
+    With ``num_workers > 0`` a torch DataLoader builds whole batches in worker processes, each
+    worker a different step, ``prefetch_factor`` steps ahead per worker; with 0 they are built
+    in the calling thread.
+    """
+
+    def __init__(self, data: PretrainingData, batch_size: int, start_step: int = 0,
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 pin_memory: bool = False, prefetch_factor: int = 4):
+        step_positions(0, batch_size, rank, world_size)  # validates the division
+        self.steps = _StepBatches(data, batch_size, rank, world_size)
+        self.start_step = start_step
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        steps = itertools.count(self.start_step)
+        if self.num_workers == 0:
+            return (self.steps[step] for step in steps)
+        from torch.utils.data import DataLoader
+
+        return iter(DataLoader(self.steps, sampler=steps, batch_size=None,
+                               num_workers=self.num_workers, pin_memory=self.pin_memory,
+                               prefetch_factor=self.prefetch_factor))
