@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
-    beam_args = ([f"--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+    beam_args = (["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
                  if args.workers else [])
     output = tempfile.mkdtemp(prefix="winnow-bench-")
     try:

@@ -307,11 +307,14 @@ def _run_report(args, _extra: list[str]) -> int:
         removed_examples,
     )
 
+    if args.n < 1:
+        print("winnow report: -n must be at least 1", file=sys.stderr)
+        return 2
     try:
         view = load_run(args.run_dir)
         other = load_run(args.compare) if args.compare else None
         if args.reason:
-            examples = removed_examples(args.run_dir, args.reason, max(args.n, 0))
+            examples = removed_examples(args.run_dir, args.reason, args.n)
             if not examples:
                 documents = view.report["documents"]
                 known = sorted(set(documents["removed"]) | set(documents["quarantined"]))
@@ -333,7 +336,7 @@ def _run_report(args, _extra: list[str]) -> int:
             from pipeline.html_report import write_html
 
             write_html(view, args.html)
-            print(f"wrote {args.html}")
+            print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
     except RunNotFound as error:
         print(f"winnow report: {error}", file=sys.stderr)
         return 2

@@ -26,8 +26,8 @@ from filters.pii import PiiRedactor
 from filters.quality import load_quality_model
 from pipeline.dedup import ExactDedup
 from pipeline.near_dedup import CLUSTERS, NearDedup
-from pipeline.shards import BuildShards
 from pipeline.report import BuildReport, finish_report
+from pipeline.shards import BuildShards
 from pipeline.stages import (
     HeuristicsStage,
     LanguageStage,

@@ -26,8 +26,8 @@ import time
 
 import apache_beam as beam
 import numpy as np
-from filters.minhash import MinHasher, NearDedupConfig, band_keys, exact_jaccard
 
+from filters.minhash import MinHasher, NearDedupConfig, band_keys, exact_jaccard
 from pipeline.transforms import REMOVED, STATS, BundleStats
 from schemas.records import Document, Removed
 

@@ -16,7 +16,6 @@ specified in ``schemas.shards``.
 from __future__ import annotations
 
 import bisect
-import json
 import time
 
 import apache_beam as beam

@@ -88,6 +88,12 @@ class LanguageStage(Stage):
                               language_score=round(score, 4))
         return doc.with_metadata(language=language, language_score=round(score, 4))
 
+    def tally(self, outcome: Outcome) -> Mapping[str, int]:
+        """The language mix: ``kept_language:en``, ``removed_language:de``, ..."""
+        if isinstance(outcome, Removed):
+            return {f"removed_language:{outcome.details['language']}": 1}
+        return {f"kept_language:{outcome.metadata['language']}": 1}
+
 
 class QualityStage(Stage):
     """Scores every document with the user's fastText classifier; keeps the score as metadata
@@ -120,6 +126,12 @@ class QualityStage(Stage):
 def score_bin_name(score: float, bins: int) -> str:
     """Tally key of the histogram bin holding ``score`` in [0, 1]: ``score_bin:07``."""
     return f"score_bin:{min(int(score * bins), bins - 1):02d}"
+
+
+def length_bin_name(chars: int) -> str:
+    """Tally key of the log2 length bin of a text of ``chars`` characters: ``chars_bin:07``.
+    Bin k holds lengths in [2 ** (k - 1), 2 ** k) (bin 0: empty), i.e. ``chars.bit_length()``."""
+    return f"chars_bin:{chars.bit_length():02d}"
 
 
 def open_binary(path: str):

@@ -22,7 +22,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.readers import read_records
-from pipeline.stages import Stage
+from pipeline.stages import Stage, length_bin_name
 from schemas.config import InputConfig
 from schemas.records import Document, Quarantined, Removed
 from schemas.report import StageStats
@@ -86,6 +86,7 @@ class ReadFilesFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(QUARANTINED, record)
                 continue
             size = len(record.text.encode("utf-8"))
+            stats.tallies[length_bin_name(len(record.text))] += 1  # lengths before curation
             stats.documents_out += 1
             stats.bytes_in += size
             stats.bytes_out += size

@@ -1,0 +1,269 @@
+"""``winnow report``: the terminal tables, --reason, --compare, unfinished runs, Beam filesystems,
+and the promise that no PII the pipeline found is ever shown."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.io.filesystem import MatchResult
+from apache_beam.io.localfilesystem import LocalFileSystem
+
+from pipeline.cli import main
+from pipeline.curate import run_curation
+from pipeline.report import EXAMPLE_CHARS, display_text, load_run, removed_examples
+from schemas.config import config_from_dict
+from schemas.report import check_accounting
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
+
+PLANTED = {
+    "email": "planted.person@example.com",
+    "phone": "+44 20 7946 0958",
+    "card": "4111 1111 1111 1111",
+    "aws_key": "AKIAIOSFODNN7EXAMPLE",
+    "ssn": "123-45-6789",
+}
+# The planted values, and pieces of them that would still identify them.
+FORBIDDEN = [*PLANTED.values(), "planted.person@", "7946 0958", "4111 1111", "4111111111111111",
+             "AKIAIOSFODNN7", "123-45-678"]
+FILLER = ("Remember remember the fifth of November, gunpowder treason and plot. " * 10)[:493]
+PLANTED_DOCS = [
+    # Too short: removed by heuristics (too_few_words), PII in plain sight.
+    {"id": "0000-pii-short", "text": f"Write to {PLANTED['email']} or call {PLANTED['phone']}. "
+                                     f"Card {PLANTED['card']}, key {PLANTED['aws_key']}, "
+                                     f"SSN {PLANTED['ssn']}."},
+    # Repetitive, so removed; report.json keeps its first 500 characters, which (with the pii
+    # stage off) end in the first digits of the card number.
+    {"id": "0001-pii-cut", "text": f"{FILLER} {PLANTED['card']} or {PLANTED['email']} "
+                                   f"{PLANTED['aws_key']}"},
+    {"id": "0002-pii-ssn", "text": f"my ssn is {PLANTED['ssn']} ok"},
+]
+RUNS = {
+    "pii_on": {},
+    # Another threshold, PII not redacted by the pipeline, no shards (faster).
+    "pii_off": {"pii": {"enabled": False}, "heuristics": {"min_words": 30},
+                "shards": {"enabled": False}},
+}
+
+
+def curated_run(tmp_path_factory, name: str) -> Path:
+    """The sample corpus plus the planted documents, curated once per test session (the HTML
+    tests reuse the runs made here)."""
+    base = tmp_path_factory.getbasetemp() / "report-runs"
+    run_dir = base / name
+    if not (run_dir / "report.json").exists():
+        planted = base / "planted.jsonl"
+        base.mkdir(exist_ok=True)
+        planted.write_text("".join(json.dumps(doc) + "\n" for doc in PLANTED_DOCS))
+        run_curation([str(SAMPLE), str(planted)], str(run_dir), config_from_dict(RUNS[name]),
+                     overwrite=True)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def pii_on(tmp_path_factory):
+    return curated_run(tmp_path_factory, "pii_on")
+
+
+@pytest.fixture(scope="module")
+def pii_off(tmp_path_factory):
+    return curated_run(tmp_path_factory, "pii_off")
+
+
+def winnow_report(capsys, *args) -> tuple[int, str]:
+    code = main(["report", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def assert_no_planted_pii(text: str) -> None:
+    for value in FORBIDDEN:
+        assert value not in text, f"planted PII {value!r} is shown"
+
+
+def test_the_planted_documents_are_removed_with_their_pii(pii_off):
+    """The PII test below means something: with pii off, removed/ holds the raw values."""
+    removed = {r["id"]: r for r in pq.read_table(pii_off / "removed").to_pylist()}
+    for doc in PLANTED_DOCS:
+        assert doc["id"] in removed
+    assert PLANTED["email"] in removed["0000-pii-short"]["text"]
+    report = json.loads((pii_off / "report.json").read_text())
+    cut = next(example["text"] for examples in report["examples"].values()
+               for example in examples if example["id"] == "0001-pii-cut")
+    assert len(cut) == EXAMPLE_CHARS and cut.endswith(PLANTED["card"][:6])
+
+
+def test_terminal_report_shows_every_figure(pii_on, capsys):
+    code, out = winnow_report(capsys, pii_on)
+    assert code == 0
+    for heading in ("funnel by stage:", "removed by stage and reason:", "quality stage off",
+                    "language mix:", "document length (characters, log2 bins)",
+                    "near-duplicate clusters:", "PII redacted in kept documents:", "shards:",
+                    "sequence length (tokens):", "configuration", "--reason NAME"):
+        assert heading in out
+    assert "heuristics/too_few_words" in out and "EMAIL" in out and "warning" not in out
+
+
+def test_report_json_has_the_language_and_length_figures(pii_on):
+    report = json.loads((pii_on / "report.json").read_text())
+    assert check_accounting(report) == []
+    stages = {stage["name"]: stage for stage in report["stages"]}
+    languages = report["languages"]
+    assert sum(sum(outcome.values()) for outcome in languages["at_stage"].values()) == stages[
+        "language"]["documents_in"]
+    assert sum(lang["removed"] for lang in languages["at_stage"].values()) == sum(
+        stages["language"]["removed"].values())
+    assert sum(languages["kept"].values()) == report["documents"]["kept"]
+    assert languages["kept"]["en"] == report["documents"]["kept"]
+    lengths = report["lengths"]
+    assert sum(lengths["before"]) == stages["read"]["documents_out"]
+    assert sum(lengths["after"]) == report["documents"]["kept"]
+    edges = lengths["bin_edges"]
+    assert len(edges) == len(lengths["before"]) + 1
+    assert all(high == 2 * low for low, high in zip(edges[1:], edges[2:], strict=False))
+
+
+@pytest.mark.parametrize("run", ["pii_on", "pii_off"])
+def test_no_output_shows_planted_pii(run, pii_on, pii_off, capsys):
+    run_dir = {"pii_on": pii_on, "pii_off": pii_off}[run]
+    other = pii_off if run == "pii_on" else pii_on
+    outputs = []
+    for args in ([run_dir], [run_dir, "--json"], [run_dir, "--compare", other],
+                 [run_dir, "--reason", "too_few_words", "-n", "50"]):
+        code, out = winnow_report(capsys, *args)
+        assert code == 0
+        outputs.append(out)
+    reasons = {r["reason"] for r in pq.read_table(run_dir / "removed").to_pylist()
+               if r["id"].startswith("000")}
+    for reason in reasons:
+        code, out = winnow_report(capsys, run_dir, "--reason", reason, "-n", "500")
+        assert code == 0
+        outputs.append(out)
+    everything = "\n".join(outputs)
+    assert_no_planted_pii(everything)
+    # The planted documents are shown, redacted.
+    assert "0000-pii-short" in everything and "<EMAIL>" in everything
+    assert "<CREDIT_CARD>" in everything and "<SECRET>" in everything
+    assert "<US_SSN>" in everything and "<PHONE>" in everything
+
+
+def test_reason_prints_the_smallest_ids_with_stage_and_details(pii_on, capsys):
+    code, out = winnow_report(capsys, pii_on, "--reason", "too_few_words", "-n", "3")
+    assert code == 0
+    examples = removed_examples(str(pii_on), "too_few_words", 3)
+    ids = [e["id"] for e in examples]
+    assert ids[:2] == ["0000-pii-short", "0002-pii-ssn"] and ids == sorted(ids) and len(ids) == 3
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("[")] == ids
+    assert "stage: heuristics" in out
+    code, out = winnow_report(capsys, pii_on, "--reason", "near_duplicate")
+    assert code == 0 and '"survivor_id": "winnow/duplicate-a"' in out
+    code, out = winnow_report(capsys, pii_on, "--reason", "no_such_reason")
+    assert code == 2 and "too_few_words" in out
+
+
+def test_compare_shows_deltas_and_config_differences(pii_on, pii_off, capsys):
+    code, out = winnow_report(capsys, pii_on, "--compare", pii_off)
+    assert code == 0
+    a = json.loads((pii_on / "report.json").read_text())
+    b = json.loads((pii_off / "report.json").read_text())
+    kept_line = next(line for line in out.splitlines() if line.split()[:1] == ["kept"])
+    delta = b["documents"]["kept"] - a["documents"]["kept"]
+    assert kept_line.split() == ["kept", str(a["documents"]["kept"]),
+                                 str(b["documents"]["kept"]), f"{delta:+d}"]
+    differences = out.split("config differences:")[1]
+    for key in ("heuristics.min_words", "pii.enabled", "shards.enabled"):
+        assert key in differences
+    assert "heuristics/too_few_words" in out and "removed by stage:" in out
+    assert "normalize" not in differences  # only keys that differ
+
+
+def test_an_unfinished_run_says_what_is_missing(pii_on, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    shutil.copytree(pii_on, partial)
+    (partial / "report.json").unlink()
+    (partial / "shards" / "manifest.json").unlink()
+    kept_files = sorted((partial / "kept").glob("*.parquet"))
+    kept_files[0].unlink()
+    code, out = winnow_report(capsys, partial)
+    assert code == 0
+    assert "warning: this run did not finish" in out
+    assert "report.json" in out and "shards/manifest.json" in out
+    assert f"kept/ ({len(kept_files) - 1} of {len(kept_files)} files)" in out
+    assert "stages missing" in out and "shards" in out
+    removed = len(pq.read_table(partial / "removed"))
+    kept = len(pq.read_table(partial / "kept"))
+    assert f"{kept + removed:,} in, {kept:,} kept, {removed:,} removed" in out
+    # With kept/ and removed/ complete, only shards and the report are missing.
+    shutil.copy(pii_on / "kept" / kept_files[0].name, kept_files[0])
+    view = load_run(str(partial))
+    assert not view.finished and view.missing == ["report.json", "shards/manifest.json"]
+    assert any("stages missing (not shown to have finished): shards, report" in w
+               for w in view.warnings)
+    assert_no_planted_pii(out)
+
+
+def test_no_run_is_exit_code_2(tmp_path, capsys):
+    code, out = winnow_report(capsys, tmp_path / "nowhere")
+    assert code == 2 and "does not exist" in out
+    (tmp_path / "empty").mkdir()
+    code, out = winnow_report(capsys, tmp_path / "empty")
+    assert code == 2 and "holds no curation run" in out
+
+
+class PrefixedFileSystem(LocalFileSystem):
+    """Local files under a ``winnowtest://`` scheme: a stand-in for gs:// that fails any read
+    which bypasses Beam's FileSystems (open(), os.path). Every call strips the scheme and asks
+    a plain LocalFileSystem."""
+
+    PREFIX = "winnowtest://"
+
+    @classmethod
+    def scheme(cls):
+        return "winnowtest"
+
+    def _local(self, path):
+        return path[len(self.PREFIX):] if path.startswith(self.PREFIX) else path
+
+    def join(self, basepath, *paths):
+        return self.PREFIX + LocalFileSystem(None).join(self._local(basepath), *paths)
+
+    def split(self, path):
+        head, tail = LocalFileSystem(None).split(self._local(path))
+        return self.PREFIX + head, tail
+
+    def match(self, patterns, limits=None):
+        results = LocalFileSystem(None).match([self._local(p) for p in patterns], limits)
+        return [MatchResult(self.PREFIX + r.pattern, [
+            type(m)(self.PREFIX + m.path, m.size_in_bytes, m.last_updated_in_seconds)
+            for m in r.metadata_list]) for r in results]
+
+    def open(self, path, *args, **kwargs):
+        return LocalFileSystem(None).open(self._local(path), *args, **kwargs)
+
+    def exists(self, path):
+        return LocalFileSystem(None).exists(self._local(path))
+
+
+def test_reads_go_through_beam_filesystems(pii_on, capsys):
+    remote = PrefixedFileSystem.PREFIX + str(pii_on)
+    view = load_run(remote)
+    assert view.finished and view.missing == [] and view.warnings == []
+    assert view.report == json.loads((pii_on / "report.json").read_text())
+    assert [e["id"] for e in removed_examples(remote, "too_few_words", 2)] == [
+        "0000-pii-short", "0002-pii-ssn"]
+    code, out = winnow_report(capsys, remote, "--reason", "too_few_words", "-n", "1")
+    assert code == 0 and "0000-pii-short" in out
+
+
+def test_display_text_redacts_and_drops_a_cut_tail():
+    text = f"Mail {PLANTED['email']} now. " + "word " * 200
+    shown = display_text(text, 100)
+    assert PLANTED["email"] not in shown and "<EMAIL>" in shown
+    assert len(shown) <= 102 and shown.endswith(" …")
+    # Arrived cut in the middle of a card number: the tail that could hold it goes.
+    arrived = ("x " * 240) + "4111 1111 1111 11"
+    shown = display_text(arrived, EXAMPLE_CHARS, arrived_cut=True)
+    assert "4111" not in shown and shown.endswith(" …")
+    assert display_text("short and clean") == "short and clean"
