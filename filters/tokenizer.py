@@ -5,8 +5,9 @@ The vocabulary starts with the pieces BERT-style training needs, always at the s
 from raw text), then the PII placeholders (``<EMAIL>``, ``<PHONE>``, ...) as user-defined pieces
 so a redacted span is one token, not seven. Byte fallback means no text is ever ``[UNK]``.
 
-Training runs on one thread with a fixed seed, so the same sample gives the same model bytes
-(and so the same shards) on every machine.
+Training is seeded and its thread count is part of the config, so the same sample and config
+give the same model bytes (and so the same shards) on every machine. Four threads train in about
+60% of the time of one (13 s against 21 s on a 14 MB sample here).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class TokenizerConfig:
     sample is the same on every runner."""
     sample_chars_per_document: int = 20_000
     """Each sampled document is cut to this many characters, bounding the sample's memory."""
+    max_sentences: int = 2_000_000
+    """At most this many sentences of the sample go into training (SentencePiece draws them with
+    the seed); training time grows with them."""
+    num_threads: int = 4
+    """SentencePiece training threads. The model depends on the sample, the seed and this
+    number, never on the runner or worker count (the same config gives the same bytes)."""
     seed: int = 0
     """Seeds the document sample and SentencePiece."""
 
@@ -56,7 +63,8 @@ class TokenizerConfig:
             problems.append(f"vocab_size must be at least {minimum} (special pieces and 256 "
                             f"byte pieces), got {self.vocab_size!r}")
         problems += check_fraction("character_coverage", self.character_coverage)
-        for name in ("sample_documents", "sample_chars_per_document"):
+        for name in ("sample_documents", "sample_chars_per_document", "max_sentences",
+                     "num_threads"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         return problems
@@ -79,9 +87,10 @@ def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig) -> bytes:
         bos_id=-1, eos_id=-1,
         control_symbols=list(SPECIAL_TOKENS[CLS_ID:]),
         user_defined_symbols=list(PII_PIECES),
-        num_threads=1,
+        num_threads=config.num_threads,
         max_sentence_length=1 << 16,
-        shuffle_input_sentence=False,
+        input_sentence_size=config.max_sentences,
+        shuffle_input_sentence=True,
         minloglevel=2,
     )
     return model.getvalue()
