@@ -222,19 +222,12 @@ def _add_shards(commands) -> None:
         action.set_defaults(run=_run_shards)
 
 
-def _shards_folder(path: str) -> str:
-    import os
-
-    nested = os.path.join(path, "shards")
-    return nested if os.path.isfile(os.path.join(nested, "manifest.json")) else path
-
-
 def _run_shards(args, _extra: list[str]) -> int:
     import json
 
-    from schemas.shards import decode_examples, shard_stats, verify_shards
+    from schemas.shards import decode_examples, shard_stats, shards_folder, verify_shards
 
-    folder = _shards_folder(args.shards_dir)
+    folder = shards_folder(args.shards_dir)
     if args.action == "verify":
         problems = verify_shards(folder)
         for problem in problems:

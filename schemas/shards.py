@@ -700,6 +700,13 @@ def _load_sentencepiece(model: str | os.PathLike | bytes):
     return processor
 
 
+def shards_folder(path: str | os.PathLike) -> str:
+    """``path`` itself, or ``path/shards`` when ``path`` is a run folder holding the shards, so
+    commands accept either."""
+    nested = os.path.join(path, "shards")
+    return nested if os.path.isfile(os.path.join(nested, MANIFEST_FILE)) else str(path)
+
+
 def read_manifest(directory: str | os.PathLike) -> ShardManifest:
     with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
         return ShardManifest.from_json(handle.read())

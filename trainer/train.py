@@ -52,7 +52,13 @@ import yaml
 from torch import nn
 
 from schemas import typed_config
-from schemas.shards import ShardManifest, read_manifest, sha256_file, verify_shards
+from schemas.shards import (
+    ShardManifest,
+    read_manifest,
+    sha256_file,
+    shards_folder,
+    verify_shards,
+)
 from trainer.data import (
     IGNORE_INDEX,
     Batches,
@@ -279,13 +285,6 @@ def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]
         "special_tokens": dict(manifest.special_tokens),
         "examples": manifest.examples,
     }
-
-
-def shards_folder(path: str) -> str:
-    """``path`` itself, or ``path/shards`` when ``path`` is a run folder holding the shards
-    (as ``winnow shards`` accepts)."""
-    nested = os.path.join(path, "shards")
-    return nested if os.path.isfile(os.path.join(nested, "manifest.json")) else path
 
 
 def check_shards(shards_dir: str) -> ShardManifest:
