@@ -34,14 +34,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from schemas.shards import (  # noqa: E402
-    MANIFEST_FILE,
-    ShardManifest,
-    encode_shard,
-    sha256_bytes,
-    shard_info,
-    shard_prefix,
     special_tokens_from_model,
     verify_shards,
+    write_shard_set,
 )
 
 MAX_SEQ_LEN = 128
@@ -76,33 +71,16 @@ def write_shards(directory: str, examples: int, tokenizer: bytes, shards: int = 
     rng = np.random.default_rng(0)
     special = special_tokens_from_model(tokenizer)
     ordinary = np.setdiff1d(np.arange(TOKENIZER_VOCAB), list(special.values()))
-    per_shard = -(-examples // shards)
-    infos = []
-    for number in range(shards):
-        count = min(per_shard, examples - number * per_shard)
-        lengths = rng.integers(64, MAX_SEQ_LEN - 2, size=count)
-        splits = rng.integers(1, lengths)
-        ids = rng.choice(ordinary, size=int(lengths.sum())).tolist()
-        pairs, start = [], 0
-        for length, split in zip(lengths.tolist(), splits.tolist(), strict=True):
-            pairs.append((ids[start:start + split], ids[start + split:start + length],
-                          int(rng.integers(0, 2))))
-            start += length
-        prefix = shard_prefix(number)
-        encoded = encode_shard(pairs, [f"doc-{number}"], TOKENIZER_VOCAB,
-                               max_seq_len=MAX_SEQ_LEN)
-        infos.append(shard_info(prefix, encoded, count, int(lengths.sum()), 1))
-        for suffix, data in encoded.items():
-            with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
-                handle.write(data)
-    with open(os.path.join(directory, "tokenizer.model"), "wb") as handle:
-        handle.write(tokenizer)
-    manifest = ShardManifest.create(
-        objective="sop", max_seq_len=MAX_SEQ_LEN, vocab_size=TOKENIZER_VOCAB,
-        tokenizer_file="tokenizer.model", tokenizer_sha256=sha256_bytes(tokenizer),
-        special_tokens=special, shards=infos)
-    with open(os.path.join(directory, MANIFEST_FILE), "w") as handle:
-        handle.write(manifest.to_json())
+    lengths = rng.integers(64, MAX_SEQ_LEN - 2, size=examples)
+    splits = rng.integers(1, lengths)
+    ids = rng.choice(ordinary, size=int(lengths.sum())).tolist()
+    pairs, start = [], 0
+    for length, split in zip(lengths.tolist(), splits.tolist(), strict=True):
+        pairs.append((ids[start:start + split], ids[start + split:start + length],
+                      int(rng.integers(0, 2))))
+        start += length
+    write_shard_set(directory, pairs, tokenizer, max_seq_len=MAX_SEQ_LEN,
+                    examples_per_shard=-(-examples // shards))
 
 
 def tokens_of(batch) -> tuple[int, int]:

@@ -700,6 +700,45 @@ def _load_sentencepiece(model: str | os.PathLike | bytes):
     return processor
 
 
+def write_shard_set(directory: str | os.PathLike,
+                    examples: Sequence[tuple[Sequence[int], Sequence[int], int]],
+                    tokenizer_model: bytes, *, objective: str = "sop", max_seq_len: int = 128,
+                    examples_per_shard: int | None = None) -> ShardManifest:
+    """Write ``examples`` as a complete shard folder on local disk (plain writes, manifest
+    last): for tools, tests and benchmarks. Curation writes through Beam instead
+    (``pipeline.shards``), atomically and to any filesystem."""
+    os.makedirs(directory, exist_ok=True)
+    special_tokens = special_tokens_from_model(tokenizer_model)
+    vocab_size = _piece_count(tokenizer_model)
+    per_shard = examples_per_shard or len(examples)
+    infos = []
+    for number, start in enumerate(range(0, len(examples), per_shard)):
+        chunk = examples[start:start + per_shard]
+        prefix = shard_prefix(number)
+        encoded = encode_shard(chunk, [f"doc-{number}"], vocab_size, max_seq_len=max_seq_len)
+        tokens = sum(len(a) + len(b) for a, b, _ in chunk)
+        infos.append(shard_info(prefix, encoded, len(chunk), tokens, 1))
+        for suffix, data in encoded.items():
+            with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
+                handle.write(data)
+    tokenizer_file = "tokenizer.model"
+    with open(os.path.join(directory, tokenizer_file), "wb") as handle:
+        handle.write(tokenizer_model)
+    manifest = ShardManifest.create(
+        objective=objective, max_seq_len=max_seq_len, vocab_size=vocab_size,
+        tokenizer_file=tokenizer_file, tokenizer_sha256=sha256_bytes(tokenizer_model),
+        special_tokens=special_tokens, shards=infos)
+    with open(os.path.join(directory, MANIFEST_FILE), "w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+    return manifest
+
+
+def _piece_count(tokenizer_model: bytes) -> int:
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_proto=tokenizer_model).get_piece_size()
+
+
 def shards_folder(path: str | os.PathLike) -> str:
     """``path`` itself, or ``path/shards`` when ``path`` is a run folder holding the shards, so
     commands accept either."""

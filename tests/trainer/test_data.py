@@ -8,14 +8,9 @@ torch = pytest.importorskip("torch")
 sentencepiece = pytest.importorskip("sentencepiece")
 
 from schemas.shards import (  # noqa: E402
-    MANIFEST_FILE,
-    ShardManifest,
-    encode_shard,
-    sha256_bytes,
-    shard_info,
-    shard_prefix,
     special_tokens_from_model,
     verify_shards,
+    write_shard_set,
 )
 from trainer.data import (  # noqa: E402
     BATCH_KEYS,
@@ -75,29 +70,8 @@ def text_examples(tokenizer_bytes, count, max_seq_len, seed=0):
 def write_shards(directory, examples, tokenizer_bytes, *, objective="sop", max_seq_len=20,
                  examples_per_shard=None):
     """A valid shard folder (verify_shards passes) holding ``examples``."""
-    os.makedirs(directory, exist_ok=True)
-    processor = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
-    vocab_size = processor.get_piece_size()
-    per_shard = examples_per_shard or len(examples)
-    infos = []
-    for number, start in enumerate(range(0, len(examples), per_shard)):
-        chunk = examples[start:start + per_shard]
-        prefix = shard_prefix(number)
-        encoded = encode_shard(chunk, [f"doc-{number}"], vocab_size, max_seq_len=max_seq_len)
-        tokens = sum(len(a) + len(b) for a, b, _ in chunk)
-        infos.append(shard_info(prefix, encoded, len(chunk), tokens, 1))
-        for suffix, data in encoded.items():
-            with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
-                handle.write(data)
-    with open(os.path.join(directory, "tokenizer.model"), "wb") as handle:
-        handle.write(tokenizer_bytes)
-    manifest = ShardManifest.create(
-        objective=objective, max_seq_len=max_seq_len, vocab_size=vocab_size,
-        tokenizer_file="tokenizer.model", tokenizer_sha256=sha256_bytes(tokenizer_bytes),
-        special_tokens=special_tokens_from_model(tokenizer_bytes), shards=infos)
-    with open(os.path.join(directory, MANIFEST_FILE), "w") as handle:
-        handle.write(manifest.to_json())
-    return manifest
+    return write_shard_set(directory, examples, tokenizer_bytes, objective=objective,
+                           max_seq_len=max_seq_len, examples_per_shard=examples_per_shard)
 
 
 # --- fixtures ----------------------------------------------------------------------------------
