@@ -15,7 +15,6 @@ specified in ``schemas.shards``.
 
 from __future__ import annotations
 
-import bisect
 import time
 
 import apache_beam as beam
@@ -118,18 +117,21 @@ class PairsFn(beam.DoFn):
         yield from self._stats.flush()
 
 
-def number_examples(group_and_examples, group_sizes, examples_per_shard: int):
-    """(group, examples) -> (shard index, (global index, example)) for each example.
-    ``group_sizes`` [(group, count)] gives each group's first global index."""
+def group_offsets(group_sizes) -> dict[int, int]:
+    """[(group, examples)] -> {group: global index of its first example}, groups in order.
+    Computed once, so numbering costs a lookup per group however many groups there are."""
+    offsets, first = {}, 0
+    for group, count in sorted(group_sizes):
+        offsets[group] = first
+        first += count
+    return offsets
+
+
+def number_examples(group_and_examples, offsets: dict[int, int], examples_per_shard: int):
+    """(group, examples) -> (shard index, (global index, example)) for each example."""
     group, examples = group_and_examples
-    ordered = sorted(group_sizes)
-    groups = [g for g, _ in ordered]
-    offsets = [0]
-    for _, count in ordered:
-        offsets.append(offsets[-1] + count)
-    first = offsets[bisect.bisect_left(groups, group)]
     for rank, example in enumerate(examples):
-        index = first + rank
+        index = offsets[group] + rank
         yield index // examples_per_shard, (index, example)
 
 
@@ -188,13 +190,18 @@ class BuildShards(beam.PTransform):
             .with_outputs(STATS, main="group_to_examples")
         )
         examples = group_to_examples.group_to_examples
-        group_sizes = examples | "GroupSizes" >> beam.MapTuple(lambda g, e: (g, len(e)))
+        offsets = (
+            examples
+            | "GroupSizes" >> beam.MapTuple(lambda g, e: (g, len(e)))
+            | "AllGroupSizes" >> beam.combiners.ToList()
+            | "GroupOffsets" >> beam.Map(group_offsets)
+        )
         vocab_size = model | "VocabSize" >> beam.Map(
             lambda m: Tokenizer(m).vocab_size if m else 0)
         infos = (
             examples
             | "NumberExamples" >> beam.FlatMap(
-                number_examples, group_sizes=beam.pvalue.AsList(group_sizes),
+                number_examples, offsets=beam.pvalue.AsSingleton(offsets),
                 examples_per_shard=self.examples_per_shard)
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len),
