@@ -375,7 +375,7 @@ def test_every_config_field_has_a_docstring():
         assert re.search(rf"\n    {name}: .*\n    \"\"\"", source), name
 
 
-def test_filters_module_has_no_forbidden_imports():
+def test_signatures_do_not_need_datasketch_at_run_time():
+    # (the layering rules for every filters module are in tests/test_architecture.py)
     source = inspect.getsource(minhash)
-    for forbidden in ("apache_beam", "torch", "pipeline", "trainer", "datasketch"):
-        assert not re.search(rf"^\s*(import|from) {forbidden}", source, re.MULTILINE), forbidden
+    assert not re.search(r"^\s*(import|from) datasketch", source, re.MULTILINE)

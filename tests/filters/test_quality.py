@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
 import io
 import json
 import random
@@ -11,7 +9,6 @@ import random
 import numpy as np
 import pytest
 
-from filters import quality
 from filters.quality import (
     REASONS,
     QualityConfig,
@@ -267,14 +264,3 @@ def test_train_settings_errors():
     bad = TrainSettings(word_ngrams=0, epoch=0, lr=-1, dim=0, min_count=0,
                         validation_fraction=1.0, seed=-1, max_chars=0, bucket=0).errors()
     assert len(bad) == 9
-
-
-def test_no_beam_torch_or_pipeline_imports():
-    tree = ast.parse(inspect.getsource(quality))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & {"apache_beam", "torch", "pipeline", "trainer"}
