@@ -146,7 +146,7 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
                    output_dir: str, config: WinnowConfig) -> None:
     """Add the whole curation to ``pipeline``; ``paths`` are the expanded ``inputs``."""
     read = pipeline | "Read" >> ReadInputs(paths, config.input)
-    docs, removed, stats, clusters = read.docs, [], [read[STATS]], None
+    docs, removed, stats, clusters = read["docs"], [], [read[STATS]], None
     for name, enabled in stage_order(config)[1:]:
         if not enabled or name == "shards":
             continue

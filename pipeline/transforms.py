@@ -157,7 +157,9 @@ class ApplyStage(beam.PTransform):
 
 class ReadInputs(beam.PTransform):
     """paths -> {main: docs, quarantined, stats}. Files are spread over workers by a
-    Reshuffle; each file is read start to end by one worker."""
+    Reshuffle; each file is read start to end by one worker. The documents are reshuffled
+    again, so that the stages after reading are not fused to one worker per file: with a few
+    large files (or one), that fusion left most workers idle through the costly stages."""
 
     def __init__(self, paths: list[str], config: InputConfig):
         super().__init__()
@@ -165,13 +167,15 @@ class ReadInputs(beam.PTransform):
         self.config = config
 
     def expand(self, pipeline):
-        return (
+        parsed = (
             pipeline
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
             | "ParseRecords" >> beam.ParDo(ReadFilesFn(self.config)).with_outputs(
                 QUARANTINED, STATS, main="docs")
         )
+        docs = parsed.docs | "SpreadDocuments" >> beam.Reshuffle()
+        return {"docs": docs, QUARANTINED: parsed[QUARANTINED], STATS: parsed[STATS]}
 
 
 def merge_stage_stats(partials: list[StageStats]) -> StageStats:
