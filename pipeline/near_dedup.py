@@ -38,7 +38,10 @@ Ref = tuple  # (id, source, position): a document's unique, ordered identity
 
 
 class SignatureFn(beam.DoFn):
-    """doc -> (band key, (ref, signature, shingle hashes or None)) for each band."""
+    """doc -> (band key, (ref, signature bytes, shingle hash bytes or None)) for each band.
+
+    The arrays travel as raw ``uint32`` bytes: Beam encodes bytes natively, while an ndarray
+    would be pickled once for each of the document's bands."""
 
     def __init__(self, config: NearDedupConfig):
         self.config = config
@@ -54,8 +57,8 @@ class SignatureFn(beam.DoFn):
         if not len(hashes):  # no words: every such document would share one signature
             return
         signature = self._hasher.signature(hashes).astype(np.uint32)
-        keep_hashes = hashes if self.config.verify == "exact" else None
-        member = (doc.sort_key, signature, keep_hashes)
+        keep_hashes = hashes.tobytes() if self.config.verify == "exact" else None
+        member = (doc.sort_key, signature.tobytes(), keep_hashes)
         keys = band_keys(signature, self._bands, self._rows)
         self._stats.stage(STAGE).seconds += time.perf_counter() - started
         for key in keys:
@@ -63,6 +66,10 @@ class SignatureFn(beam.DoFn):
 
     def finish_bundle(self):
         yield from self._stats.flush()
+
+
+def uint32s(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint32)
 
 
 def bucket_edges(band_key_and_members, config: NearDedupConfig):
@@ -81,7 +88,7 @@ def bucket_edges(band_key_and_members, config: NearDedupConfig):
             yield refs[0], ref
         return
     if config.verify == "estimated":
-        signatures = np.stack([member[1] for member in members])  # (k, num_perm)
+        signatures = np.stack([uint32s(member[1]) for member in members])  # (k, num_perm)
         for i in range(1, len(members)):
             agreement = (signatures[:i] == signatures[i]).mean(axis=1)  # (i,)
             for j in np.flatnonzero(agreement >= config.threshold):
@@ -89,7 +96,7 @@ def bucket_edges(band_key_and_members, config: NearDedupConfig):
         return
     for i in range(1, len(members)):
         for j in range(i):
-            if exact_jaccard(members[j][2], members[i][2]) >= config.threshold:
+            if exact_jaccard(uint32s(members[j][2]), uint32s(members[i][2])) >= config.threshold:
                 yield refs[j], refs[i]
 
 
