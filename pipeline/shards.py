@@ -1,8 +1,9 @@
 """From kept documents to training shards: tokenizer, sentence pairs, fixed-size token shards.
 
     kept docs ─► tokenizer (trained on a seeded sample, or the configured model)
-              ─► group_to_docs: documents spread over groups by a seeded hash of their id
-              ─► sentences ─► token ids ─► SOP/NSP examples per group (``filters.pairs``)
+              ─► sentences ─► token ids, per document wherever it is (the costly part)
+              ─► group_to_docs: tokenized documents spread over groups by a seeded hash of id
+              ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock
               ─► global example index (group offsets) ─► shard = index // examples_per_shard
               ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,sources.txt}, manifest.json
 
@@ -16,10 +17,12 @@ specified in ``schemas.shards``.
 from __future__ import annotations
 
 import time
+from itertools import chain
 
 import apache_beam as beam
+import numpy as np
 
-from filters.pairs import PairsConfig, PairStats, nsp_examples, sop_examples
+from filters.pairs import ExampleBlock, PairsConfig, PairStats, nsp_examples, sop_examples
 from filters.sentences import SentencesConfig, split_sentences
 from filters.tokenizer import (
     Tokenizer,
@@ -67,30 +70,75 @@ def read_model(path: str) -> bytes:
         return handle.read()
 
 
-class PairsFn(beam.DoFn):
-    """(group, docs) -> (group, examples sorted by (doc id, index)); stats on ``stats``."""
+def pack_sentences(sentence_ids: list[list[int]]) -> tuple[bytes, bytes]:
+    """Token ids of a document's non-empty sentences -> (uint32 ids, uint32 sentence lengths),
+    as bytes: what crosses the shuffle is then a few bytes per token, not a list per sentence."""
+    kept = [ids for ids in sentence_ids if ids]
+    lengths = np.fromiter(map(len, kept), np.uint32, len(kept))
+    tokens = np.fromiter(chain.from_iterable(kept), np.uint32, int(lengths.sum()))
+    return tokens.tobytes(), lengths.tobytes()
 
-    def __init__(self, sentences: SentencesConfig, pairs: PairsConfig):
+
+def unpack_sentences(tokens: bytes, lengths: bytes) -> list[list[int]]:
+    ids = np.frombuffer(tokens, np.uint32)
+    ends = np.cumsum(np.frombuffer(lengths, np.uint32), dtype=np.int64)
+    return [part.tolist() for part in np.split(ids, ends[:-1])] if len(ends) else []
+
+
+class TokenizeFn(beam.DoFn):
+    """doc -> (group, (sort key, doc id, packed sentence ids)); stats on ``stats``.
+
+    Runs on each document where it is, before any grouping, so sentence splitting and
+    tokenization (most of this stage's work) spread evenly over the workers."""
+
+    def __init__(self, sentences: SentencesConfig, seed: int, group_documents: int):
         self.sentences = sentences
-        self.pairs = pairs
+        self.seed = seed
+        self.group_documents = group_documents
 
     def setup(self):
         self._tokenizer = None
         self._model_sha = None
         self._stats = BundleStats()
 
-    def process(self, group_and_docs, model_bytes: bytes):
-        group, docs = group_and_docs
+    def process(self, doc: Document, model_bytes: bytes, document_count: int):
         tokenizer = self._tokenizer_for(model_bytes)
         started = time.perf_counter()
+        sentences = [s for paragraph in split_sentences(doc.text, self.sentences)
+                     for s in paragraph]
+        packed = pack_sentences(tokenizer.encode(sentences))
         stats = self._stats.stage(STAGE)
-        tokenized = []
-        for doc in sorted(docs, key=lambda d: d.sort_key):
-            sentences = [s for paragraph in split_sentences(doc.text, self.sentences)
-                         for s in paragraph]
-            stats.documents_in += 1
-            stats.bytes_in += len(doc.text.encode("utf-8"))
-            tokenized.append((doc.id, [ids for ids in tokenizer.encode(sentences) if ids]))
+        stats.documents_in += 1
+        stats.bytes_in += len(doc.text.encode("utf-8"))
+        stats.seconds += time.perf_counter() - started
+        groups = max(1, document_count // self.group_documents)
+        yield group_of(doc, self.seed, groups), (doc.sort_key, doc.id, *packed)
+
+    def _tokenizer_for(self, model_bytes: bytes) -> Tokenizer:
+        sha = model_sha256(model_bytes)
+        if sha != self._model_sha:
+            self._tokenizer, self._model_sha = Tokenizer(model_bytes), sha
+        return self._tokenizer
+
+    def finish_bundle(self):
+        yield from self._stats.flush()
+
+
+class PairsFn(beam.DoFn):
+    """(group, tokenized docs) -> (group, ExampleBlock sorted by (doc id, index)); stats on
+    ``stats``. NSP draws its random ``B`` segments from the other documents of the group."""
+
+    def __init__(self, pairs: PairsConfig):
+        self.pairs = pairs
+
+    def setup(self):
+        self._stats = BundleStats()
+
+    def process(self, group_and_docs):
+        group, docs = group_and_docs
+        started = time.perf_counter()
+        tokenized = [(doc_id, unpack_sentences(tokens, lengths))
+                     for _, doc_id, tokens, lengths in sorted(docs, key=lambda d: d[0])]
         pair_stats = PairStats()
         if self.pairs.objective == "nsp":
             examples = nsp_examples(tokenized, self.pairs, pair_stats)
@@ -98,20 +146,17 @@ class PairsFn(beam.DoFn):
             examples = [example for doc_id, sentences in tokenized
                         for example in sop_examples(doc_id, sentences, self.pairs, pair_stats)]
         examples.sort(key=lambda example: (example.doc_id, example.index))
+        block = ExampleBlock.of(examples)
+        stats = self._stats.stage(STAGE)
         stats.seconds += time.perf_counter() - started
-        stats.documents_out += len({example.doc_id for example in examples})
+        stats.documents_out += len(set(block.doc_ids))
         for name, value in pair_stats.as_dict().items():
             stats.tallies[name] += value
-        for example in examples:
-            length = len(example.tokens_a) + len(example.tokens_b)
-            stats.tallies[f"length_bin:{length // LENGTH_BIN:04d}"] += 1
-        yield group, examples
-
-    def _tokenizer_for(self, model_bytes: bytes) -> Tokenizer:
-        sha = model_sha256(model_bytes)
-        if sha != self._model_sha:
-            self._tokenizer, self._model_sha = Tokenizer(model_bytes), sha
-        return self._tokenizer
+        bins = np.bincount(block.lengths // LENGTH_BIN) if len(block) else []
+        for length_bin, count in enumerate(bins):
+            if count:
+                stats.tallies[f"length_bin:{length_bin:04d}"] += int(count)
+        yield group, block
 
     def finish_bundle(self):
         yield from self._stats.flush()
@@ -127,33 +172,36 @@ def group_offsets(group_sizes) -> dict[int, int]:
     return offsets
 
 
-def number_examples(group_and_examples, offsets: dict[int, int], examples_per_shard: int):
-    """(group, examples) -> (shard index, (global index, example)) for each example."""
-    group, examples = group_and_examples
-    for rank, example in enumerate(examples):
-        index = offsets[group] + rank
-        yield index // examples_per_shard, (index, example)
+def shard_pieces(group_and_block, offsets: dict[int, int], examples_per_shard: int):
+    """(group, block) -> (shard index, (global index of its first example, piece)) for each
+    shard the group's examples fall in: a handful of pieces per group, not one per example."""
+    group, block = group_and_block
+    start = 0
+    while start < len(block):
+        index = offsets[group] + start
+        shard = index // examples_per_shard
+        stop = min(len(block), start + (shard + 1) * examples_per_shard - index)
+        yield shard, (index, block.slice(start, stop))
+        start = stop
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, [(global index, example)]) -> ShardInfo, files written atomically."""
+    """(shard index, [(global index, ExampleBlock)]) -> ShardInfo, files written atomically."""
 
     def __init__(self, shards_dir: str, max_seq_len: int):
         self.shards_dir = shards_dir
         self.max_seq_len = max_seq_len
 
-    def process(self, shard_and_examples, vocab_size: int):
-        index, numbered = shard_and_examples
-        examples = [example for _, example in sorted(numbered, key=lambda item: item[0])]
-        encoded = encode_shard(
-            ((e.tokens_a, e.tokens_b, e.label) for e in examples),
-            (e.doc_id for e in examples), vocab_size, max_seq_len=self.max_seq_len)
+    def process(self, shard_and_pieces, vocab_size: int):
+        index, pieces = shard_and_pieces
+        block = ExampleBlock.concat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
+        encoded = encode_shard(block.rows(), block.doc_ids, vocab_size,
+                               max_seq_len=self.max_seq_len)
         prefix = shard_prefix(index)
         for suffix, data in sorted(encoded.items()):
             write_atomically(f"{self.shards_dir}/{prefix}.{suffix}", data)
-        tokens = sum(len(e.tokens_a) + len(e.tokens_b) for e in examples)
-        documents = len({e.doc_id for e in examples})
-        yield shard_info(prefix, encoded, len(examples), tokens, documents)
+        yield shard_info(prefix, encoded, len(block), int(block.lengths.sum()),
+                         len(set(block.doc_ids)))
 
 
 def group_of(doc: Document, seed: int, groups: int) -> int:
@@ -178,21 +226,24 @@ class BuildShards(beam.PTransform):
         shards_dir = f"{self.output_dir}/shards"
         written_model = model | "WriteTokenizer" >> beam.Map(self._write_model, shards_dir)
         document_count = docs | "CountDocuments" >> beam.combiners.Count.Globally()
-        seed, group_documents = self.pairs.seed, self.group_documents
-        group_to_examples = (
+        tokenized = (
             docs
-            | "KeyByGroup" >> beam.Map(
-                lambda doc, count: (group_of(doc, seed, max(1, count // group_documents)), doc),
-                count=beam.pvalue.AsSingleton(document_count))
+            | "Tokenize" >> beam.ParDo(
+                TokenizeFn(self.sentences, self.pairs.seed, self.group_documents),
+                model_bytes=beam.pvalue.AsSingleton(model),
+                document_count=beam.pvalue.AsSingleton(document_count))
+            .with_outputs(STATS, main="group_to_doc")
+        )
+        group_to_examples = (
+            tokenized.group_to_doc
             | "GroupDocuments" >> beam.GroupByKey()
-            | "Pairs" >> beam.ParDo(PairsFn(self.sentences, self.pairs),
-                                    model_bytes=beam.pvalue.AsSingleton(model))
-            .with_outputs(STATS, main="group_to_examples")
+            | "Pairs" >> beam.ParDo(PairsFn(self.pairs)).with_outputs(
+                STATS, main="group_to_examples")
         )
         examples = group_to_examples.group_to_examples
         offsets = (
             examples
-            | "GroupSizes" >> beam.MapTuple(lambda g, e: (g, len(e)))
+            | "GroupSizes" >> beam.MapTuple(lambda g, block: (g, len(block)))
             | "AllGroupSizes" >> beam.combiners.ToList()
             | "GroupOffsets" >> beam.Map(group_offsets)
         )
@@ -200,8 +251,8 @@ class BuildShards(beam.PTransform):
             lambda m: Tokenizer(m).vocab_size if m else 0)
         infos = (
             examples
-            | "NumberExamples" >> beam.FlatMap(
-                number_examples, offsets=beam.pvalue.AsSingleton(offsets),
+            | "ShardPieces" >> beam.FlatMap(
+                shard_pieces, offsets=beam.pvalue.AsSingleton(offsets),
                 examples_per_shard=self.examples_per_shard)
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len),
@@ -214,7 +265,9 @@ class BuildShards(beam.PTransform):
                 self._write_manifest, shards_dir, model=beam.pvalue.AsSingleton(model),
                 _written=beam.pvalue.AsSingleton(written_model))
         )
-        return {"manifest": manifest, STATS: group_to_examples[STATS]}
+        stats = ((tokenized[STATS], group_to_examples[STATS])
+                 | "FlattenStats" >> beam.Flatten())
+        return {"manifest": manifest, STATS: stats}
 
     def _tokenizer_model(self, docs):
         if self.tokenizer.model:

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from filters.pairs import (
+    ExampleBlock,
+    PairExample,
     PairsConfig,
     PairStats,
     document_rng,
@@ -360,3 +362,38 @@ def test_stats_merge():
     first.merge(PairStats(examples=2, truncated=4))
     assert first.as_dict()["examples"] == 5
     assert first.truncated == 4 and first.label_1 == 1
+
+
+# --- ExampleBlock: examples in columns ---------------------------------------------------------
+
+def block_examples() -> list[PairExample]:
+    return [PairExample((1, 2), (3,), 0, "a", 0), PairExample((4,), (5, 6, 7), 1, "a", 1),
+            PairExample((8, 9, 10), (11, 12), 1, "b", 0)]
+
+
+def as_rows(block: ExampleBlock) -> list[tuple[list[int], list[int], int]]:
+    return [(a.tolist(), b.tolist(), label) for a, b, label in block.rows()]
+
+
+def test_example_block_keeps_every_example_in_order():
+    block = ExampleBlock.of(block_examples())
+    assert len(block) == 3
+    assert as_rows(block) == [([1, 2], [3], 0), ([4], [5, 6, 7], 1), ([8, 9, 10], [11, 12], 1)]
+    assert block.doc_ids == ("a", "a", "b")
+    assert block.lengths.tolist() == [3, 4, 5]
+
+
+def test_example_block_slices_and_joins_back_to_the_same_rows():
+    block = ExampleBlock.of(block_examples())
+    pieces = [block.slice(0, 1), block.slice(1, 1), block.slice(1, 3)]
+    assert [len(piece) for piece in pieces] == [1, 0, 2]
+    assert as_rows(pieces[2]) == [([4], [5, 6, 7], 1), ([8, 9, 10], [11, 12], 1)]
+    joined = ExampleBlock.concat(pieces)
+    assert as_rows(joined) == as_rows(block)
+    assert joined.doc_ids == block.doc_ids
+
+
+def test_empty_example_block():
+    block = ExampleBlock.of([])
+    assert len(block) == 0 and list(block.rows()) == [] and block.doc_ids == ()
+    assert len(ExampleBlock.concat([])) == 0

@@ -103,3 +103,35 @@ def test_tokenizer_keeps_special_and_pii_pieces(run):
         "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert processor.encode("<EMAIL>", out_type=str)[-1] == "<EMAIL>"
     assert processor.encode("😀", out_type=int)[-1] != 1  # byte fallback, never [UNK]
+
+
+def test_packed_sentences_round_trip_and_drop_empty_ones():
+    from pipeline.shards import pack_sentences, unpack_sentences
+
+    sentences = [[5, 6, 7], [], [70_000], [1]]
+    assert unpack_sentences(*pack_sentences(sentences)) == [[5, 6, 7], [70_000], [1]]
+    assert unpack_sentences(*pack_sentences([])) == []
+
+
+def test_shard_pieces_cut_groups_at_shard_boundaries_in_global_order():
+    from filters.pairs import ExampleBlock, PairExample
+    from pipeline.shards import group_offsets, shard_pieces
+
+    def block(group: int, size: int) -> ExampleBlock:
+        return ExampleBlock.of([PairExample((group,), (number,), 0, f"g{group}", number)
+                                for number in range(size)])
+
+    blocks = {0: block(0, 3), 1: block(1, 9), 2: block(2, 0), 3: block(3, 2)}
+    offsets = group_offsets((group, len(b)) for group, b in blocks.items())
+    pieces = [piece for group, b in blocks.items()
+              for piece in shard_pieces((group, b), offsets, examples_per_shard=4)]
+    by_shard: dict[int, list] = {}
+    for shard, (index, piece) in pieces:
+        by_shard.setdefault(shard, []).append((index, piece))
+    assert sorted(by_shard) == [0, 1, 2, 3]
+    global_order = []
+    for shard in sorted(by_shard):
+        joined = ExampleBlock.concat([p for _, p in sorted(by_shard[shard], key=lambda x: x[0])])
+        assert len(joined) == (4 if shard < 3 else 2)
+        global_order += [(int(a[0]), int(b[0])) for a, b, _ in joined.rows()]
+    assert global_order == [(g, n) for g in (0, 1, 3) for n in range(len(blocks[g]))]
