@@ -38,6 +38,7 @@ arrive in, the runner or the number of workers. (``random.Random``'s ``random`` 
 
 from __future__ import annotations
 
+import array
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -46,6 +47,7 @@ import numpy as np
 import xxhash
 
 from filters.base import check_fraction
+from schemas.shards import UINT32_ARRAY_CODE
 
 OBJECTIVES = ("sop", "nsp")
 
@@ -126,12 +128,14 @@ class ExampleBlock:
 
     @classmethod
     def of(cls, examples: Sequence[PairExample]) -> ExampleBlock:
+        tokens = array.array(UINT32_ARRAY_CODE)
+        for example in examples:
+            tokens.extend(example.tokens_a)
+            tokens.extend(example.tokens_b)
         lengths_a = np.fromiter((len(e.tokens_a) for e in examples), np.int64, len(examples))
         lengths_b = np.fromiter((len(e.tokens_b) for e in examples), np.int64, len(examples))
-        tokens = np.fromiter((token for e in examples for part in (e.tokens_a, e.tokens_b)
-                              for token in part), np.uint32, int((lengths_a + lengths_b).sum()))
         labels = np.fromiter((e.label for e in examples), np.uint8, len(examples))
-        return cls(tokens, lengths_a, lengths_a + lengths_b, labels,
+        return cls(np.frombuffer(tokens, np.uint32), lengths_a, lengths_a + lengths_b, labels,
                    tuple(e.doc_id for e in examples))
 
     @classmethod

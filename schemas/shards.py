@@ -123,6 +123,8 @@ INDEX_DTYPE = np.dtype(
 
 _TOKEN_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 _ARRAY_CODES = {2: "H", 4: "I" if array.array("I").itemsize == 4 else "L"}
+UINT32_ARRAY_CODE = _ARRAY_CODES[4]
+"""``array.array`` type code of 4-byte unsigned ids: ``extend`` from a list of ints runs in C."""
 _CHUNK_BYTES = 8 << 20
 """Read size of the streaming checks (a multiple of 4: token chunks hold whole ids)."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")

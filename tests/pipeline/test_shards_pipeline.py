@@ -109,7 +109,8 @@ def test_packed_sentences_round_trip_and_drop_empty_ones():
     from pipeline.shards import pack_sentences, unpack_sentences
 
     sentences = [[5, 6, 7], [], [70_000], [1]]
-    assert unpack_sentences(*pack_sentences(sentences)) == [[5, 6, 7], [70_000], [1]]
+    unpacked = unpack_sentences(*pack_sentences(sentences))
+    assert [sentence.tolist() for sentence in unpacked] == [[5, 6, 7], [70_000], [1]]
     assert unpack_sentences(*pack_sentences([])) == []
 
 
