@@ -105,21 +105,33 @@ class WriteParquetShards(beam.PTransform):
 
     def expand(self, records):
         num_shards = self.num_shards
-        every_shard = (
-            records.pipeline
-            | "EveryShard" >> beam.Create([(index, None) for index in range(num_shards)])
-        )
-        keyed = records | "KeyByShard" >> beam.Map(
-            lambda record: (shard_index(record.id, num_shards), record))
-        return (
-            (keyed, every_shard)
-            | "Merge" >> beam.Flatten()
+        written = (
+            records
+            | "KeyByShard" >> beam.Map(
+                lambda record: (shard_index(record.id, num_shards), record))
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.MapTuple(self._write_shard)
         )
+        # Shard indices no record hashed to are written empty afterwards, from the list of written
+        # paths. (Flattening empty markers into the records instead made Beam's local runner copy
+        # every record through one more stage: it materializes each multi-input Flatten.)
+        empty = (
+            written
+            | "WrittenShards" >> beam.combiners.ToList()
+            | "WriteEmptyShards" >> beam.FlatMap(self._write_empty_shards)
+        )
+        return (written, empty) | "AllShards" >> beam.Flatten()
 
     def _write_shard(self, index: int, records: Iterable[Any]) -> str:
-        ordered = sorted((r for r in records if r is not None), key=lambda r: r.sort_key)
+        ordered = sorted(records, key=lambda r: r.sort_key)
         path = FileSystems.join(self.directory, shard_name(index, self.num_shards))
         write_atomically(path, encode_parquet([self.to_row(r) for r in ordered], self.schema))
         return path
+
+    def _write_empty_shards(self, written_paths: list[str]) -> Iterable[str]:
+        written = set(written_paths)
+        for index in range(self.num_shards):
+            path = FileSystems.join(self.directory, shard_name(index, self.num_shards))
+            if path not in written:
+                write_atomically(path, encode_parquet([], self.schema))
+                yield path
