@@ -196,6 +196,28 @@ def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined)
         join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
 
 
+def local_runner(options: PipelineOptions):
+    """Beam's FnApiRunner when the DirectRunner is asked for (or no runner), else None (Beam
+    builds the named one).
+
+    Beam 2.77's DirectRunner first tries Prism, downloading its binary from GitHub: offline that
+    costs about a second before it falls back to the FnApiRunner, behind a firewall that drops
+    packets it waits for a timeout, and online it runs the job on Prism, which ignores
+    ``--direct_running_mode``. winnow's local runs always take the FnApiRunner, the runner its
+    tests cover; ``--runner PrismRunner`` still picks Prism. Pipeline options reach the workers
+    as the DirectRunner passes them."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    runner = options.view_as(StandardOptions).runner
+    if runner not in (None, "DirectRunner", "direct", "directrunner"):
+        return None
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run a whole curation and return the finished report."""
@@ -207,7 +229,7 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     if not dry_run:
         prepare_output(output_dir, overwrite)
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
     result = pipeline.run()
     result.wait_until_finish()

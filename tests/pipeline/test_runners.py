@@ -10,7 +10,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.stager import Stager
 
-from pipeline.curate import build_pipeline
+from pipeline.curate import build_pipeline, local_runner
 from schemas.config import config_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +20,20 @@ DATAFLOW_DRY_RUN = [
     "--project=winnow-ci-project", "--region=us-central1",
     "--temp_location=gs://winnow-ci-bucket/tmp", "--sdk_location=container",
 ]
+
+
+def test_local_runs_take_the_fn_api_runner_and_keep_the_options():
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    for args in ([], ["--runner=DirectRunner"]):
+        runner = local_runner(PipelineOptions(
+            args + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]))
+        assert isinstance(runner, FnApiRunner)
+        options = runner._provision_info.provision_info.pipeline_options
+        assert options["beam:option:direct_running_mode:v1"] == "multi_processing"
+        assert str(options["beam:option:direct_num_workers:v1"]) == "2"
+    assert local_runner(PipelineOptions(DATAFLOW_DRY_RUN)) is None
+    assert local_runner(PipelineOptions(["--runner=PrismRunner"])) is None
 
 
 def test_the_pipeline_translates_for_dataflow():
