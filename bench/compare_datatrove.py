@@ -2,7 +2,7 @@
 
     python bench/compare_datatrove.py [INPUT.jsonl.gz ...] [--limit-mb 4] [--workers 2] \
         [--heuristics gopher|gopher+repetition] [--exact-dedup] [--datatrove-alpha-ratio 0.8] \
-        [--dt-python /work/dt-venv/bin/python] [--keep-dir DIR] [--json PATH]
+        [--train-tokenizers] [--dt-python /work/dt-venv/bin/python] [--keep-dir DIR] [--json PATH]
 
 Inputs default to the English corpora ../shared/corpora/{linux-doc,python-doc,perl-doc}.jsonl.gz
 (about 45 MB of text). ``--limit-mb N`` takes the first records of each file, in proportion to
@@ -20,14 +20,22 @@ multiprocess pool stalls here; the bucket group runs its 14 tasks one after the 
   cluster     MinhashDedupCluster
   filter      JsonlReader -> MinhashDedupFilter -> PIIFormatter (emails, IPs) -> JsonlWriter
               (kept) -> DocumentTokenizer (a byte-level BPE tokenizer.json of 32,000 tokens,
-              trained first with the ``tokenizers`` library on a seeded sample of the input:
-              hub names do not resolve offline; timed as its own group)
+              trained with the ``tokenizers`` library on a seeded sample of the input: hub
+              names do not resolve offline)
 
 winnow: ``run_curation`` on the DirectRunner, multi_processing with ``--workers`` processes:
 normalize -> heuristics (Gopher quality rules only, or with the repetition rules, to match;
 C4 rules off) -> language (en, 0.65) -> exact_dedup (off unless ``--exact-dedup``: datatrove's
 pipeline has none) -> near_dedup (its defaults: threshold 0.8, 16 x 8, verified pairs) -> pii
--> shards (sentences, SentencePiece unigram 32,000 trained on the kept documents, SOP pairs).
+-> shards (sentences, SentencePiece unigram 32,000, SOP pairs).
+
+Tokenizers: the issue's stage list ends in tokenization, which datatrove does with an existing
+tokenizer (DocumentTokenizer has no training step). So by default each side's tokenizer is
+trained first, untimed, on a seeded sample of the same input (datatrove's BPE by
+``tokenizers``; winnow's SentencePiece model by ``winnow tokenizer train``, given to the run as
+``tokenizer.model``), and both timed runs only tokenize. ``--train-tokenizers`` times the
+training inside both runs instead (winnow then trains on its kept documents, as ``winnow
+curate`` does without ``tokenizer.model``; datatrove's BPE training is its own group).
 
 Figures: documents/s and MB/s of text over wall time, raw and per core (divided by the worker
 processes each side uses: ``--workers`` for winnow, 1 for datatrove) and per CPU second (user +
@@ -213,6 +221,23 @@ def run_group(name: str, pipeline: list, tasks: int, logs: str) -> dict:
     return {"group": name, "wall_seconds": wall, "steps": steps}
 
 
+def datatrove_subprocess(spec: dict, work: str, dt_python: str, name: str) -> None:
+    spec_path = os.path.join(work, f"spec-{name}.json")
+    with open(spec_path, "w") as handle:
+        json.dump(spec, handle)
+    # Its downloads cache (the lid model copy) stays in the work folder; nothing goes online.
+    env = dict(os.environ, HF_HOME=os.path.join(work, "hf-home"), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1")
+    log_path = os.path.join(work, f"datatrove-{name}.log")
+    with open(log_path, "w") as log:
+        code = subprocess.call([dt_python, os.path.abspath(__file__), "--datatrove-side",
+                                spec_path], stdout=log, stderr=subprocess.STDOUT, env=env)
+    if code:
+        with open(log_path) as log:
+            sys.exit(f"datatrove side failed (exit {code}); log {log_path}:\n"
+                     + "".join(log.readlines()[-30:]))
+
+
 def ascii_name(name: str) -> str:
     """A step name without its emoji: "READER: Jsonl"."""
     return " ".join("".join(c for c in name if c.isascii()).split()).strip(" -")
@@ -233,10 +258,15 @@ def datatrove_side(spec_path: str) -> None:
     from datatrove.utils import lid
 
     lid.FT176LID.MODEL_URL = "file://" + spec["lid_model"]  # no download
-    started = time.monotonic()
-    train_bpe(spec["input"], spec["tokenizer"], spec["vocab_size"])
-    groups = [{"group": "tokenizer training (tokenizers BPE)",
-               "wall_seconds": time.monotonic() - started, "steps": []}]
+    if spec["phase"] == "tokenizer":
+        train_bpe(spec["input"], spec["tokenizer"], spec["vocab_size"])
+        return
+    groups = []
+    if spec["train_tokenizer"]:
+        started = time.monotonic()
+        train_bpe(spec["input"], spec["tokenizer"], spec["vocab_size"])
+        groups.append({"group": "tokenizer training (tokenizers BPE)",
+                       "wall_seconds": time.monotonic() - started, "steps": []})
     for name, pipeline, tasks in datatrove_groups(spec):
         groups.append(run_group(name, pipeline, tasks, os.path.join(spec["work"], "logs")))
     work = spec["work"]
@@ -256,29 +286,20 @@ def peer_versions() -> dict:
 
 
 def run_datatrove(inputs_folder: str, work: str, dt_python: str, repetition: bool,
-                  alpha_ratio: float) -> dict:
-    """Start the datatrove side and return its result with wall and CPU seconds."""
+                  alpha_ratio: float, train_tokenizer: bool) -> dict:
+    """Start the datatrove side and return its result with wall and CPU seconds (of the timed
+    run only: without ``train_tokenizer`` its BPE is trained first, by an untimed run)."""
     shutil.rmtree(work, ignore_errors=True)  # datatrove skips tasks its logs call completed
     os.makedirs(work)
     spec = {"input": inputs_folder, "work": work, "lid_model": os.path.abspath(LID_MODEL),
             "tokenizer": os.path.join(work, "tokenizer.json"), "vocab_size": VOCAB_SIZE,
-            "repetition": repetition, "alpha_ratio": alpha_ratio}
-    spec_path = os.path.join(work, "spec.json")
-    with open(spec_path, "w") as handle:
-        json.dump(spec, handle)
-    # Its downloads cache (the lid model copy) stays in the work folder; nothing goes online.
-    env = dict(os.environ, HF_HOME=os.path.join(work, "hf-home"), HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1")
-    log_path = os.path.join(work, "datatrove.log")
+            "repetition": repetition, "alpha_ratio": alpha_ratio,
+            "train_tokenizer": train_tokenizer}
+    if not train_tokenizer:
+        datatrove_subprocess(dict(spec, phase="tokenizer"), work, dt_python, "tokenizer")
     cpu_before, started = cpu_seconds(), time.monotonic()
-    with open(log_path, "w") as log:
-        code = subprocess.call([dt_python, os.path.abspath(__file__), "--datatrove-side",
-                                spec_path], stdout=log, stderr=subprocess.STDOUT, env=env)
+    datatrove_subprocess(dict(spec, phase="run"), work, dt_python, "run")
     wall, cpu = time.monotonic() - started, cpu_seconds() - cpu_before
-    if code:
-        with open(log_path) as log:
-            sys.exit(f"datatrove side failed (exit {code}); log {log_path}:\n"
-                     + "".join(log.readlines()[-30:]))
     with open(os.path.join(work, "result.json")) as handle:
         result = json.load(handle)
     return dict(result, wall_seconds=wall, cpu_seconds=cpu)
@@ -286,7 +307,7 @@ def run_datatrove(inputs_folder: str, work: str, dt_python: str, repetition: boo
 
 # -- winnow side ---------------------------------------------------------------------------------
 
-def winnow_config(repetition: bool, exact_dedup: bool):
+def winnow_config(repetition: bool, exact_dedup: bool, tokenizer_model: str = ""):
     sys.path.insert(0, ROOT)
     from schemas.config import config_from_dict
 
@@ -294,7 +315,20 @@ def winnow_config(repetition: bool, exact_dedup: bool):
         "heuristics": {"gopher_quality": True, "gopher_repetition": repetition, "c4": False},
         "language": {"languages": ["en"], "threshold": 0.65},
         "exact_dedup": {"enabled": exact_dedup},
+        "tokenizer": {"model": tokenizer_model},
     })
+
+
+def train_winnow_tokenizer(inputs: list[str], work: str) -> str:
+    """``winnow tokenizer train`` on the input (its default seeded sample); the model's path."""
+    sys.path.insert(0, ROOT)
+    from pipeline.cli import main as winnow
+
+    os.makedirs(work, exist_ok=True)
+    prefix = os.path.join(work, "tokenizer")
+    if winnow(["tokenizer", "train", *inputs, "--output", prefix]):
+        sys.exit("winnow tokenizer train failed")
+    return prefix + ".model"
 
 
 def kept_and_removed(run_dir: str) -> tuple[list[str], dict[str, str]]:
@@ -390,7 +424,9 @@ def print_header(args, documents: int, size: int, versions: dict) -> None:
           f"{'on (winnow only; datatrove has none here)' if args.exact_dedup else 'off'}; "
           f"winnow workers {args.workers}, datatrove 1 worker; datatrove Gopher alpha-word "
           f"ratio {args.datatrove_alpha_ratio}" + (" (its default)"
-                                                   if args.datatrove_alpha_ratio == 0.8 else ""))
+                                                   if args.datatrove_alpha_ratio == 0.8 else "")
+          + ("; tokenizer training timed on both sides" if args.train_tokenizers
+             else "; tokenizers trained before the timed runs, which only tokenize"))
 
 
 def print_throughput(rows: dict) -> None:
@@ -461,6 +497,9 @@ def parse_args():
                         help="datatrove's GopherQualityFilter max_non_alpha_words_ratio (its "
                              "default 0.8; 0 turns the rule off): it counts spaCy's punctuation "
                              "tokens as words, so most technical text fails it")
+    parser.add_argument("--train-tokenizers", action="store_true",
+                        help="time tokenizer training inside both runs (default: each side's "
+                             "tokenizer is trained first, untimed, and the runs only tokenize)")
     parser.add_argument("--dt-python", default=DT_PYTHON,
                         help="python of the virtual environment with datatrove")
     parser.add_argument("--keep-dir", default=None, help="keep inputs and both runs here")
@@ -490,9 +529,12 @@ def compare(args, work: str) -> None:
     documents, size = corpus_size(inputs)
     repetition = args.heuristics == "gopher+repetition"
     theirs = run_datatrove(os.path.join(work, "input"), os.path.join(work, "datatrove"),
-                           args.dt_python, repetition, args.datatrove_alpha_ratio)
+                           args.dt_python, repetition, args.datatrove_alpha_ratio,
+                           args.train_tokenizers)
+    model = ("" if args.train_tokenizers
+             else train_winnow_tokenizer(inputs, os.path.join(work, "winnow-tokenizer")))
     ours = run_winnow(inputs, os.path.join(work, "winnow"), args.workers,
-                      winnow_config(repetition, args.exact_dedup))
+                      winnow_config(repetition, args.exact_dedup, model))
     versions = {"winnow side": winnow_versions(), "datatrove side": theirs["versions"]}
     print_header(args, documents, size, versions)
     rows = {"winnow": throughput(documents, size, ours["wall_seconds"], ours["cpu_seconds"],
@@ -513,6 +555,7 @@ def write_json(args, documents, size, versions, rows, ours, theirs, kept) -> Non
                "documents": documents, "megabytes": size / 1e6, "limit_mb": args.limit_mb,
                "heuristics": args.heuristics, "exact_dedup": args.exact_dedup,
                "datatrove_alpha_ratio": args.datatrove_alpha_ratio,
+               "train_tokenizers": args.train_tokenizers,
                "throughput": rows, "winnow_stages": ours["stages"],
                "datatrove_groups": theirs["groups"], "kept": kept}
     with open(args.json, "w") as handle:
