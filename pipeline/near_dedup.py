@@ -101,7 +101,8 @@ def bucket_edges(band_key_and_members, config: NearDedupConfig):
 
 
 def large_star(node_and_neighbours):
-    """Link every larger neighbour of a node to the smallest of the node's neighbourhood."""
+    """Link every larger neighbour of a node to the smallest of the node's neighbourhood.
+    Edges come out as (larger, smaller), keyed for small-star: neighbour > node >= smallest."""
     node, neighbours = node_and_neighbours
     smallest = min(min(neighbours), node)
     for neighbour in neighbours:
@@ -118,12 +119,6 @@ def small_star(node_and_smaller_neighbours):
     for neighbour in neighbours:
         if neighbour != smallest:
             yield neighbour, smallest
-
-
-def ordered(edge):
-    """(a, b) -> (smaller, larger); self-loops are dropped by the callers."""
-    a, b = edge
-    return (a, b) if a < b else (b, a)
 
 
 class ConnectedComponents(beam.PTransform):
@@ -143,8 +138,6 @@ class ConnectedComponents(beam.PTransform):
                 | f"LargeStarBothWays{round_index}" >> beam.FlatMap(lambda e: [e, e[::-1]])
                 | f"LargeStarGroup{round_index}" >> beam.GroupByKey()
                 | f"LargeStar{round_index}" >> beam.FlatMap(large_star)
-                | f"SmallStarKeyByLarger{round_index}" >> beam.Map(
-                    lambda e: ordered(e)[::-1])
                 | f"SmallStarGroup{round_index}" >> beam.GroupByKey()
                 | f"SmallStar{round_index}" >> beam.FlatMap(small_star)
                 | f"Distinct{round_index}" >> beam.Distinct()

@@ -70,3 +70,16 @@ def test_the_staged_package_runs_a_curation_in_a_fresh_environment(tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["documents"]["input"] == 6
     assert report["documents"]["removed"]["exact_duplicate"] == 1
+
+
+def test_construction_type_checks_are_off_unless_asked_for():
+    from apache_beam.options.pipeline_options import TypeOptions
+
+    from pipeline.curate import beam_options
+
+    def checked(args):
+        return PipelineOptions(beam_options(args)).view_as(TypeOptions).pipeline_type_check
+
+    assert not checked([]) and not checked(["--runner=DirectRunner"])
+    assert checked(["--pipeline_type_check"])
+    assert PipelineOptions(DATAFLOW_DRY_RUN).view_as(TypeOptions).pipeline_type_check
