@@ -2,7 +2,8 @@
 
     python bench/compare_datatrove.py [INPUT.jsonl.gz ...] [--limit-mb 4] [--workers 2] \
         [--heuristics gopher|gopher+repetition] [--exact-dedup] [--datatrove-alpha-ratio 0.8] \
-        [--train-tokenizers] [--dt-python /work/dt-venv/bin/python] [--keep-dir DIR] [--json PATH]
+        [--train-tokenizers] [--winnow-runs 3] [--dt-python /work/dt-venv/bin/python] \
+        [--keep-dir DIR] [--json PATH]
 
 Inputs default to the English corpora ../shared/corpora/{linux-doc,python-doc,perl-doc}.jsonl.gz
 (about 45 MB of text). ``--limit-mb N`` takes the first records of each file, in proportion to
@@ -37,13 +38,15 @@ trained first, untimed, on a seeded sample of the same input (datatrove's BPE by
 training inside both runs instead (winnow then trains on its kept documents, as ``winnow
 curate`` does without ``tokenizer.model``; datatrove's BPE training is its own group).
 
-Figures: documents/s and MB/s of text over wall time, raw and per core (divided by the worker
-processes each side uses: ``--workers`` for winnow, 1 for datatrove) and per CPU second (user +
-system of every process of the run, measured by getrusage); winnow's per-stage CPU seconds from
-report.json; datatrove's per-group wall seconds and per-step seconds from its own stats. Kept
-sets: the Jaccard of the kept ids, and the ids kept by one side only, with the other side's
-reason (winnow's stage:reason from removed/; datatrove's group: filters or minhash), and the
-same among the documents both sides' filters passed, to compare the dedup stages alone.
+Figures: documents/s and MB/s of text over wall time (winnow's: the median of
+``--winnow-runs`` runs, since on a shared 2-core machine a 30 s run varies by +-15%), raw and
+per core (divided by the worker processes each side uses: ``--workers`` for winnow, 1 for
+datatrove) and per CPU second (user + system of every process of the run, by getrusage);
+winnow's per-stage CPU seconds from report.json; datatrove's per-group wall seconds and per-step
+seconds from its own stats. Kept sets: the Jaccard of the kept ids, and the ids kept by one side
+only, with the other side's reason (winnow's stage:reason from removed/; datatrove's group:
+filters or minhash), and the same among the documents both sides' filters passed, to compare
+the dedup stages alone.
 
 datatrove's GopherQualityFilter computes its alpha-word ratio over spaCy tokens, punctuation
 tokens included, so most technical documents fail it at its default 0.8 and the kept sets barely
@@ -497,6 +500,9 @@ def parse_args():
                         help="datatrove's GopherQualityFilter max_non_alpha_words_ratio (its "
                              "default 0.8; 0 turns the rule off): it counts spaCy's punctuation "
                              "tokens as words, so most technical text fails it")
+    parser.add_argument("--winnow-runs", type=int, default=3,
+                        help="run winnow this many times and report the median run (its wall "
+                             "time varies more than datatrove's much longer one)")
     parser.add_argument("--train-tokenizers", action="store_true",
                         help="time tokenizer training inside both runs (default: each side's "
                              "tokenizer is trained first, untimed, and the runs only tokenize)")
@@ -533,8 +539,11 @@ def compare(args, work: str) -> None:
                            args.train_tokenizers)
     model = ("" if args.train_tokenizers
              else train_winnow_tokenizer(inputs, os.path.join(work, "winnow-tokenizer")))
-    ours = run_winnow(inputs, os.path.join(work, "winnow"), args.workers,
-                      winnow_config(repetition, args.exact_dedup, model))
+    config = winnow_config(repetition, args.exact_dedup, model)
+    runs = [run_winnow(inputs, os.path.join(work, "winnow"), args.workers, config)
+            for _ in range(args.winnow_runs)]
+    ours = sorted(runs, key=lambda run: run["wall_seconds"])[len(runs) // 2]  # the median
+    ours["all_wall_seconds"] = [round(run["wall_seconds"], 2) for run in runs]
     versions = {"winnow side": winnow_versions(), "datatrove side": theirs["versions"]}
     print_header(args, documents, size, versions)
     rows = {"winnow": throughput(documents, size, ours["wall_seconds"], ours["cpu_seconds"],
@@ -542,6 +551,9 @@ def compare(args, work: str) -> None:
             "datatrove": throughput(documents, size, theirs["wall_seconds"],
                                     theirs["cpu_seconds"], 1)}
     print_throughput(rows)
+    if len(runs) > 1:
+        print(f"winnow: the run with the median wall time of {len(runs)}: "
+              + ", ".join(f"{wall:.1f}" for wall in ours["all_wall_seconds"]) + " s")
     print_stages(ours, theirs)
     kept = overlap(ours, theirs)
     print_overlap(kept)
@@ -556,6 +568,7 @@ def write_json(args, documents, size, versions, rows, ours, theirs, kept) -> Non
                "heuristics": args.heuristics, "exact_dedup": args.exact_dedup,
                "datatrove_alpha_ratio": args.datatrove_alpha_ratio,
                "train_tokenizers": args.train_tokenizers,
+               "winnow_wall_seconds_all_runs": ours["all_wall_seconds"],
                "throughput": rows, "winnow_stages": ours["stages"],
                "datatrove_groups": theirs["groups"], "kept": kept}
     with open(args.json, "w") as handle:
