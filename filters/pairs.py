@@ -170,6 +170,30 @@ class ExampleBlock:
                    self.tokens[start + length_a:start + length], label)
 
 
+def pack_sentences(sentence_ids: list[list[int]]) -> tuple[bytes, bytes]:
+    """Token ids of a document's non-empty sentences -> (uint32 ids, uint32 sentence lengths),
+    as bytes: what crosses the shuffle is then a few bytes per token, not a list per sentence."""
+    tokens, lengths = array.array(UINT32_ARRAY_CODE), array.array(UINT32_ARRAY_CODE)
+    for ids in sentence_ids:
+        if ids:
+            tokens.extend(ids)
+            lengths.append(len(ids))
+    return tokens.tobytes(), lengths.tobytes()
+
+
+def unpack_sentences(tokens: bytes, lengths: bytes) -> list[array.array]:
+    """The inverse of ``pack_sentences``: one array of ids per sentence. Arrays hold no Python
+    objects, so unlike lists of ints they give the garbage collector nothing to scan."""
+    ids, sizes = array.array(UINT32_ARRAY_CODE), array.array(UINT32_ARRAY_CODE)
+    ids.frombytes(tokens)
+    sizes.frombytes(lengths)
+    sentences, start = [], 0
+    for size in sizes:
+        sentences.append(ids[start:start + size])
+        start += size
+    return sentences
+
+
 @dataclass
 class PairStats:
     """Counters for the run report; ``merge`` adds another's."""

@@ -16,13 +16,20 @@ specified in ``schemas.shards``.
 
 from __future__ import annotations
 
-import array
 import time
 
 import apache_beam as beam
 import numpy as np
 
-from filters.pairs import ExampleBlock, PairsConfig, PairStats, nsp_examples, sop_examples
+from filters.pairs import (
+    ExampleBlock,
+    PairsConfig,
+    PairStats,
+    nsp_examples,
+    pack_sentences,
+    sop_examples,
+    unpack_sentences,
+)
 from filters.sentences import SentencesConfig, split_sentences
 from filters.tokenizer import (
     Tokenizer,
@@ -37,7 +44,6 @@ from pipeline.writers import write_atomically
 from schemas.records import Document
 from schemas.shards import (
     MANIFEST_FILE,
-    UINT32_ARRAY_CODE,
     ShardManifest,
     encode_shard,
     shard_info,
@@ -69,30 +75,6 @@ def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConf
 def read_model(path: str) -> bytes:
     with open_binary(path) as handle:
         return handle.read()
-
-
-def pack_sentences(sentence_ids: list[list[int]]) -> tuple[bytes, bytes]:
-    """Token ids of a document's non-empty sentences -> (uint32 ids, uint32 sentence lengths),
-    as bytes: what crosses the shuffle is then a few bytes per token, not a list per sentence."""
-    tokens, lengths = array.array(UINT32_ARRAY_CODE), array.array(UINT32_ARRAY_CODE)
-    for ids in sentence_ids:
-        if ids:
-            tokens.extend(ids)
-            lengths.append(len(ids))
-    return tokens.tobytes(), lengths.tobytes()
-
-
-def unpack_sentences(tokens: bytes, lengths: bytes) -> list[array.array]:
-    """The inverse of ``pack_sentences``: one array of ids per sentence. Arrays hold no Python
-    objects, so unlike lists of ints they give the garbage collector nothing to scan."""
-    ids, sizes = array.array(UINT32_ARRAY_CODE), array.array(UINT32_ARRAY_CODE)
-    ids.frombytes(tokens)
-    sizes.frombytes(lengths)
-    sentences, start = [], 0
-    for size in sizes:
-        sentences.append(ids[start:start + size])
-        start += size
-    return sentences
 
 
 class TokenizeFn(beam.DoFn):

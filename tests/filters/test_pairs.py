@@ -13,8 +13,10 @@ from filters.pairs import (
     PairStats,
     document_rng,
     nsp_examples,
+    pack_sentences,
     sop_examples,
     truncate_pair,
+    unpack_sentences,
 )
 
 # Token ids encode where they come from: document d, sentence i, position k -> d*100_000 +
@@ -397,3 +399,10 @@ def test_empty_example_block():
     block = ExampleBlock.of([])
     assert len(block) == 0 and list(block.rows()) == [] and block.doc_ids == ()
     assert len(ExampleBlock.concat([])) == 0
+
+
+def test_packed_sentences_round_trip_and_drop_empty_ones():
+    sentences = [[5, 6, 7], [], [70_000], [1]]
+    unpacked = unpack_sentences(*pack_sentences(sentences))
+    assert [sentence.tolist() for sentence in unpacked] == [[5, 6, 7], [70_000], [1]]
+    assert unpack_sentences(*pack_sentences([])) == []

@@ -105,15 +105,6 @@ def test_tokenizer_keeps_special_and_pii_pieces(run):
     assert processor.encode("😀", out_type=int)[-1] != 1  # byte fallback, never [UNK]
 
 
-def test_packed_sentences_round_trip_and_drop_empty_ones():
-    from pipeline.shards import pack_sentences, unpack_sentences
-
-    sentences = [[5, 6, 7], [], [70_000], [1]]
-    unpacked = unpack_sentences(*pack_sentences(sentences))
-    assert [sentence.tolist() for sentence in unpacked] == [[5, 6, 7], [70_000], [1]]
-    assert unpack_sentences(*pack_sentences([])) == []
-
-
 def test_shard_pieces_cut_groups_at_shard_boundaries_in_global_order():
     from filters.pairs import ExampleBlock, PairExample
     from pipeline.shards import group_offsets, shard_pieces
