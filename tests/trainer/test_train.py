@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-from tests.trainer.test_data import text_examples, train_tokenizer, write_shards  # noqa: E402
+from tests.trainer.helpers import text_examples, train_tokenizer, write_shards  # noqa: E402
 from trainer.cli import main  # noqa: E402
 from trainer.data import MaskingConfig  # noqa: E402
 from trainer.train import (  # noqa: E402
@@ -63,11 +63,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory) -> bytes:
-    return train_tokenizer(tmp_path_factory.mktemp("spm"))
 
 
 @pytest.fixture(scope="module")
