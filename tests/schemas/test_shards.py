@@ -28,9 +28,7 @@ from schemas.shards import (
     unescape_source_id,
     verify_shards,
 )
-
-WORDS = ("the cat sat on a mat and dog ran far away from home while birds sang over green "
-         "hills near old river bank where fish swim slowly under bright summer sky").split()
+from tests.tiny_tokenizer import train_tokenizer
 
 # Three shards of literal examples: (A, B, label); ids < 100 (the tiny tokenizer's vocabulary).
 SHARDS = [
@@ -57,21 +55,7 @@ FILES = [MANIFEST_FILE, "tokenizer.model"] + [
 
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory) -> bytes:
-    """A tiny SentencePiece model (about 100 pieces) with the BERT special tokens."""
-    folder = tmp_path_factory.mktemp("spm")
-    rng = random.Random(0)
-    corpus = folder / "corpus.txt"
-    invented = ["".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou")
-                        for _ in range(rng.randint(1, 4))) for _ in range(300)]
-    vocabulary = list(WORDS) + invented
-    corpus.write_text("\n".join(
-        " ".join(rng.choice(vocabulary) for _ in range(rng.randint(4, 12)))
-        for _ in range(600)) + "\n")
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(folder / "tiny"), vocab_size=100,
-        user_defined_symbols=["[PAD]", "[CLS]", "[SEP]", "[MASK]"], model_type="unigram",
-        character_coverage=1.0, num_threads=1, minloglevel=2)
-    return (folder / "tiny.model").read_bytes()
+    return train_tokenizer(tmp_path_factory.mktemp("spm"))
 
 
 def write_set(directory, shards, tokenizer_bytes, *, vocab_size=None, tamper=None,

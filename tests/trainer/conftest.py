@@ -2,7 +2,7 @@ import pytest
 
 pytest.importorskip("sentencepiece")
 
-from tests.trainer.helpers import train_tokenizer  # noqa: E402
+from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

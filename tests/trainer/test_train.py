@@ -11,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-from tests.trainer.helpers import text_examples, train_tokenizer, write_shards  # noqa: E402
+from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
+from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
 from trainer.cli import main  # noqa: E402
 from trainer.data import MaskingConfig  # noqa: E402
 from trainer.train import (  # noqa: E402
