@@ -13,7 +13,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.html_report import SECTIONS, bar_chart_svg, render_html
 from pipeline.report import format_report, load_run
-from tests.pipeline.test_report import assert_no_planted_pii, curated_run
+from tests.pipeline.report_runs import assert_no_planted_pii
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -21,16 +21,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-quic", "--disable-extensions", "--mute-audio"]
 BAR_BLUE = (0x4C, 0x78, 0xA8)  # PALETTE[0]
 BAR_ORANGE = (0xF5, 0x85, 0x18)  # PALETTE[1]
-
-
-@pytest.fixture(scope="module")
-def pii_on(tmp_path_factory):
-    return curated_run(tmp_path_factory, "pii_on")
-
-
-@pytest.fixture(scope="module")
-def pii_off(tmp_path_factory):
-    return curated_run(tmp_path_factory, "pii_off")
 
 
 @pytest.fixture(scope="module")
