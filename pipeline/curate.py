@@ -223,8 +223,8 @@ def local_runner(options: PipelineOptions):
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
     runner = options.view_as(StandardOptions).runner
-    if runner not in (None, "DirectRunner", "direct", "directrunner"):
-        return None
+    if runner is not None and runner.lower() not in ("direct", "directrunner"):
+        return None  # Beam matches runner names the same way, ignoring case
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))

@@ -25,7 +25,7 @@ DATAFLOW_DRY_RUN = [
 def test_local_runs_take_the_fn_api_runner_and_keep_the_options():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    for args in ([], ["--runner=DirectRunner"]):
+    for args in ([], ["--runner=DirectRunner"], ["--runner=direct"]):
         runner = local_runner(PipelineOptions(
             args + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]))
         assert isinstance(runner, FnApiRunner)
