@@ -147,15 +147,30 @@ class NearDedupConfig:
 # LSH parameters
 # ---------------------------------------------------------------------------------------------
 
+_QUADRATURE_PIECES = 32
+_QUADRATURE_NODES, _QUADRATURE_WEIGHTS = np.polynomial.legendre.leggauss(24)
+
+
+def _integral(curves, low: float, high: float) -> np.ndarray:
+    """Integrals over ``[low, high]`` of ``curves(s)`` (s: 1-D array of points -> one row of
+    values per curve), by composite Gauss-Legendre quadrature: 32 pieces of 24 nodes. The
+    integrands here are smooth polynomials, and the result is within 2e-11 of scipy's ``quad``
+    (checked over 128 and 512 permutations), without importing scipy (0.5 s in every worker)."""
+    edges = np.linspace(low, high, _QUADRATURE_PIECES + 1)
+    half, middle = (edges[1:] - edges[:-1]) / 2, (edges[1:] + edges[:-1]) / 2
+    points = (middle[:, None] + half[:, None] * _QUADRATURE_NODES).ravel()
+    weights = (half[:, None] * _QUADRATURE_WEIGHTS).ravel()
+    return curves(points) @ weights
+
+
 @functools.lru_cache(maxsize=64)
 def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
                false_negative_weight: float = 0.5) -> tuple[int, int]:
     """``(bands, rows)`` with ``bands * rows <= num_perm`` minimizing the weighted probability of
     false positives (the S-curve ``1 - (1 - s**r)**b`` integrated over ``[0, threshold]``) plus
-    false negatives (its complement over ``[threshold, 1]``): ``datasketch.lsh._optimal_param``,
-    the same integrals in the same order, so the result is identical. Cached."""
-    from scipy.integrate import quad  # datasketch's dependency; imported on first use only
-
+    false negatives (its complement over ``[threshold, 1]``): ``datasketch.lsh._optimal_param``'s
+    choice, scanning ``b`` then ``r`` and keeping the first minimum as it does (the tests compare
+    the two on a grid). All ``r`` of one ``b`` are integrated at once. Cached."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     if num_perm < 1:
@@ -163,14 +178,18 @@ def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0
     min_error = float("inf")
     best = (0, 0)
     for b in range(1, num_perm + 1):
-        for r in range(1, int(num_perm / b) + 1):
-            fp, _ = quad(lambda s, b=b, r=r: 1 - (1 - s ** float(r)) ** float(b), 0.0, threshold)
-            fn, _ = quad(lambda s, b=b, r=r: 1 - (1 - (1 - s ** float(r)) ** float(b)),
-                         threshold, 1.0)
-            error = fp * false_positive_weight + fn * false_negative_weight
-            if error < min_error:
-                min_error = error
-                best = (b, r)
+        rows = np.arange(1, num_perm // b + 1, dtype=np.float64)[:, None]  # (r, 1)
+
+        def candidate(s, rows=rows, b=b):  # P(a pair at similarity s is a candidate)
+            return 1 - (1 - s ** rows) ** b
+
+        false_positives = _integral(candidate, 0.0, threshold)
+        false_negatives = _integral(lambda s: 1 - candidate(s), threshold, 1.0)
+        errors = false_positives * false_positive_weight + false_negatives * false_negative_weight
+        r = int(np.argmin(errors))
+        if errors[r] < min_error:
+            min_error = float(errors[r])
+            best = (b, r + 1)
     return best
 
 

@@ -48,8 +48,8 @@ def datasketch_minhash(num_perm: int, seed: int, hashfunc, scheme: str) -> MinHa
 
 @pytest.mark.parametrize("num_perm", [64, 128, 256])
 def test_lsh_params_equal_datasketch_on_a_grid(num_perm):
-    for step in range(10):
-        threshold = round(0.5 + 0.05 * step, 2)
+    for step in range(18):
+        threshold = round(0.1 + 0.05 * step, 2)
         assert lsh_params(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5), \
             (threshold, num_perm)
 
