@@ -45,7 +45,7 @@ from schemas.records import Document
 from schemas.shards import (
     MANIFEST_FILE,
     ShardManifest,
-    encode_shard,
+    encode_shard_columns,
     shard_info,
     shard_prefix,
     special_tokens_from_model,
@@ -188,8 +188,8 @@ class WriteShardFn(beam.DoFn):
     def process(self, shard_and_pieces, vocab_size: int):
         index, pieces = shard_and_pieces
         block = ExampleBlock.concat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
-        encoded = encode_shard(block.rows(), block.doc_ids, vocab_size,
-                               max_seq_len=self.max_seq_len)
+        encoded = encode_shard_columns(block.tokens, block.lengths_a, block.lengths, block.labels,
+                                       block.doc_ids, vocab_size, max_seq_len=self.max_seq_len)
         prefix = shard_prefix(index)
         for suffix, data in sorted(encoded.items()):
             write_atomically(f"{self.shards_dir}/{prefix}.{suffix}", data)

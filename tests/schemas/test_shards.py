@@ -17,6 +17,7 @@ from schemas.shards import (
     ShardReader,
     decode_examples,
     encode_shard,
+    encode_shard_columns,
     escape_source_id,
     sha256_bytes,
     sha256_file,
@@ -176,6 +177,50 @@ def test_source_ids_escape_to_one_line_and_back():
 def test_encode_refuses_what_the_format_cannot_hold(examples, doc_ids, vocab, message):
     with pytest.raises(ValueError, match=message):
         encode_shard(examples, doc_ids, vocab, max_seq_len=20)
+
+
+def columns(examples):
+    """Rows -> the columns ``encode_shard_columns`` takes (uint32 ids, as ``ExampleBlock``)."""
+    tokens = np.array([t for a, b, _ in examples for t in (*a, *b)], dtype=np.uint32)
+    lengths_a = np.array([len(a) for a, _, _ in examples], dtype=np.int64)
+    lengths = np.array([len(a) + len(b) for a, b, _ in examples], dtype=np.int64)
+    labels = np.array([label for _, _, label in examples], dtype=np.uint8)
+    return tokens, lengths_a, lengths, labels
+
+
+@pytest.mark.parametrize("vocab_size", [100, 70_000])
+def test_columns_encode_the_same_bytes_as_rows(vocab_size):
+    rng = random.Random(vocab_size)
+    examples = [([rng.randrange(vocab_size) for _ in range(rng.randint(1, 30))],
+                 [rng.randrange(vocab_size) for _ in range(rng.randint(1, 30))],
+                 rng.randint(0, 1)) for _ in range(500)]
+    doc_ids = [f"doc-{rng.randrange(100)}" for _ in examples]
+    for shard_examples, shard_doc_ids in [*SHARDS, (examples, doc_ids)]:
+        if vocab_size == 70_000 or max(max(a + b) for a, b, _ in shard_examples) < vocab_size:
+            assert encode_shard_columns(*columns(shard_examples), shard_doc_ids, vocab_size,
+                                        max_seq_len=64) == \
+                encode_shard(shard_examples, shard_doc_ids, vocab_size, max_seq_len=64)
+
+
+@pytest.mark.parametrize("examples, doc_ids, vocab, message", [
+    ([], ["d"], 100, "at least one example"),
+    ([([1, 2], [3], 0), ([], [1], 0)], ["d"], 100, "example 1: segment A is empty"),
+    ([([1], [], 0)], ["d"], 100, "example 0: segment B is empty"),
+    ([([1], [2], 0), ([1], [2], 2)], ["d"], 100, "example 1: label must be 0 or 1, got 2"),
+    ([([1], [100], 0)], ["d"], 100, "token id 100 outside"),
+    ([([1], [65_536], 0)], ["d"], 100, "outside"),
+    ([([1], [2], 0)], [], 100, "ids of the documents"),
+    ([(list(range(10)), list(range(8)), 0)], ["d"], 100, "example 0: 18 tokens > max_seq_len"),
+])
+def test_columns_refuse_what_the_format_cannot_hold(examples, doc_ids, vocab, message):
+    with pytest.raises(ValueError, match=message):
+        encode_shard_columns(*columns(examples), doc_ids, vocab, max_seq_len=20)
+    tokens, lengths_a, lengths, labels = columns([([1], [2], 0)])
+    with pytest.raises(ValueError, match="add up to 2 ids, tokens holds 3"):
+        encode_shard_columns(np.array([1, 2, 3], np.uint32), lengths_a, lengths, labels, ["d"],
+                             100)
+    with pytest.raises(ValueError, match="unsigned"):
+        encode_shard_columns(tokens.astype(np.int64), lengths_a, lengths, labels, ["d"], 100)
 
 
 def test_shard_info_checks_the_counts_against_the_bytes():
