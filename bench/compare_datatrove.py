@@ -1,6 +1,6 @@
 """winnow against datatrove, the same curation on the same corpus: throughput and kept sets.
 
-    python bench/compare_datatrove.py [INPUT.jsonl.gz ...] [--limit-mb 4] [--workers 2] \
+    python bench/compare_datatrove.py [INPUT.jsonl.gz ...] [--limit-mb 4] [--workers 1,2] \
         [--heuristics gopher|gopher+repetition] [--exact-dedup] [--datatrove-alpha-ratio 0.8] \
         [--train-tokenizers] [--winnow-runs 3] [--dt-python /work/dt-venv/bin/python] \
         [--keep-dir DIR] [--json PATH]
@@ -24,7 +24,9 @@ multiprocess pool stalls here; the bucket group runs its 14 tasks one after the 
               trained with the ``tokenizers`` library on a seeded sample of the input: hub
               names do not resolve offline)
 
-winnow: ``run_curation`` on the DirectRunner, multi_processing with ``--workers`` processes:
+winnow: ``run_curation`` on the DirectRunner, multi_processing with ``--workers`` processes (a
+list such as ``1,2`` times each count against the one datatrove run, and checks that every count
+keeps the same documents):
 normalize -> heuristics (Gopher quality rules only, or with the repetition rules, to match;
 C4 rules off) -> language (en, 0.65) -> exact_dedup (off unless ``--exact-dedup``: datatrove's
 pipeline has none) -> near_dedup (its defaults: threshold 0.8, 16 x 8, verified pairs) -> pii
@@ -41,7 +43,9 @@ curate`` does without ``tokenizer.model``; datatrove's BPE training is its own g
 Figures: documents/s and MB/s of text over wall time (winnow's: the median of
 ``--winnow-runs`` runs, since on a shared 2-core machine a 30 s run varies by +-15%), raw and
 per core (divided by the worker processes each side uses: ``--workers`` for winnow, 1 for
-datatrove) and per CPU second (user + system of every process of the run, by getrusage);
+datatrove; with ``--workers 1`` both sides run one worker process, the like-for-like figure,
+while two winnow workers on two cores share them with the Beam runner's own process) and per
+CPU second (user + system of every process of the run, by getrusage);
 winnow's per-stage CPU seconds from report.json; datatrove's per-group wall seconds and per-step
 seconds from its own stats. Kept sets: the Jaccard of the kept ids, and the ids kept by one side
 only, with the other side's reason (winnow's stage:reason from removed/; datatrove's group:
@@ -365,6 +369,19 @@ def run_winnow(inputs: list[str], work: str, workers: int, config) -> dict:
             "removed": removed, "documents": report["documents"]["input"]}
 
 
+def median_run(inputs: list[str], work: str, workers: int, config, runs: int) -> dict:
+    """``runs`` winnow runs with ``workers`` processes; the one with the median wall time."""
+    timed = [run_winnow(inputs, os.path.join(work, "winnow"), workers, config)
+             for _ in range(runs)]
+    median = sorted(timed, key=lambda run: run["wall_seconds"])[len(timed) // 2]
+    median["all_wall_seconds"] = [round(run["wall_seconds"], 2) for run in timed]
+    return median
+
+
+def side_name(workers: int) -> str:
+    return f"winnow/{workers}"
+
+
 def winnow_versions() -> dict:
     from importlib.metadata import version
 
@@ -425,7 +442,8 @@ def print_header(args, documents: int, size: int, versions: dict) -> None:
           + (f", cut to {args.limit_mb} MB" if args.limit_mb else "") + ")")
     print(f"stages: heuristics = {args.heuristics}; exact_dedup "
           f"{'on (winnow only; datatrove has none here)' if args.exact_dedup else 'off'}; "
-          f"winnow workers {args.workers}, datatrove 1 worker; datatrove Gopher alpha-word "
+          f"winnow workers {','.join(map(str, args.workers))} (winnow/N: N workers), "
+          f"datatrove 1 worker; datatrove Gopher alpha-word "
           f"ratio {args.datatrove_alpha_ratio}" + (" (its default)"
                                                    if args.datatrove_alpha_ratio == 0.8 else "")
           + ("; tokenizer training timed on both sides" if args.train_tokenizers
@@ -441,10 +459,12 @@ def print_throughput(rows: dict) -> None:
               f"{row['cores']:>5} {row['docs_per_s']:>8.1f} {row['mb_per_s']:>7.3f} "
               f"{row['docs_per_s_per_core']:>11.1f} {row['mb_per_s_per_core']:>9.3f} "
               f"{row['mb_per_cpu_s']:>8.3f}")
-    ours, theirs = rows["winnow"], rows["datatrove"]
-    print(f"ratio winnow/datatrove: {ours['mb_per_s'] / theirs['mb_per_s']:.2f}x raw, "
-          f"{ours['mb_per_s_per_core'] / theirs['mb_per_s_per_core']:.2f}x per core, "
-          f"{ours['mb_per_cpu_s'] / theirs['mb_per_cpu_s']:.2f}x per CPU second")
+    theirs = rows["datatrove"]
+    for side, ours in rows.items():
+        if side != "datatrove":
+            print(f"ratio {side}/datatrove: {ours['mb_per_s'] / theirs['mb_per_s']:.2f}x raw, "
+                  f"{ours['mb_per_s_per_core'] / theirs['mb_per_s_per_core']:.2f}x per core, "
+                  f"{ours['mb_per_cpu_s'] / theirs['mb_per_cpu_s']:.2f}x per CPU second")
 
 
 def print_stages(ours: dict, theirs: dict) -> None:
@@ -484,14 +504,22 @@ def print_overlap(result: dict) -> None:
 
 # -- main ----------------------------------------------------------------------------------------
 
+def worker_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"worker counts must be >= 1, got {text!r}")
+    return counts
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", default=DEFAULT_INPUTS)
     parser.add_argument("--limit-mb", type=float, default=None,
                         help="cut the inputs to this many MB of text (trials)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="winnow's DirectRunner multi_processing workers")
+    parser.add_argument("--workers", type=worker_counts, default=[2],
+                        help="winnow's DirectRunner multi_processing workers, or a list such as "
+                             "1,2 to time each count")
     parser.add_argument("--heuristics", choices=("gopher", "gopher+repetition"),
                         default="gopher", help="rule sets run on both sides")
     parser.add_argument("--exact-dedup", action="store_true",
@@ -540,35 +568,42 @@ def compare(args, work: str) -> None:
     model = ("" if args.train_tokenizers
              else train_winnow_tokenizer(inputs, os.path.join(work, "winnow-tokenizer")))
     config = winnow_config(repetition, args.exact_dedup, model)
-    runs = [run_winnow(inputs, os.path.join(work, "winnow"), args.workers, config)
-            for _ in range(args.winnow_runs)]
-    ours = sorted(runs, key=lambda run: run["wall_seconds"])[len(runs) // 2]  # the median
-    ours["all_wall_seconds"] = [round(run["wall_seconds"], 2) for run in runs]
+    medians = {workers: median_run(inputs, work, workers, config, args.winnow_runs)
+               for workers in args.workers}
+    ours = medians[args.workers[-1]]
     versions = {"winnow side": winnow_versions(), "datatrove side": theirs["versions"]}
     print_header(args, documents, size, versions)
-    rows = {"winnow": throughput(documents, size, ours["wall_seconds"], ours["cpu_seconds"],
-                                 args.workers),
-            "datatrove": throughput(documents, size, theirs["wall_seconds"],
-                                    theirs["cpu_seconds"], 1)}
+    rows = {side_name(workers): throughput(documents, size, run["wall_seconds"],
+                                           run["cpu_seconds"], workers)
+            for workers, run in medians.items()}
+    rows["datatrove"] = throughput(documents, size, theirs["wall_seconds"],
+                                   theirs["cpu_seconds"], 1)
     print_throughput(rows)
-    if len(runs) > 1:
-        print(f"winnow: the run with the median wall time of {len(runs)}: "
-              + ", ".join(f"{wall:.1f}" for wall in ours["all_wall_seconds"]) + " s")
+    for workers, run in medians.items():
+        if len(run["all_wall_seconds"]) > 1:
+            print(f"{side_name(workers)}: the run with the median wall time of "
+                  f"{len(run['all_wall_seconds'])}: "
+                  + ", ".join(f"{wall:.1f}" for wall in run["all_wall_seconds"]) + " s")
+    if len(medians) > 1:
+        same = all(sorted(run["kept_ids"]) == sorted(ours["kept_ids"]) for run in medians.values())
+        print(f"winnow kept the same documents with every worker count: {'yes' if same else 'NO'}")
     print_stages(ours, theirs)
     kept = overlap(ours, theirs)
     print_overlap(kept)
     if args.json:
-        write_json(args, documents, size, versions, rows, ours, theirs, kept)
+        write_json(args, documents, size, versions, rows, medians, theirs, kept)
 
 
-def write_json(args, documents, size, versions, rows, ours, theirs, kept) -> None:
+def write_json(args, documents, size, versions, rows, medians, theirs, kept) -> None:
+    ours = medians[args.workers[-1]]
     figures = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                "command": sys.argv, "cores": os.cpu_count(), "versions": versions,
                "documents": documents, "megabytes": size / 1e6, "limit_mb": args.limit_mb,
                "heuristics": args.heuristics, "exact_dedup": args.exact_dedup,
                "datatrove_alpha_ratio": args.datatrove_alpha_ratio,
                "train_tokenizers": args.train_tokenizers,
-               "winnow_wall_seconds_all_runs": ours["all_wall_seconds"],
+               "winnow_wall_seconds_all_runs": {side_name(workers): run["all_wall_seconds"]
+                                                for workers, run in medians.items()},
                "throughput": rows, "winnow_stages": ours["stages"],
                "datatrove_groups": theirs["groups"], "kept": kept}
     with open(args.json, "w") as handle:
