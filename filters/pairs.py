@@ -99,10 +99,12 @@ class PairsConfig:
 
 @dataclass(frozen=True)
 class PairExample:
-    """One sentence pair, before masking and special tokens."""
+    """One sentence pair, before masking and special tokens. The segments are ``array("I")``
+    of ids (any sequence of ints is accepted): joined from sentence arrays by memcpy, they never
+    become one Python int per token."""
 
-    tokens_a: tuple[int, ...]
-    tokens_b: tuple[int, ...]
+    tokens_a: Sequence[int]
+    tokens_b: Sequence[int]
     label: int
     """0: original order (SOP) / true next (NSP); 1: swapped (SOP) / random ``B`` (NSP)."""
     doc_id: str
@@ -235,10 +237,18 @@ def document_rng(seed: int, doc_id: str) -> random.Random:
     return random.Random(xxhash.xxh64_intdigest(key))
 
 
-def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_tokens: int, rng) -> None:
-    """BERT's ``truncate_seq_pair``, in place: until ``len(a) + len(b) <= max_tokens``, the longer
-    side (``b`` on a tie) loses its first or its last token, at random (``rng.random() < 0.5``:
-    the first).
+def joined(sentences: Sequence[Sequence[int]]) -> array.array:
+    """The ids of ``sentences``, one after another, as one ``array("I")``."""
+    ids = array.array(UINT32_ARRAY_CODE)
+    for sentence in sentences:
+        ids.extend(sentence)  # a memcpy when the sentence is an array("I") too
+    return ids
+
+
+def truncate_pair(tokens_a, tokens_b, max_tokens: int, rng) -> None:
+    """BERT's ``truncate_seq_pair``, in place on two lists or arrays: until
+    ``len(a) + len(b) <= max_tokens``, the longer side (``b`` on a tie) loses its first or its
+    last token, at random (``rng.random() < 0.5``: the first).
 
     Draws the same random numbers as BERT and gives the same result, but cuts each side once
     instead of deleting from the front of a list token by token. With ``max_tokens >= 2`` and
@@ -292,7 +302,7 @@ def nsp_examples(
         if doc_id in ids:
             raise ValueError(f"document id {doc_id!r} appears twice in the NSP group")
         ids.add(doc_id)
-        group.append((doc_id, [list(s) for s in sentences if len(s)]))
+        group.append((doc_id, [s for s in sentences if len(s)]))
     pool = [sentences for _, sentences in group if sentences]
     examples: list[PairExample] = []
     position = 0  # of the current document in ``pool``
@@ -306,7 +316,7 @@ def nsp_examples(
 class _Others:
     """The non-empty documents of an NSP group except one, without copying the list."""
 
-    def __init__(self, pool: list[list[list[int]]], excluded: int) -> None:
+    def __init__(self, pool: list[list[Sequence[int]]], excluded: int) -> None:
         self.pool = pool
         self.excluded = excluded
         self.size = len(pool) - (excluded >= 0)
@@ -314,7 +324,7 @@ class _Others:
     def __bool__(self) -> bool:
         return self.size > 0
 
-    def pick(self, rng: random.Random) -> list[list[int]]:
+    def pick(self, rng: random.Random) -> list[Sequence[int]]:
         index = rng.randrange(self.size)
         if 0 <= self.excluded <= index:
             index += 1
@@ -355,12 +365,12 @@ def _document_examples(
                 stats.skipped_single_segment += 1
             else:
                 a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-                tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
+                tokens_a = joined(chunk[:a_end])
                 if others and (len(chunk) == 1 or rng.random() < 0.5):
                     if len(chunk) == 1:
                         stats.forced_random_next += 1
                     other = others.pick(rng)
-                    tokens_b = []
+                    tokens_b = joined([])
                     for sentence in other[rng.randrange(len(other)) :]:
                         tokens_b.extend(sentence)
                         if len(tokens_b) >= target - len(tokens_a):
@@ -370,7 +380,7 @@ def _document_examples(
                     i -= unused
                     label = 1
                 else:
-                    tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
+                    tokens_b = joined(chunk[a_end:])
                     label = 0
                     if not nsp and rng.random() < 0.5:
                         tokens_a, tokens_b = tokens_b, tokens_a
@@ -382,9 +392,7 @@ def _document_examples(
                     stats.truncated += 1
                     stats.truncated_tokens += before - after
                 assert tokens_a and tokens_b and after <= max_tokens
-                example = PairExample(
-                    tuple(tokens_a), tuple(tokens_b), label, doc_id, len(examples)
-                )
+                example = PairExample(tokens_a, tokens_b, label, doc_id, len(examples))
             if example is not None:
                 examples.append(example)
                 stats.examples += 1

@@ -35,16 +35,16 @@ def stream(sentences: list[list[int]]) -> list[int]:
     return [token for sentence in sentences for token in sentence]
 
 
-def is_contiguous_run(tokens: tuple[int, ...], document: list[list[int]]) -> bool:
+def is_contiguous_run(tokens, document: list[list[int]]) -> bool:
     """``tokens`` is a contiguous slice of the document's token stream."""
     flat = stream(document)
     if not tokens or tokens[0] not in flat:
         return False
     start = flat.index(tokens[0])
-    return tuple(flat[start : start + len(tokens)]) == tokens
+    return list(flat[start : start + len(tokens)]) == list(tokens)
 
 
-def starts_sentences(tokens: tuple[int, ...]) -> bool:
+def starts_sentences(tokens) -> bool:
     return tokens[0] % 100 == 0
 
 
