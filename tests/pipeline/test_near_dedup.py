@@ -131,7 +131,8 @@ def chained_texts():
     return " ".join(a), " ".join(b), " ".join(c)
 
 
-def test_a_chain_of_near_duplicates_ends_in_one_cluster(tmp_path):
+@pytest.mark.parametrize("verify", ["exact", "estimated", "none"])
+def test_a_chain_of_near_duplicates_ends_in_one_cluster(tmp_path, verify):
     a, b, c = chained_texts()
     hasher = MinHasher()
     similarity = {name: exact_jaccard(hasher.shingle_hashes(x), hasher.shingle_hashes(y))
@@ -144,7 +145,7 @@ def test_a_chain_of_near_duplicates_ends_in_one_cluster(tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     config = config_from_dict({
         "heuristics": {"enabled": False}, "language": {"enabled": False},
-        "near_dedup": {"threshold": threshold, "verify": "exact"}})
+        "near_dedup": {"threshold": threshold, "verify": verify}})
     report = run_curation([str(tmp_path / "in.jsonl")], str(tmp_path / "run"), config)
     removed = {r["id"]: json.loads(r["details"])
                for r in pq.read_table(tmp_path / "run" / "removed").to_pylist()}
