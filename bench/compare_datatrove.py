@@ -41,7 +41,8 @@ training inside both runs instead (winnow then trains on its kept documents, as 
 curate`` does without ``tokenizer.model``; datatrove's BPE training is its own group).
 
 Figures: documents/s and MB/s of text over wall time (winnow's: the median of
-``--winnow-runs`` runs, since on a shared 2-core machine a 30 s run varies by +-15%), raw and
+``--winnow-runs`` runs, half of them before datatrove's run and half after, since the shared
+2-core machine has slow spells of minutes in which a 30 s run takes up to 40% longer), raw and
 per core (divided by the worker processes each side uses: ``--workers`` for winnow, 1 for
 datatrove; with ``--workers 1`` both sides run one worker process, the like-for-like figure,
 while two winnow workers on two cores share them with the Beam runner's own process) and per
@@ -369,10 +370,19 @@ def run_winnow(inputs: list[str], work: str, workers: int, config) -> dict:
             "removed": removed, "documents": report["documents"]["input"]}
 
 
-def median_run(inputs: list[str], work: str, workers: int, config, runs: int) -> dict:
-    """``runs`` winnow runs with ``workers`` processes; the one with the median wall time."""
-    timed = [run_winnow(inputs, os.path.join(work, "winnow"), workers, config)
-             for _ in range(runs)]
+def winnow_runs(inputs: list[str], work: str, worker_counts: list[int], config,
+                runs: int) -> dict[int, list[dict]]:
+    """``runs`` winnow runs for each worker count, the counts alternating: {count: [run]}."""
+    timed: dict[int, list[dict]] = {workers: [] for workers in worker_counts}
+    for _ in range(runs):
+        for workers in worker_counts:
+            timed[workers].append(run_winnow(inputs, os.path.join(work, "winnow"), workers,
+                                             config))
+    return timed
+
+
+def median_run(timed: list[dict]) -> dict:
+    """The run with the median wall time, with every run's wall time added."""
     median = sorted(timed, key=lambda run: run["wall_seconds"])[len(timed) // 2]
     median["all_wall_seconds"] = [round(run["wall_seconds"], 2) for run in timed]
     return median
@@ -562,13 +572,17 @@ def compare(args, work: str) -> None:
     inputs = prepare_inputs(args.inputs, args.limit_mb, os.path.join(work, "input"))
     documents, size = corpus_size(inputs)
     repetition = args.heuristics == "gopher+repetition"
-    theirs = run_datatrove(os.path.join(work, "input"), os.path.join(work, "datatrove"),
-                           args.dt_python, repetition, args.datatrove_alpha_ratio,
-                           args.train_tokenizers)
     model = ("" if args.train_tokenizers
              else train_winnow_tokenizer(inputs, os.path.join(work, "winnow-tokenizer")))
     config = winnow_config(repetition, args.exact_dedup, model)
-    medians = {workers: median_run(inputs, work, workers, config, args.winnow_runs)
+    # The shared machine has slow spells of minutes: half of winnow's runs go before
+    # datatrove's long one and half after, so that one spell cannot land on one side only.
+    before = winnow_runs(inputs, work, args.workers, config, (args.winnow_runs + 1) // 2)
+    theirs = run_datatrove(os.path.join(work, "input"), os.path.join(work, "datatrove"),
+                           args.dt_python, repetition, args.datatrove_alpha_ratio,
+                           args.train_tokenizers)
+    after = winnow_runs(inputs, work, args.workers, config, args.winnow_runs // 2)
+    medians = {workers: median_run(before[workers] + after[workers])
                for workers in args.workers}
     ours = medians[args.workers[-1]]
     versions = {"winnow side": winnow_versions(), "datatrove side": theirs["versions"]}
