@@ -27,6 +27,7 @@ Chains (A~B, B~C, A not ~ C) end in one cluster: components follow edges transit
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import apache_beam as beam
@@ -94,12 +95,15 @@ def star_edges(band_key_and_refs):
 
 def shared_bucket_members(band_key_and_refs):
     """(band key, refs) -> (ref, band key) for each member of a bucket of two or more
-    documents: the refs whose signatures that bucket's verification needs."""
+    documents: the refs whose signatures that bucket's verification needs. The members are
+    streamed, in one pass, rather than listed first."""
     band_key, refs = band_key_and_refs
-    refs = list(refs)
-    if len(refs) >= 2:
-        for ref in refs:
-            yield ref, band_key
+    refs = iter(refs)
+    first, second = next(refs, None), next(refs, None)
+    if second is None:
+        return
+    for ref in itertools.chain((first, second), refs):
+        yield ref, band_key
 
 
 def members_with_signatures(ref_and_groups):

@@ -18,7 +18,10 @@ from pipeline.near_dedup import (
     _check_star,
     decide_cluster,
     large_star,
+    members_with_signatures,
+    shared_bucket_members,
     small_star,
+    star_edges,
 )
 from schemas.config import config_from_dict
 
@@ -79,6 +82,18 @@ def test_check_star_accepts_roots_and_single_members_only():
 def test_star_steps():
     assert sorted(large_star((5, [2, 7, 9]))) == [(7, 2), (9, 2)]
     assert sorted(small_star((9, [4, 2, 7]))) == [(4, 2), (7, 2), (9, 2)]
+
+
+def test_bucket_steps_join_signatures_only_to_shared_buckets():
+    assert list(shared_bucket_members(("k1", iter(["a"])))) == []  # one document: no candidates
+    assert list(shared_bucket_members(("k2", iter(["c", "a", "b"])))) == [
+        ("c", "k2"), ("a", "k2"), ("b", "k2")]
+    joined = ("a", {"band_keys": ["k2", "k5"], "signature": [(b"sig", None)]})
+    assert list(members_with_signatures(joined)) == [("k2", ("a", b"sig", None)),
+                                                     ("k5", ("a", b"sig", None))]
+    lonely = ("z", {"band_keys": [], "signature": [(b"sig", None)]})
+    assert list(members_with_signatures(lonely)) == []
+    assert list(star_edges(("k", ["c", "a", "b"]))) == [("a", "b"), ("a", "c")]
 
 
 def test_survivor_is_best_scored_then_smallest_ref():
