@@ -283,6 +283,7 @@ def encode_shard_columns(
     if tokens.dtype.kind != "u":
         raise ValueError(f"token ids must be unsigned integers, got {tokens.dtype}")
     lengths_a, lengths = np.asarray(lengths_a, np.int64), np.asarray(lengths, np.int64)
+    labels = np.asarray(labels)
     if not len(lengths):
         raise ValueError("a shard needs at least one example (empty shards are not written)")
     if int(lengths.sum()) != len(tokens):
@@ -293,7 +294,7 @@ def encode_shard_columns(
         number = int(empty[0])
         raise ValueError(f"example {number}: segment "
                          f"{'A' if lengths_a[number] <= 0 else 'B'} is empty")
-    bad_labels = np.flatnonzero(np.asarray(labels) > 1)
+    bad_labels = np.flatnonzero(labels > 1)
     if len(bad_labels):
         number = int(bad_labels[0])
         raise ValueError(f"example {number}: label must be 0 or 1, got {int(labels[number])}")
