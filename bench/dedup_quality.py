@@ -73,7 +73,8 @@ def stage_config(threshold: float, verify: str | None, fn_weight: float | None):
         near_dedup["false_negative_weight"] = fn_weight
         near_dedup["false_positive_weight"] = 1.0 - fn_weight
     return config_from_dict({"heuristics": {"enabled": False}, "language": {"enabled": False},
-                             "exact_dedup": {"enabled": False}, "pii": {"enabled": False},
+                             "exact_dedup": {"enabled": False}, "boilerplate": {"enabled": False},
+                             "pii": {"enabled": False},
                              "near_dedup": near_dedup})
 
 

@@ -1,15 +1,20 @@
 """``winnow curate``: build and run the curation pipeline.
 
-    read -> normalize -> heuristics -> language -> exact_dedup -> quality -> near_dedup -> pii
-              \\_______________________ removed/ (stage, reason) ______________________/  kept/
-                                                                              shards/ <-/
+    read -> normalize -> heuristics -> language -> exact_dedup -> quality -> near_dedup
+         -> boilerplate -> pii -> kept/ -> shards/
+              \\___________________ removed/ (stage, reason) ___________________/
     read -> quarantined/ (records that are not documents)
     everything -> report.json
 
 Cheap stages run first so that the expensive ones (language ID, the dedup shuffles) see fewer
 documents; quality runs before near dedup so that each cluster keeps its best-scored member.
+Documents are decided whole (exact, then near duplicates, one survivor per cluster) before
+``boilerplate`` cuts the lines that the surviving documents share: cut first, the copies of a
+syndicated article become fragments that no longer look like each other.
 Each per-document stage is a ``pipeline.stages.Stage`` run by the one generic ``ApplyStage``;
-exact and near dedup are groupings in ``pipeline.dedup`` and ``pipeline.near_dedup``.
+exact dedup, near dedup and boilerplate are groupings in ``pipeline.dedup``,
+``pipeline.near_dedup`` and ``pipeline.boilerplate``. Every stage transform returns ``kept``,
+``removed`` and ``stats``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from filters.pii import PiiRedactor
 from filters.quality import load_quality_model
+from pipeline.boilerplate import RemoveBoilerplate
 from pipeline.dedup import ExactDedup
 from pipeline.near_dedup import CLUSTERS, NearDedup
 from pipeline.report import BuildReport, finish_report
@@ -49,7 +55,7 @@ from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Rem
 from schemas.report import REPORT_FILE
 
 STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "quality",
-               "near_dedup", "pii", "shards")
+               "near_dedup", "boilerplate", "pii", "shards")
 OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 
 
@@ -142,6 +148,13 @@ def per_document_stage(config: WinnowConfig, name: str) -> Stage | None:
     return stages[name](getattr(config, name)) if name in stages else None
 
 
+def words_passed(config: WinnowConfig) -> int:
+    """The word count every document passed whole: the heuristics stage's ``min_words`` when
+    its Gopher rules ran, else 1. What boilerplate removal leaves must still reach it."""
+    heuristics = config.heuristics
+    return heuristics.min_words if heuristics.enabled and heuristics.gopher_quality else 1
+
+
 def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
                    output_dir: str, config: WinnowConfig) -> None:
     """Add the whole curation to ``pipeline``; ``paths`` are the expanded ``inputs``."""
@@ -155,12 +168,14 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
             result = docs | ApplyStage(stage)
         elif name == "exact_dedup":
             result = docs | ExactDedup(config.exact_dedup)
+        elif name == "boilerplate":
+            result = docs | RemoveBoilerplate(config.boilerplate, words_passed(config))
         else:
             result = docs | NearDedup(config.near_dedup)
             clusters = result[CLUSTERS]
         removed.append(result[REMOVED])
         stats.append(result[STATS])
-        docs = result["kept"] if stage is not None else result["docs"]
+        docs = result["kept"]
 
     all_removed = (removed | "AllRemoved" >> beam.Flatten()
                    | "PrepareRemoved" >> beam.ParDo(PrepareRemovedFn(config)))

@@ -277,7 +277,7 @@ class ApplyDecisionFn(beam.DoFn):
 
 
 class NearDedup(beam.PTransform):
-    """docs -> {docs: kept, removed, stats, clusters: cluster summaries}."""
+    """docs -> {kept, removed, stats, clusters: cluster summaries}."""
 
     CLUSTER_SAMPLE = 5
 
@@ -329,10 +329,10 @@ class NearDedup(beam.PTransform):
              "decision": decisions.ref_to_decision}
             | "JoinDecisions" >> beam.CoGroupByKey()
             | "ApplyDecisions" >> beam.ParDo(ApplyDecisionFn()).with_outputs(
-                REMOVED, STATS, main="docs")
+                REMOVED, STATS, main="kept")
         )
         return {
-            "docs": applied.docs,
+            "kept": applied.kept,
             REMOVED: applied[REMOVED],
             STATS: (signed[STATS], applied[STATS]) | "FlattenStats" >> beam.Flatten(),
             CLUSTERS: decisions[CLUSTERS],

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from filters.boilerplate import BoilerplateConfig
 from filters.dedup import ExactDedupConfig
 from filters.heuristics import HeuristicsConfig
 from filters.language import LanguageConfig
@@ -101,6 +102,7 @@ class WinnowConfig:
     exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
+    boilerplate: BoilerplateConfig = field(default_factory=BoilerplateConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     sentences: SentencesConfig = field(default_factory=SentencesConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -109,9 +111,30 @@ class WinnowConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
+MOVED_KEYS = {
+    ("exact_dedup", "boilerplate_lines"): "boilerplate.enabled",
+    ("exact_dedup", "boilerplate_min_documents"): "boilerplate.min_documents",
+    ("exact_dedup", "boilerplate_min_chars"): "boilerplate.min_chars",
+}
+"""Keys of earlier releases and where they live now: named in the error instead of "unknown"."""
+
+
 def config_from_dict(data: dict[str, Any] | None) -> WinnowConfig:
     """Build a config from a (partial) mapping; raise ConfigError listing every problem."""
-    return build_config(WinnowConfig, data)
+    moved = [f"{section}.{key}: moved to {target}"
+             for (section, key), target in MOVED_KEYS.items()
+             if isinstance((data or {}).get(section), dict) and key in data[section]]
+    if moved:
+        data = {section: ({k: v for k, v in values.items() if (section, k) not in MOVED_KEYS}
+                          if isinstance(values, dict) else values)
+                for section, values in data.items()}
+    try:
+        config = build_config(WinnowConfig, data)
+    except ConfigError as error:
+        raise ConfigError(moved + error.problems) from None
+    if moved:
+        raise ConfigError(moved)
+    return config
 
 
 def load_config(path: str | None) -> WinnowConfig:

@@ -1,5 +1,6 @@
 """End-to-end curation runs on the DirectRunner: accounting, reasons, determinism, counters."""
 
+import gzip
 import json
 import logging
 from collections import Counter
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from filters.normalize import NormalizeConfig, normalize_text
 from pipeline import transforms
 from pipeline.curate import CurationError, build_pipeline, expand_inputs, run_curation
 from pipeline.report import format_report
@@ -72,7 +74,7 @@ def test_sample_run_reasons_and_report(tmp_path):
     assert report["near_dedup"]["clusters"] == 1
     assert [s["name"] for s in report["stages"]] == [
         "read", "normalize", "heuristics", "language", "exact_dedup", "quality", "near_dedup",
-        "pii", "shards"]
+        "boilerplate", "pii", "shards"]
     funnel = {s["name"]: s for s in report["stages"]}
     assert funnel["pii"]["documents_out"] == report["documents"]["kept"]
     assert report["pii"]["EMAIL"] >= 1
@@ -120,7 +122,7 @@ def test_exact_duplicates_and_boilerplate_lines(tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     config = config_from_dict({"heuristics": {"enabled": False},
                                "near_dedup": {"enabled": False},  # d0..d3 are near-duplicates
-                               "exact_dedup": {"boilerplate_min_documents": 3}})
+                               "boilerplate": {"min_documents": 3}})
     report = run_curation([str(tmp_path / "in.jsonl")], str(tmp_path / "run"), config)
     removed = {r["id"]: r for r in rows(tmp_path / "run", "removed")}
     kept = {r["id"]: r["text"] for r in rows(tmp_path / "run", "kept")}
@@ -132,8 +134,61 @@ def test_exact_duplicates_and_boilerplate_lines(tmp_path):
     assert [k for k, text in kept.items() if footer in text] == ["a-copy"]
     assert kept["d0"].endswith("Paragraph number 0.")
     assert removed["only-footer"]["reason"] == "only_boilerplate"
-    assert report["removed_by_stage"]["exact_dedup"] == {
-        "exact_duplicate": 2, "only_boilerplate": 1}
+    assert report["removed_by_stage"]["exact_dedup"] == {"exact_duplicate": 2}
+    assert report["removed_by_stage"]["boilerplate"] == {"only_boilerplate": 1}
+    boilerplate = next(s for s in report["stages"] if s["name"] == "boilerplate")
+    assert (boilerplate["documents_in"], boilerplate["documents_out"]) == (5, 4)
+
+
+def sample_document(doc_id: str) -> str:
+    with gzip.open(SAMPLE / "docs.jsonl.gz", "rt", encoding="utf-8") as lines:
+        return next(r["text"] for r in map(json.loads, lines) if r["id"] == doc_id)
+
+
+def syndicated_copies(text: str, copies: int) -> list[str]:
+    """``copies`` versions of ``text``, each with a word inserted into three of its long lines,
+    a different three in each copy: every long line is shared by all copies but one."""
+    lines = text.split("\n")
+    long_lines = [i for i, line in enumerate(lines) if len(line.strip()) >= 30]
+    versions = []
+    for copy in range(copies):
+        edited = lines[:]
+        for i in long_lines[copy::4][:3]:
+            words = edited[i].split(" ")
+            edited[i] = " ".join(words[:3] + ["indeed"] + words[3:])
+        versions.append("\n".join(edited))
+    return versions
+
+
+def test_syndicated_copies_are_removed_whole_before_boilerplate_lines(tmp_path):
+    """Four lightly edited copies of one article share every long line but their own edits.
+    Cutting repeated lines before near dedup (the old order) left three fragments that were
+    near-duplicates of nothing; deciding documents first keeps one whole copy."""
+    article = sample_document("python-doc/library/fractions.rst.txt")
+    copies = syndicated_copies(article, 4)
+    footer = "This article was syndicated by the Example News Network; all rights reserved."
+    others = ["python-doc/library/gzip.rst.txt", "python-doc/howto/sorting.rst.txt",
+              "python-doc/library/timeit.rst.txt"]
+    records = [{"id": f"copy-{i}", "text": text} for i, text in enumerate(copies)]
+    records += [{"id": f"other-{i}", "text": sample_document(doc_id) + "\n" + footer}
+                for i, doc_id in enumerate(others)]
+    short = " ".join(GOOD_TEXT.split()[:45])  # 45 words: under heuristics' 50 without footer
+    records.append({"id": "short", "text": f"{short}\n{footer}"})
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    report = run_curation([str(tmp_path / "in.jsonl")], str(tmp_path / "run"),
+                          config_from_dict({"shards": {"enabled": False}}))
+    kept = {r["id"]: r["text"] for r in rows(tmp_path / "run", "kept")}
+    removed = {r["id"]: r for r in rows(tmp_path / "run", "removed")}
+
+    assert sorted(kept) == ["copy-0", "other-0", "other-1", "other-2"]
+    assert kept["copy-0"] == normalize_text(copies[0], NormalizeConfig())  # whole
+    assert {removed[f"copy-{i}"]["reason"] for i in (1, 2, 3)} == {"near_duplicate"}
+    assert [k for k, text in kept.items() if footer in text] == ["other-0"]
+    assert removed["short"]["stage"] == "boilerplate"
+    assert removed["short"]["reason"] == "too_short_after_boilerplate"
+    assert json.loads(removed["short"]["details"]) == {"lines_removed": 1, "words": 45, "min": 50}
+    assert check_accounting(report) == []
 
 
 def test_counters_are_named_by_stage_and_reason(tmp_path):

@@ -45,7 +45,7 @@ def test_the_pipeline_translates_for_dataflow():
     transforms = result.job.proto_pipeline.components.transforms.values()
     names = {transform.unique_name for transform in transforms}
     for step in ("Read/ParseRecords", "normalize", "heuristics", "language",
-                 "exact_dedup/GroupByText", "exact_dedup/BoilerplateLines/JoinRemovals", "pii",
+                 "exact_dedup/GroupByText", "boilerplate/JoinRemovals", "pii",
                  "WriteKept/WriteShard", "WriteRemoved/WriteShard", "Report/WriteReport"):
         assert step in names, step
 

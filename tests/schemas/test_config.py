@@ -40,7 +40,7 @@ def test_printed_config_loads_back_to_the_same_config(tmp_path):
     assert load_config(str(path)) == WinnowConfig()
     assert list(yaml.safe_load(path.read_text())) == [
         "input", "normalize", "heuristics", "language", "exact_dedup", "quality", "near_dedup",
-        "pii", "sentences", "tokenizer", "pairs", "shards", "output"]
+        "boilerplate", "pii", "sentences", "tokenizer", "pairs", "shards", "output"]
 
 
 def test_an_empty_file_means_defaults_and_a_list_is_refused(tmp_path):
@@ -56,3 +56,14 @@ def test_an_empty_file_means_defaults_and_a_list_is_refused(tmp_path):
 def test_ints_are_accepted_for_float_fields():
     assert config_from_dict({"language": {"threshold": 1}}).language.threshold == 1.0
     assert config_to_dict(WinnowConfig())["language"]["languages"] == ["en"]
+
+
+def test_keys_that_moved_are_named_with_their_new_place():
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({"exact_dedup": {"enabled": True, "boilerplate_lines": False,
+                                          "boilerplate_min_chars": 40},
+                          "pii": {"typo": 1}})
+    assert error.value.problems == [
+        "exact_dedup.boilerplate_lines: moved to boilerplate.enabled",
+        "exact_dedup.boilerplate_min_chars: moved to boilerplate.min_chars",
+        "pii.typo: unknown key (known: enabled, types, phone_regions, redact_private_ips)"]
