@@ -26,13 +26,14 @@ redactions made in the real handbook sentences alone (false positives on unseen 
 
 ``--baseline FILE`` scores the same documents with another ``filters/pii.py`` (for example
 ``git show d83f599:filters/pii.py > /tmp/pii_base.py``), side by side. ``--corpora`` redacts the
-shared corpora (linux-doc, python-doc, perl-doc) and the Debian texts with both and lists
-where the two outputs differ.
+shared corpora (linux-doc, python-doc, perl-doc, sms-spam) and the Debian texts (``apt-get
+install debian-reference-en jargon-text``) with both and lists where the two outputs differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import glob
 import gzip
 import html
@@ -536,6 +537,7 @@ def build_set(seed: int, per_type: int, sentences: list[str]) -> list[Planted]:
 def load_pii_module(path: str):
     spec = importlib.util.spec_from_file_location("pii_baseline", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -634,7 +636,7 @@ def print_scores(scores: dict[str, Score], show_misses: int) -> None:
 # --- the existing corpora ------------------------------------------------------------------------
 
 def corpus_documents():
-    for name in ("linux-doc", "python-doc", "perl-doc"):
+    for name in ("linux-doc", "python-doc", "perl-doc", "sms-spam"):
         path = os.path.join(CORPORA, f"{name}.jsonl.gz")
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
@@ -647,10 +649,24 @@ def corpus_documents():
             yield os.path.basename(path).split(".")[0], handle.read()
 
 
+def _differences(old: str, new: str):
+    """(old piece, new piece, new context) where two redactions of one text differ; line by
+    line first (placeholders hold no newline), so that long documents stay fast."""
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    lines = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for op, a0, a1, b0, b1 in lines.get_opcodes():
+        if op == "equal":
+            continue
+        before, after = "\n".join(old_lines[a0:a1]), "\n".join(new_lines[b0:b1])
+        chars = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        for char_op, c0, c1, d0, d1 in chars.get_opcodes():
+            if char_op != "equal":
+                yield (before[c0:c1], after[d0:d1],
+                       after[max(0, d0 - 40):d1 + 25].replace("\n", " "))
+
+
 def compare_corpora(modules: dict, show: int) -> None:
     """Redactions per type and corpus with each module, and where the outputs differ."""
-    import difflib
-
     redactors = {name: m.PiiRedactor(m.PiiConfig()) for name, m in modules.items()}
     counts = {name: defaultdict(Counter) for name in modules}
     changes: list[tuple[str, str, str, str]] = []
@@ -663,11 +679,7 @@ def compare_corpora(modules: dict, show: int) -> None:
         if len(outputs) == 2:
             old, new = outputs.values()
             if old != new:
-                matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-                for op, a0, a1, b0, b1 in matcher.get_opcodes():
-                    if op != "equal":
-                        changes.append((corpus, old[a0:a1], new[b0:b1],
-                                        new[max(0, b0 - 40):b1 + 25].replace("\n", " ")))
+                changes += [(corpus, *change) for change in _differences(old, new)]
     corpora = list(next(iter(counts.values())))
     types = sorted({t for c in counts.values() for by in c.values() for t in by})
     print("| corpus | type | " + " | ".join(modules) + " |\n|---|---|" + "---:|" * len(modules))
