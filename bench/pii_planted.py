@@ -46,6 +46,7 @@ import random
 import re
 import string
 import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -670,10 +671,15 @@ def compare_corpora(modules: dict, show: int) -> None:
     redactors = {name: m.PiiRedactor(m.PiiConfig()) for name, m in modules.items()}
     counts = {name: defaultdict(Counter) for name in modules}
     changes: list[tuple[str, str, str, str]] = []
+    cpu_seconds = Counter()  # per module; documents alternate between the modules
+    megabytes = 0.0
     for corpus, text in corpus_documents():
         outputs = {}
+        megabytes += len(text.encode("utf-8")) / 1e6
         for name, redactor in redactors.items():
+            started = time.process_time()
             result = redactor.redact(text)
+            cpu_seconds[name] += time.process_time() - started
             counts[name][corpus].update(result.counts)
             outputs[name] = result.text
         if len(outputs) == 2:
@@ -688,6 +694,8 @@ def compare_corpora(modules: dict, show: int) -> None:
             cells = [counts[name][corpus][pii_type] for name in modules]
             if any(cells):
                 print(f"| {corpus} | {pii_type} | " + " | ".join(f"{c:,}" for c in cells) + " |")
+    print(f"\nCPU seconds to redact them all ({megabytes:.1f} MB): "
+          + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu_seconds.items()))
     if changes:
         print(f"\n{len(changes)} places where the outputs differ (old -> new, new context):")
         for corpus, old, new, context in changes[:show]:
