@@ -4,10 +4,15 @@ What is redacted, each span replaced by a typed placeholder such as ``<EMAIL>``:
 
 * ``EMAIL``: ordinary addresses (``name+tag@sub.example.co.uk``);
 * ``PHONE``: numbers that ``phonenumbers`` (Google's libphonenumber) judges *valid* for one of
-  the configured regions, or for any country when written with ``+CC``;
+  the configured regions, or for any country when written with ``+CC``; and numbers whose
+  writing marks them as phones even where their area code is not assigned today: ``+CC`` with a
+  possible length, and (with a North American region configured) ``(344) 520-6478``,
+  ``1-344-520-6478``, ``344-520-6478``, ``344.520.6478``, or ``344 520 6478`` after a context
+  word;
 * ``IP_ADDRESS``: public IPv4 and IPv6 addresses (private, loopback, link-local, documentation and
   reserved ranges are not personal data and are kept unless ``redact_private_ips``);
-* ``CREDIT_CARD``: Luhn-valid numbers with a known issuer prefix and length;
+* ``CREDIT_CARD``: Luhn-valid numbers with a known issuer prefix and length, or with any prefix
+  right after a card word ("card", "visa", "credit", "debit", "amex", "cc", ...);
 * ``IBAN``: mod-97-valid IBANs of the right length for their country;
 * ``US_SSN``: dashed ``AAA-GG-SSSS`` numbers outside the never-issued ranges;
 * ``SECRET``: credentials with a recognisable shape (AWS, GitHub, Slack, Google, Stripe and
@@ -30,8 +35,11 @@ positive silently damages a document, so each detector validates before it redac
   rows``) only counts with a ``+``, in the 0 + 10 digits trunk form (``07700900123``), or after
   a context word such as "call", "phone" or "tel";
 * IPv4 must not sit inside a longer dotted number (versions, OIDs) nor follow "v", "version",
-  "section" or a word joined by "-" or "/" (``Firefox/2.0.0.11``); IPv6 candidates must parse
-  with ``ipaddress`` and contain a digit (``Add::Bed`` is Perl, ``xs[1::2]`` a slice);
+  "section" or a word joined by "-" or "/" (``Firefox/2.0.0.11``); one space after a name
+  with small numbers it is a version (``[GCC 2.7.2.2]``, ``Linux 2.6.8.1``), unless the word
+  introduces addresses ("server", "IP", "from", "at"); opening a line before ". Title" it is a
+  heading (``12.1.1.1. Different RAID Levels``). IPv6 candidates must parse with ``ipaddress``
+  and contain a digit (``Add::Bed`` is Perl, ``xs[1::2]`` a slice);
 * SSNs need their dashes: a bare 9-digit number is more often an id than an SSN;
 * secrets are matched by their vendor prefix; a generic 40-character AWS secret is only taken
   next to its ``aws_secret_access_key`` label.
@@ -45,6 +53,7 @@ that no other detector has claimed.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 import sys
@@ -296,6 +305,13 @@ _CARD = re.compile(
     r"|\d{13,19}"
     r")(?![\w-]|[.,]\d)"
 )
+# A Luhn-valid number right after a card word is taken whatever its prefix: issuers' ranges
+# change (Mastercard's 2-series came in 2017) and private-label cards have their own, while
+# "card 3712 ..." leaves no doubt. Up to three words may sit between ("card number is").
+_CARD_CONTEXT = re.compile(
+    r"(?i)\b(?:card|cards|visa|credit|debit|amex|mastercard|cc|ccn)\b\W{0,3}(?:\w+\W{1,3}){0,3}$"
+)
+_CONTEXT_CHARS = 40  # how far back a context word is looked for
 # (lowest prefix, highest prefix, prefix digits, allowed lengths)
 _CARD_ISSUERS: tuple[tuple[int, int, int, frozenset[int]], ...] = (
     (4, 4, 1, frozenset({13, 16, 19})),                       # Visa
@@ -328,6 +344,33 @@ _VERSION_BEFORE = re.compile(
     r"(?i)(?:\b(?:version|ver|release|rev|rv|sections?|chapters?|clauses?)\.?\s*[:=]?\s*"
     r"|[a-z0-9][-/_])$"
 )
+# Numbered headings and tables of contents open a line: "12.1.1.1. Different RAID Levels" (the
+# Debian handbook and reference have over a hundred, DocBook puts a no-break space after them).
+_LINE_START = re.compile(r"(?:^|\n)[ \t]*$")
+_HEADING_AFTER = re.compile(r"\.(\u00a0| +)[A-Z\u201c\"]")
+# A dotted quad one space after a name is a version: "[GCC 2.7.2.2]", "Linux 2.6.8.1",
+# "zlib 1.2.3.5", "Thunderbird 1.5.0.9", "uGuru 2.0.0.0" (linux-doc, python-doc, perl-doc).
+# Names hold letters (and "+", "_", "-"); a digit makes an interface (eth0, scc3) and a dot a
+# host name. Words that introduce an address are not names: "server 8.8.8.8", "IP ...",
+# "ping ...", "from ...", "at ...". And versions count small: the first three numbers stay below
+# 100 in every four-part version of those corpora, while addresses after a name-like word
+# there did not ("eql 198.67.33.239"), nor do 94% of random public addresses.
+_NAME_BEFORE = re.compile(r"(?<![\w.+/@:'\u2019-])([A-Za-z][A-Za-z+_-]*)[ \u00a0]$")
+_ADDRESS_WORDS = frozenset((
+    # network nouns and commands seen before addresses
+    "ip ips ipv4 ip4 ipaddr addr address addresses host hosts hostname server servers client "
+    "clients peer peers node nodes gateway gw router route routes nameserver nameservers dns "
+    "resolver proxy relay mx smtp ntp vpn nat lan wan dhcp subnet network net inet src dst "
+    "source destination target remote local endpoint upstream origin mirror machine box site "
+    "ping traceroute tracert nc ssh telnet ftp curl wget dig nslookup whois connect listen bind "
+    "allow deny permit block blocked ban banned add del neighbor neigh dev attacker user "
+    "contact reach reached query resolve resolves resolved try "
+    "public private static dynamic external internal real primary secondary default fallback "
+    # function words, which precede addresses and versions alike (kept as addresses)
+    "from to at on by via of for in into onto is was are were be been the a an and or not but "
+    "like as with than use using then also its their our your my his her this that these "
+    "those new old same"
+).split())
 
 
 def _number_runs(text: str) -> list[tuple[int, int]]:
@@ -342,8 +385,12 @@ def _find_ssns(text: str, start: int, end: int) -> Iterable[_Span]:
 def _find_cards(text: str, start: int, end: int) -> Iterable[_Span]:
     for match in _CARD.finditer(text, start, end):
         digits = re.sub(r"[^0-9]", "", match.group())
-        if _known_issuer(digits) and _luhn_ok(digits):
+        if _luhn_ok(digits) and (_known_issuer(digits) or _after_card_word(text, match.start())):
             yield match.start(), match.end(), "CREDIT_CARD"
+
+
+def _after_card_word(text: str, start: int) -> bool:
+    return bool(_CARD_CONTEXT.search(text, max(0, start - _CONTEXT_CHARS), start))
 
 
 def _known_issuer(digits: str) -> bool:
@@ -365,9 +412,38 @@ def _luhn_ok(digits: str) -> bool:
 
 def _find_ipv4(text: str, start: int, end: int, mode: str) -> Iterable[_Span]:
     for match in _IPV4.finditer(text, start, end):
-        if _VERSION_BEFORE.search(text, max(0, match.start() - 20), match.start()):
+        if _version_or_section(text, match):
             continue
         yield _ip_span(match.start(), match.end(), ipaddress.IPv4Address(match.group()), mode)
+
+
+def _numbered_heading(text: str, start: int, end: int) -> bool:
+    after = _HEADING_AFTER.match(text, end)
+    if after is None or not _LINE_START.search(text, max(0, start - 20), start):
+        return False
+    if after.group(1) == "\u00a0":
+        return True
+    # With a plain space, a line-wrapped sentence could end in an address ("... connect to\n
+    # 8.8.8.8. Then ..."): a heading follows a blank line or a line ending in punctuation.
+    before = text.rfind("\n", 0, start)
+    while before > 0 and text[before - 1] in " \t":
+        before -= 1
+    return before <= 0 or not text[before - 1].isalnum()
+
+
+def _version_or_section(text: str, match: re.Match[str]) -> bool:
+    """Whether a dotted quad is a version or a section number rather than an address."""
+    start = match.start()
+    if _VERSION_BEFORE.search(text, max(0, start - 20), start):
+        return True
+    if _numbered_heading(text, start, match.end()):
+        return True
+    name = _NAME_BEFORE.search(text, max(0, start - 40), start)
+    return (
+        name is not None
+        and name.group(1).lower() not in _ADDRESS_WORDS
+        and all(int(number) < 100 for number in match.group().split(".")[:3])
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +539,7 @@ _NOT_A_PHONE = tuple(re.compile(p) for p in (
     r"^[0-9]{1,3}(?:([ .\u00a0])[0-9]{3})(?:\1[0-9]{3})+(?:[.,][0-9]{1,2})?$",  # 123 456 789.00
     r"^[0-9]{5}-[0-9]{4}$",                                                   # ZIP+4 02110-1301
 ))
+_AREA_CODE_CLOSE = re.compile(r"[0-9]{1,5}\)")
 _ISBN_BEFORE = re.compile(r"(?i)\b(?:isbn(?:-1[03])?|issn)\W{0,4}$")
 # A neighbouring token with a digit in it (8b, 0000000c:, 42) or an opening bracket (device
 # tree cells, arrays) puts the span in a sequence of numbers rather than in prose.
@@ -477,12 +554,22 @@ _PHONE_CONTEXT = re.compile(
     r"|hot ?line|helpline|freephone|custcare|contact|telefon|handy|portable|t[ée]l[ée]phone|t[ée]l)"
     r"\b\W{0,3}(?:\w+\W{1,3}){0,2}$"
 )
+# North American numbers: area code and exchange start with 2-9 (the NANP's "NXX"); an optional
+# trunk "1" before them.
+_NANP_DIGITS = re.compile(r"1?[2-9][0-9]{2}[2-9][0-9]{6}")
+_NANP_SHAPE = re.compile(
+    r"(?:\+?1[-. ]?)?\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}"  # (344) 520-6478, 1 (344) 520-6478
+    r"|1([-. ])[0-9]{3}\1[0-9]{3}\1[0-9]{4}"  # 1-344-520-6478
+    r"|[0-9]{3}([-.])[0-9]{3}\2[0-9]{4}"  # 344-520-6478, 344.520.6478
+)
+_NANP_SPACED = re.compile(r"(?:1 )?[0-9]{3} [0-9]{3} [0-9]{4}")
 _MATCHER_TRIES = 1 << 30  # the matcher's default budget could run out on a long batch
 _BARRIER = "\x00"  # neither a digit, a letter nor phone punctuation: matches never cross it
 
 
 def _find_phones(
-    text: str, runs: list[tuple[int, int]], regions: tuple[str, ...], claimed: list[_Span]
+    text: str, runs: list[tuple[int, int]], regions: tuple[str, ...], claimed: list[_Span],
+    nanp: bool,
 ) -> Iterable[_Span]:
     if not runs:
         return
@@ -491,9 +578,57 @@ def _find_phones(
         span for span in (_phone_candidate(text, start, end) for start, end in runs)
         if span is not None and not _inside(taken, span)
     ]
-    for start, end in sorted(_match_phones(text, candidates, regions)):
-        if _plausible_phone(text, start, end):
-            yield start, end, "PHONE"
+    found, unmatched = _match_phones(text, candidates, regions)
+    found.update(span for span in unmatched
+                 if _phone_by_shape(text, *span, nanp) and _plausible_phone(text, *span))
+    for start, end in sorted(found):
+        yield start, end, "PHONE"
+
+
+def _phone_by_shape(text: str, start: int, end: int, nanp: bool) -> bool:
+    """Whether a candidate the matcher refused is written unmistakably as a phone number.
+
+    The matcher (leniency VALID) only takes numbers in ranges assigned today, so "(344)
+    520-6478" or "+1 751 521 3118" would stay in the text though their writing leaves no doubt
+    and the area code may be assigned tomorrow. Such a candidate is taken when its whole text has
+    a phone's shape and its digits a *possible* number (what leniency POSSIBLE checks: the
+    length), of the general pattern of its country: "+CC" numbers; with a NANP region
+    configured, the bracketed area code, the "1-" trunk form, and 3-3-4 groups joined by "-" or
+    "." (joined by spaces they are also table rows: only after a context word).
+    """
+    raw = text[start:end]
+    if raw.startswith("+"):
+        return _possible_international(raw)
+    if not nanp or not _NANP_DIGITS.fullmatch(_SEPARATORS.sub("", raw)):
+        return False
+    if _NANP_SHAPE.fullmatch(raw):
+        return True
+    return bool(_NANP_SPACED.fullmatch(raw)
+                and _PHONE_CONTEXT.search(text, max(0, start - 30), start))
+
+
+def _possible_international(raw: str) -> bool:
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return False
+    national = phonenumbers.national_significant_number(number)
+    if number.country_code == 1:
+        return bool(_NANP_DIGITS.fullmatch(national))
+    if not phonenumbers.is_possible_number(number):
+        return False
+    return any(pattern.fullmatch(national) for pattern in _general_patterns(number.country_code))
+
+
+@functools.cache
+def _general_patterns(country_code: int) -> tuple[re.Pattern[str], ...]:
+    """The national number patterns of the regions that share a country code."""
+    patterns = []
+    for region in phonenumbers.region_codes_for_country_code(country_code):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is not None and metadata.general_desc.national_number_pattern:
+            patterns.append(re.compile(metadata.general_desc.national_number_pattern))
+    return tuple(patterns)
 
 
 def _phone_candidate(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -507,9 +642,10 @@ def _phone_candidate(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None  # CVE-2011-2939, BT.656/1120: the tail of an identifier
     if text.startswith(":", end) and text[end + 1:end + 2].isdigit():
         return None  # "2024-01-15 12" before ":30": a timestamp
-    for _ in range(2):
-        if start > 0 and text[start - 1] in "+(" and not _ascii_word_char(text, start - 2):
-            start -= 1
+    if text.endswith("(", 0, start) and _AREA_CODE_CLOSE.match(text, start):
+        start -= 1  # (415) 555-2671; not the "(" of a parenthesis around the whole number
+    if text.endswith("+", 0, start) and not _ascii_word_char(text, start - 2):
+        start -= 1
     if _ISBN_BEFORE.search(text, max(0, start - 12), start):
         return None
     return (start, end) if _phone_shape_ok(text, start, end) else None
@@ -580,18 +716,21 @@ def _in_number_sequence(text: str, start: int, end: int) -> bool:
 
 def _match_phones(
     text: str, candidates: list[tuple[int, int]], regions: tuple[str, ...]
-) -> set[tuple[int, int]]:
-    """Spans ``PhoneNumberMatcher`` (leniency VALID) finds in the candidates.
+) -> tuple[set[tuple[int, int]], list[tuple[int, int]]]:
+    """Plausible spans ``PhoneNumberMatcher`` (leniency VALID) finds in the candidates, and the
+    candidates in which it found none.
 
-    Regions are tried in order; a candidate leaves the queue at its first region with a match,
+    Regions are tried in order; a candidate leaves the queue at its first region with a
+    plausible match (DE reads the "1695" of "776.472.1695" as a short number, which is not),
     and "+CC" candidates after the first region (they parse the same under any region).
     """
     # One character of context each side lets the matcher reject "abc8005551234" and currency.
     if not candidates:
-        return set()
+        return set(), []
     windows = [(max(0, start - 1), min(len(text), end + 1)) for start, end in candidates]
     pending = list(range(len(windows)))
     found: set[tuple[int, int]] = set()
+    matched_any: set[int] = set()
     for region in regions:
         if not pending:
             break
@@ -606,10 +745,15 @@ def _match_phones(
         for match in PhoneNumberMatcher(batch, region, Leniency.VALID, _MATCHER_TRIES):
             slot = bisect.bisect_right(batch_starts, match.start) - 1
             offset = windows[pending[slot]][0] - batch_starts[slot]
-            found.add((match.start + offset, match.end + offset))
-            matched.add(pending[slot])
+            start, end = match.start + offset, match.end + offset
+            if text.startswith("(", start) and ")" not in text[start:end]:
+                start += 1  # the matcher took the "(" of "(+1 415 555 2671)"
+            if _plausible_phone(text, start, end):
+                found.add((start, end))
+                matched.add(pending[slot])
+        matched_any |= matched
         pending = [i for i in pending if i not in matched and "+" not in text[slice(*windows[i])]]
-    return found
+    return found, [span for i, span in enumerate(candidates) if i not in matched_any]
 
 
 def _inside(taken: list[tuple[int, int]], span: tuple[int, int]) -> bool:
@@ -686,6 +830,7 @@ class PiiRedactor:
         self._types = frozenset(config.types)
         # "ZZ" (unknown region) still finds every +CC number.
         self._regions = tuple(config.phone_regions) or ("ZZ",)
+        self._nanp = any(phonenumbers.country_code_for_region(r) == 1 for r in self._regions)
         if "IP_ADDRESS" in self._types:
             self._ip_mode: str | None = "all" if config.redact_private_ips else "public"
         else:
@@ -719,7 +864,18 @@ class PiiRedactor:
         if self._ip_mode and ":" in text:
             spans.extend(_find_ipv6(text, self._ip_mode))
         if "PHONE" in types:
-            spans.extend(_find_phones(text, runs, self._regions, spans))
+            spans.extend(_find_phones(text, runs, self._regions, spans, self._nanp))
         if not spans:
             return Redaction(text, {})
         return _assemble(text, _resolve(spans))
+
+    def redact_bytes(self, raw: bytes) -> bytes:
+        """``raw`` with every configured PII span replaced, whatever it holds besides UTF-8.
+
+        For raw records (a quarantined line's first bytes) that may be cut inside a character
+        or not be UTF-8 at all: ``surrogateescape`` turns each undecodable byte into a lone
+        surrogate and back, so every byte outside the redacted spans comes back unchanged.
+        """
+        text = raw.decode("utf-8", "surrogateescape")
+        redacted = self.redact(text).text
+        return raw if redacted == text else redacted.encode("utf-8", "surrogateescape")

@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from filters.pii import PiiRedactor
+from filters.pii import PiiConfig, PiiRedactor
 from filters.quality import load_quality_model
 from pipeline.boilerplate import RemoveBoilerplate
 from pipeline.dedup import ExactDedup
@@ -51,7 +51,7 @@ from pipeline.writers import (
     removed_row,
 )
 from schemas.config import WinnowConfig
-from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Removed
+from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Quarantined, Removed
 from schemas.report import REPORT_FILE
 
 STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "quality",
@@ -142,6 +142,22 @@ class PrepareRemovedFn(beam.DoFn):
         yield removed if text == removed.text else dataclasses.replace(removed, text=text)
 
 
+class RedactQuarantinedFn(beam.DoFn):
+    """Redact PII in the raw prefix of quarantined records (a malformed line still holds what
+    the document held); bytes that are not UTF-8 stay as they are."""
+
+    def __init__(self, config: PiiConfig):
+        self.config = config
+
+    def setup(self):
+        self._redactor = PiiRedactor(self.config)
+
+    def process(self, record: Quarantined):
+        raw_prefix = self._redactor.redact_bytes(record.raw_prefix)
+        yield record if raw_prefix == record.raw_prefix else dataclasses.replace(
+            record, raw_prefix=raw_prefix)
+
+
 def per_document_stage(config: WinnowConfig, name: str) -> Stage | None:
     stages = {"normalize": NormalizeStage, "heuristics": HeuristicsStage,
               "language": LanguageStage, "quality": QualityStage, "pii": PiiStage}
@@ -180,6 +196,9 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     all_removed = (removed | "AllRemoved" >> beam.Flatten()
                    | "PrepareRemoved" >> beam.ParDo(PrepareRemovedFn(config)))
     quarantined = read[QUARANTINED]
+    if config.pii.enabled:
+        quarantined = quarantined | "RedactQuarantined" >> beam.ParDo(
+            RedactQuarantinedFn(config.pii))
     _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])

@@ -278,3 +278,135 @@ def test_config_errors():
     assert PiiConfig(types=(), enabled=False).errors() == []
     with pytest.raises(ValueError, match="NOPE"):
         PiiRedactor(PiiConfig(types=("NOPE",)))
+
+
+# --- issue 12: text the rules were never tuned on ------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Area codes not assigned today (leniency VALID refuses them): the writing decides.
+        ("Call (344) 520-6478 today.", "Call <PHONE> today."),
+        ("call 348-390-9642 after six", "call <PHONE> after six"),
+        ("call +1 751 521 3118 now", "call <PHONE> now"),
+        ("Fax +1-751-521-3118.", "Fax <PHONE>."),
+        ("Fax +1 (344) 520-6478.", "Fax <PHONE>."),
+        ("Tel. 1 (344) 520-6478", "Tel. <PHONE>"),
+        ("Order line: 1-344-520-6478.", "Order line: <PHONE>."),
+        # Dashes or dots between 3-3-4 groups are enough; spaces need a context word.
+        ("Reach me at 344.520.6478 or by mail.", "Reach me at <PHONE> or by mail."),
+        ("call 344 520 6478 at noon", "call <PHONE> at noon"),
+        # DE reads "1695" as a short number: that implausible match no longer hides the number.
+        ("Support hotline: 776.472.1695.", "Support hotline: <PHONE>."),
+        # The brackets around a whole number stay in the text.
+        ("John Carter (+1 415 555 2671) maintains it.", "John Carter (<PHONE>) maintains it."),
+        ("Mary Poe ((344) 520-6478) maintains it.", "Mary Poe (<PHONE>) maintains it."),
+    ],
+)
+def test_phone_written_as_a_phone_is_redacted_whatever_its_area_code(redactor, text, expected):
+    result = redactor.redact(text)
+    assert result.text == expected
+    assert result.counts == {"PHONE": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sizes 344 520 6478 bytes",  # spaced 3-3-4 without a context word: a table row
+        "+1 123 456 7890",  # no NANP area code starts with 1
+        "(344) 120-6478",  # nor an exchange
+        "Room 344-520 is on the third floor.",
+        "Flight BA 2490 leaves at 12:30.",
+        "Growth was 12.5% in 2023.",
+        "Boston, MA 02110-1301",
+    ],
+)
+def test_phone_shapes_that_are_not_phones_stay(redactor, text):
+    assert redactor.redact(text) == Redaction(text, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Luhn-valid, but no known issuer has these prefixes and lengths.
+        ("Card 3713-3248-2192-1000 ok", "Card <CREDIT_CARD> ok"),
+        ("My credit card number is 9063-2334-5293-9798.",
+         "My credit card number is <CREDIT_CARD>."),
+        ("CC# 9906723687477102", "CC# <CREDIT_CARD>"),
+        ("Paid with Visa 3741 0695 0868 9828, expiry 09/27.",
+         "Paid with Visa <CREDIT_CARD>, expiry 09/27."),
+        ("The debit card 7038 2416 9738 8040 was declined.",
+         "The debit card <CREDIT_CARD> was declined."),
+    ],
+)
+def test_luhn_number_after_a_card_word_is_a_card_whatever_its_prefix(redactor, text, expected):
+    result = redactor.redact(text)
+    assert result.text == expected
+    assert result.counts == {"CREDIT_CARD": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 3713324821921000 shipped",  # Luhn-valid, unknown prefix, no card word
+        "card 3713-3248-2192-1001 declined",  # a card word, but not Luhn-valid
+    ],
+)
+def test_unknown_prefix_without_card_word_or_luhn_stays(redactor, text):
+    assert redactor.redact(text) == Redaction(text, {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A dotted quad after a product name is its version (python-doc, linux-doc, perl-doc).
+        'Python 2.0 (#8, Oct 16 2000) "[GCC 2.7.2.2]" on linux2',
+        "GCC 4.1.2.3",
+        "Python 2.7.18.1",
+        "(version 1.2.3.4)",
+        "gcc 4.1.2.3 on linux",
+        "S:  Manufacturer=Linux 2.6.8.1 with net2280",
+        "Z_RLE (zlib 1.2.0.1)",
+        "uGuru 2.0.0.0 (AI7)",
+        "User-Agent: Thunderbird 1.5.0.9 (X11/20061227)",
+        # Numbered headings opening a line (Debian handbook, linux-doc tables of contents).
+        "later.\n\t\t\t12.1.1.1.\u00a0Different RAID Levels\n",
+        "commands.\n\n36.1.1.1. Errors",
+    ],
+)
+def test_versions_and_section_numbers_are_not_addresses(redactor, text):
+    assert redactor.redact(text) == Redaction(text, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Words that introduce an address, and names with a large first number, stay addresses.
+        ("server 8.8.8.8", "server <IP_ADDRESS>"),
+        ("IP 93.184.216.34", "IP <IP_ADDRESS>"),
+        ("from 93.184.216.34", "from <IP_ADDRESS>"),
+        ("at 93.184.216.34", "at <IP_ADDRESS>"),
+        ("On server A, we contact 8.8.8.8 again", "On server A, we contact <IP_ADDRESS> again"),
+        ("ifconfig eql 198.67.33.239 mtu 1006", "ifconfig eql <IP_ADDRESS> mtu 1006"),
+        ("Google's 8.8.8.8 answers", "Google's <IP_ADDRESS> answers"),
+        # A line-wrapped sentence ending in an address is no heading.
+        ("you connect to\n8.8.8.8. Then it works", "you connect to\n<IP_ADDRESS>. Then it works"),
+    ],
+)
+def test_addresses_after_address_words_are_still_redacted(redactor, text, expected):
+    result = redactor.redact(text)
+    assert result.text == expected
+    assert result.counts == {"IP_ADDRESS": 1}
+
+
+def test_documentation_address_after_at_is_redacted_with_private_ips():
+    result = redact("reachable at 203.0.113.5 and [GCC 2.7.2.2]", redact_private_ips=True)
+    assert result.text == "reachable at <IP_ADDRESS> and [GCC 2.7.2.2]"
+
+
+def test_redact_bytes_keeps_bytes_that_are_not_utf8(redactor):
+    # A quarantined raw prefix: cut in the middle of "€" (3 bytes) and holding a stray 0xff.
+    raw = b'{"text": "\xff mail jane.doe@example.com or call (344) 520-6478 \xe2\x82'
+    assert redactor.redact_bytes(raw) == b'{"text": "\xff mail <EMAIL> or call <PHONE> \xe2\x82'
+    assert redactor.redact_bytes(b"no pii \xff here") == b"no pii \xff here"
+    assert PiiRedactor(PiiConfig(enabled=False)).redact_bytes(raw) == raw
