@@ -14,7 +14,8 @@ reported.
 Scores, per seed and over all seeds:
 
 * recall: correct duplicate removals over the removals needed (every truth cluster but one
-  member); precision: correct removals over all removals by ``exact_dedup`` and ``near_dedup``.
+  member); precision: correct removals over all removals as ``exact_duplicate`` or
+  ``near_duplicate``.
   A removal is correct when the removed document and the survivor it names are in one truth
   cluster.
 * kept/: truth clusters of 2+ documents that keep exactly one member, more than one (copies
@@ -47,7 +48,7 @@ from pipeline.curate import run_curation
 from schemas.config import config_from_dict
 from schemas.shards import read_manifest, shard_files, unescape_source_id
 
-DEDUP_STAGES = ("exact_dedup", "near_dedup")
+DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 _WORD = re.compile(r"\w+")
 
 
@@ -90,7 +91,7 @@ def score(benchmark: SyndicationBenchmark, run_dir: str) -> dict:
     sizes = Counter(truth.values())
     needed = sum(size - 1 for size in sizes.values())
 
-    dedup = [row for row in removed if row["stage"] in DEDUP_STAGES]
+    dedup = [row for row in removed if row["reason"] in DEDUP_REASONS]
     correct = sum(truth[row["id"]] == truth[json.loads(row["details"])["survivor_id"]]
                   for row in dedup)
     kept_per_cluster = Counter(truth[doc_id] for doc_id in kept)
@@ -103,7 +104,7 @@ def score(benchmark: SyndicationBenchmark, run_dir: str) -> dict:
         docs[doc_id].text, text, benchmark.boilerplate_lines, redactor)]
     in_shards = Counter(truth[doc_id] for doc_id in shard_document_ids(run_dir))
     other_removals = Counter(f"{row['stage']}/{row['reason']}" for row in removed
-                             if row["stage"] not in DEDUP_STAGES)
+                             if row["reason"] not in DEDUP_REASONS)
     return {
         "documents": len(docs),
         "truth_clusters_2plus": len(multi),
