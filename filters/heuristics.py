@@ -26,6 +26,17 @@ Shared definitions (deliberately simple and fast; the references use NLTK tokeni
 
 ``HeuristicFilter.clean`` applies the only line-level (text-changing) rule set, C4 line cleaning,
 when enabled; ``HeuristicFilter.__call__`` gives the document-level verdict on cleaned text.
+
+Every removal is a ``filters.base.Drop`` whose ``details`` (the ``details`` column of
+``removed/``, shown by ``winnow report --reason``) hold the measured value and the bound it
+crossed, as ``{measure: value, "max": bound}`` or ``{measure: value, "min": bound}``. The measure
+is named after the ``HeuristicsConfig`` field that holds the bound, without its ``max_``/``min_``:
+``too_few_words`` records ``{"words": 12, "min": 50}`` (``min_words``), ``duplicate_line_chars``
+``{"duplicate_line_char_fraction": 0.34, "max": 0.2}`` (``max_duplicate_line_char_fraction``).
+Counts are recorded as they are, fractions and means to 4 significant digits, and n-gram fractions
+are exact (the fast scan's bounds are only used to keep documents). Besides: ``too_many_symbols``
+adds the ``symbol`` (``"#"`` or ``"..."``), ``no_lines_left`` records ``{"lines": 0, "min": 1}``,
+and ``lorem_ipsum`` and ``curly_bracket``, switches without a threshold, record ``{}``.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from itertools import filterfalse, repeat
 
 import numpy as np
 
-from filters.base import KEEP, Reason, check_fraction, check_positive
+from filters.base import KEEP, Drop, Verdict, check_fraction, check_positive
 
 # ---------------------------------------------------------------------------------------------
 # Reasons and shared constants
@@ -302,42 +313,92 @@ def _fraction(count: float, total: float) -> float:
     return count / total if total else 0.0
 
 
+def _rounded(value: float) -> float:
+    """Counts as they are; fractions and means to 4 significant digits (short, stable reports)."""
+    return value if isinstance(value, int) else float(f"{value:.4g}")
+
+
+def _crossing(
+    reason: str,
+    measure: str,
+    value: float,
+    side: str,
+    bound: float,
+    total: float | None,
+    context: dict[str, str],
+) -> Drop:
+    """The ``Drop`` of a rule whose ``value`` (over ``total``, when given) crossed ``bound``."""
+    measured = value if total is None else _fraction(value, total)
+    return Drop(reason, {measure: _rounded(measured), side: bound, **context})
+
+
+def _above_max(
+    reason: str,
+    measure: str,
+    value: float,
+    bound: float,
+    total: float | None = None,
+    **context: str,
+) -> Verdict:
+    """Drop for ``reason`` when ``value`` exceeds ``bound`` (or ``bound * total``: ``bound`` is
+    then a fraction of ``total``), recording ``{measure: value (/ total), "max": bound}`` plus
+    ``context``. The comparison stays division-free, as the rules always made it, so recording
+    the value cannot change a verdict."""
+    if value > (bound if total is None else bound * total):
+        return _crossing(reason, measure, value, "max", bound, total, context)
+    return KEEP
+
+
+def _below_min(
+    reason: str, measure: str, value: float, bound: float, total: float | None = None
+) -> Verdict:
+    """``_above_max``'s mirror: drop when ``value`` is below ``bound`` (``* total``), recording
+    ``{measure: value (/ total), "min": bound}``."""
+    if value < (bound if total is None else bound * total):
+        return _crossing(reason, measure, value, "min", bound, total, {})
+    return KEEP
+
+
 # ---------------------------------------------------------------------------------------------
 # Gopher quality (Rae et al. 2021, appendix A.1.1; datatrove GopherQualityFilter)
 # ---------------------------------------------------------------------------------------------
 
 
-def word_count_reason(n_words: int, config: HeuristicsConfig) -> Reason:
+def word_count_verdict(n_words: int, config: HeuristicsConfig) -> Verdict:
     """Gopher: keep 50..100,000 words. Shorter pages carry little text to learn from; longer
     ones are mostly dumps, logs and concatenations (and would be slow for every later rule)."""
-    if n_words < config.min_words:
-        return "too_few_words"
-    if n_words > config.max_words:
-        return "too_many_words"
-    return KEEP
+    return _below_min("too_few_words", "words", n_words, config.min_words) or _above_max(
+        "too_many_words", "words", n_words, config.max_words
+    )
 
 
-def mean_word_length_reason(n_words: int, n_chars: int, config: HeuristicsConfig) -> Reason:
+def mean_word_length_verdict(n_words: int, n_chars: int, config: HeuristicsConfig) -> Verdict:
     """Gopher: mean word length within 3..10 characters (``n_chars`` over ``n_words``, words
     stripped of punctuation). Short means tables of numbers or stutter; long means hashes,
     URLs, base64 or text glued together without spaces."""
     mean = _fraction(n_chars, n_words)
-    if mean < config.min_mean_word_length:
-        return "mean_word_length_too_short"
-    if mean > config.max_mean_word_length:
-        return "mean_word_length_too_long"
-    return KEEP
+    return _below_min(
+        "mean_word_length_too_short", "mean_word_length", mean, config.min_mean_word_length
+    ) or _above_max(
+        "mean_word_length_too_long", "mean_word_length", mean, config.max_mean_word_length
+    )
 
 
-def symbol_reason(text: str, n_words: int, config: HeuristicsConfig) -> Reason:
+def symbol_verdict(text: str, n_words: int, config: HeuristicsConfig) -> Verdict:
     """Gopher: at most 0.1 hash symbols, and at most 0.1 ellipses, per word. Hashtag spam and
-    truncated teaser snippets ("Read more...") are typical of low-quality pages."""
-    limit = config.max_symbol_word_ratio * n_words
-    if text.count("#") > limit:
-        return "too_many_symbols"
-    if text.count("...") + text.count("…") > limit:
-        return "too_many_symbols"
-    return KEEP
+    truncated teaser snippets ("Read more...") are typical of low-quality pages. The details
+    name the ``symbol`` that crossed the bound: ``"#"`` or ``"..."`` (which counts ``…`` too)."""
+    ratio = config.max_symbol_word_ratio
+    return _above_max(
+        "too_many_symbols", "symbol_word_ratio", text.count("#"), ratio, n_words, symbol="#"
+    ) or _above_max(
+        "too_many_symbols",
+        "symbol_word_ratio",
+        text.count("...") + text.count("…"),
+        ratio,
+        n_words,
+        symbol="...",
+    )
 
 
 def _count_starting(stripped_lines: list[str], prefixes: tuple[str, ...]) -> int:
@@ -348,32 +409,43 @@ def _count_ending(stripped_lines: list[str], suffixes: tuple[str, ...]) -> int:
     return sum(map(str.endswith, stripped_lines, repeat(suffixes)))
 
 
-def line_shape_reason(lines: list[str], config: HeuristicsConfig) -> Reason:
+def line_shape_verdict(lines: list[str], config: HeuristicsConfig) -> Verdict:
     """Gopher: at most 90% of lines start with a bullet, at most 30% end with an ellipsis.
     Pure lists (link farms, navigation) and lists of truncated teasers are not prose."""
     if not lines:
         return KEEP
     stripped = list(map(str.strip, lines))
-    if _count_starting(stripped, BULLETS) > config.max_bullet_line_fraction * len(lines):
-        return "too_many_bullet_lines"
-    ellipses = _count_ending(stripped, ELLIPSES)
-    if ellipses > config.max_ellipsis_line_fraction * len(lines):
-        return "too_many_ellipsis_lines"
-    return KEEP
+    return _above_max(
+        "too_many_bullet_lines",
+        "bullet_line_fraction",
+        _count_starting(stripped, BULLETS),
+        config.max_bullet_line_fraction,
+        len(lines),
+    ) or _above_max(
+        "too_many_ellipsis_lines",
+        "ellipsis_line_fraction",
+        _count_ending(stripped, ELLIPSES),
+        config.max_ellipsis_line_fraction,
+        len(lines),
+    )
 
 
-def alpha_word_reason(words: list[str], config: HeuristicsConfig) -> Reason:
+def alpha_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
     """Gopher: at least 80% of words contain an alphabetic character. Below that the page is
     mostly numbers, tables, identifiers or markup rather than language."""
     # Most words are all letters (fast C check); find the letterless among the rest in one scan.
     others = " ".join(filterfalse(str.isalpha, words))
     with_letter = len(words) - len(_LETTERLESS_WORD.findall(f" {others} "))
-    if with_letter < config.min_alpha_word_fraction * len(words):
-        return "too_few_alpha_words"
-    return KEEP
+    return _below_min(
+        "too_few_alpha_words",
+        "alpha_word_fraction",
+        with_letter,
+        config.min_alpha_word_fraction,
+        len(words),
+    )
 
 
-def stop_word_reason(words: list[str], config: HeuristicsConfig) -> Reason:
+def stop_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
     """Gopher: at least 2 occurrences of {the, be, to, of, and, that, have, with}. Any English
     prose has them; keyword lists, boilerplate and other languages mostly do not. Matched
     case-insensitively (datatrove is case-sensitive, missing a sentence-initial "The")."""
@@ -387,12 +459,12 @@ def stop_word_reason(words: list[str], config: HeuristicsConfig) -> Reason:
             found += 1
             if found >= needed:
                 return KEEP
-    return "too_few_stop_words"
+    return _below_min("too_few_stop_words", "stop_words", found, needed)
 
 
-def gopher_quality_reason(
+def gopher_quality_verdict(
     text: str, words: list[str], lines: list[str], config: HeuristicsConfig, n_chars: int = -1
-) -> Reason:
+) -> Verdict:
     """All Gopher quality rules except the word count, cheapest first.
 
     ``words`` are ``content_words`` of the text, ``lines`` its ``nonblank_lines`` and
@@ -401,11 +473,11 @@ def gopher_quality_reason(
     if n_chars < 0:
         n_chars = sum(map(len, words))
     return (
-        mean_word_length_reason(len(words), n_chars, config)
-        or symbol_reason(text, len(words), config)
-        or line_shape_reason(lines, config)
-        or alpha_word_reason(words, config)
-        or stop_word_reason(words, config)
+        mean_word_length_verdict(len(words), n_chars, config)
+        or symbol_verdict(text, len(words), config)
+        or line_shape_verdict(lines, config)
+        or alpha_word_verdict(words, config)
+        or stop_word_verdict(words, config)
     )
 
 
@@ -424,7 +496,7 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
 
 
-def paragraph_repetition_reason(text: str, config: HeuristicsConfig) -> Reason:
+def paragraph_repetition_verdict(text: str, config: HeuristicsConfig) -> Verdict:
     """Gopher: at most 30% of paragraphs, and 20% of characters, in repeated paragraphs.
     Repeated blocks are boilerplate (disclaimers, sign-up boxes) or scraping loops; models
     trained on them memorise and degenerate into repetition."""
@@ -432,24 +504,40 @@ def paragraph_repetition_reason(text: str, config: HeuristicsConfig) -> Reason:
     if not paragraphs:
         return KEEP
     count, chars = duplicates(paragraphs)
-    if count > config.max_duplicate_paragraph_fraction * len(paragraphs):
-        return "duplicate_paragraphs"
-    if chars > config.max_duplicate_paragraph_char_fraction * len(text):
-        return "duplicate_paragraph_chars"
-    return KEEP
+    return _above_max(
+        "duplicate_paragraphs",
+        "duplicate_paragraph_fraction",
+        count,
+        config.max_duplicate_paragraph_fraction,
+        len(paragraphs),
+    ) or _above_max(
+        "duplicate_paragraph_chars",
+        "duplicate_paragraph_char_fraction",
+        chars,
+        config.max_duplicate_paragraph_char_fraction,
+        len(text),
+    )
 
 
-def line_repetition_reason(text: str, lines: list[str], config: HeuristicsConfig) -> Reason:
+def line_repetition_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Verdict:
     """Gopher: at most 30% of lines, and 20% of characters, in repeated lines (menus, headers,
     "Posted by admin" and other templated lines). Blank lines are not counted."""
     if not lines:
         return KEEP
     count, chars = duplicates(lines)
-    if count > config.max_duplicate_line_fraction * len(lines):
-        return "duplicate_lines"
-    if chars > config.max_duplicate_line_char_fraction * len(text):
-        return "duplicate_line_chars"
-    return KEEP
+    return _above_max(
+        "duplicate_lines",
+        "duplicate_line_fraction",
+        count,
+        config.max_duplicate_line_fraction,
+        len(lines),
+    ) or _above_max(
+        "duplicate_line_chars",
+        "duplicate_line_char_fraction",
+        chars,
+        config.max_duplicate_line_char_fraction,
+        len(text),
+    )
 
 
 def _repeated(
@@ -499,8 +587,8 @@ def _duplicated_chars(
 
     Counting every non-first occurrence gives an upper bound without a loop, exact when no
     repeat is followed by another repeated n-gram within n words (then no skip matters). With
-    a ``limit`` the result is only guaranteed to lie on the same side of ``limit`` as
-    the exact count (the bound when it is at most ``limit``; a partial count once above it).
+    a ``limit`` that bound is returned when it is at most ``limit`` (the count is too); a result
+    above ``limit`` is always exact, so a removed document records its true value.
     """
     later = np.flatnonzero(~first)
     if len(later) == 0:
@@ -519,8 +607,6 @@ def _duplicated_chars(
             continue
         if key in seen:
             total += length
-            if limit is not None and total > limit:
-                return total
             next_free = pos + n
         else:
             seen.add(key)
@@ -614,10 +700,10 @@ def ngram_repetition_chars(
     lengths, no whitespace; ``total`` is that sum over the whole document (``lengths`` may pass
     the word lengths in when the caller has them). n stops at ``len(words)``.
 
-    With ``limits`` (a fraction of ``total`` per n) the values are only decision-exact: on the
-    same side of ``limit * total`` as the exact value. That lets the scan settle most sizes
-    with cheap upper bounds (``top_bounds``, ``duplicated_bounds``) instead of regrouping:
-    ordinary text regroups at n = 2 and 5 only.
+    With ``limits`` (a fraction of ``total`` per n) a value at or below ``limit * total`` may be
+    an upper bound of the exact one, which lets the scan settle most sizes with cheap bounds
+    (``top_bounds``, ``duplicated_bounds``) instead of regrouping: ordinary text regroups at
+    n = 2 and 5 only. A value above its limit is always exact.
     """
     scan = _NgramScan(words, list(map(len, words)) if lengths is None else lengths)
     limit_chars = {n: fraction * scan.total for n, fraction in (limits or {}).items()}
@@ -647,9 +733,9 @@ def ngram_repetition_chars(
         bounds = dup_bounds
 
 
-def ngram_repetition_reason(
+def ngram_repetition_verdict(
     words: list[str], config: HeuristicsConfig, lengths: list[int] | None = None
-) -> Reason:
+) -> Verdict:
     """Gopher: the most frequent 2/3/4-gram covers at most 20/18/16% of the characters, and
     repeated 5..10-grams at most 15..10%. Catches repetition that line rules miss: spun
     content, keyword stuffing, the same sentence looping inside one paragraph. See
@@ -657,18 +743,19 @@ def ngram_repetition_reason(
     """
     limits = dict(config.top_ngram_thresholds() + config.duplicated_ngram_thresholds())
     for n, chars, total in ngram_repetition_chars(words, max(limits), limits, lengths):
-        if chars > limits[n] * total:
-            return f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
+        if chars > limits[n] * total:  # compared here, not in _above_max: the hot loop of kept text
+            name = f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
+            return _crossing(name, f"{name}_char_fraction", chars, "max", limits[n], total, {})
     return KEEP
 
 
-def gopher_repetition_reason(
+def gopher_repetition_verdict(
     text: str,
     words: list[str],
     lines: list[str],
     config: HeuristicsConfig,
     lengths: list[int] | None = None,
-) -> Reason:
+) -> Verdict:
     """All Gopher repetition rules in datatrove's order: paragraphs, lines, then n-grams.
 
     ``words`` are the ``content_words`` of the text (so "end." and "end" are one word), ``lines``
@@ -677,9 +764,9 @@ def gopher_repetition_reason(
     if not text:
         return KEEP
     return (
-        paragraph_repetition_reason(text, config)
-        or line_repetition_reason(text, lines, config)
-        or ngram_repetition_reason(words, config, lengths)
+        paragraph_repetition_verdict(text, config)
+        or line_repetition_verdict(text, lines, config)
+        or ngram_repetition_verdict(words, config, lengths)
     )
 
 
@@ -724,16 +811,19 @@ def count_sentences(text: str) -> int:
     return sum(max(1, len(_SENTENCE_END.findall(line))) for line in nonblank_lines(text))
 
 
-def c4_document_reason(text: str, config: HeuristicsConfig) -> Reason:
+def c4_document_verdict(text: str, config: HeuristicsConfig) -> Verdict:
     """C4 document rules: drop placeholder text ("lorem ipsum": unfinished templates), pages with
     "{" (C4's proxy for code; off by default here), and, after line cleaning, pages with fewer
-    than ``min_sentences`` sentences (too little running text survived)."""
+    than ``min_sentences`` sentences (too little running text survived). The first two have no
+    threshold and record no details."""
     if config.drop_lorem_ipsum and "lorem ipsum" in text.lower():
-        return "lorem_ipsum"
+        return Drop("lorem_ipsum")
     if config.drop_curly_bracket and "{" in text:
-        return "curly_bracket"
-    if config.c4_lines and config.min_sentences and count_sentences(text) < config.min_sentences:
-        return "too_few_sentences"
+        return Drop("curly_bracket")
+    if config.c4_lines and config.min_sentences:
+        return _below_min(
+            "too_few_sentences", "sentences", count_sentences(text), config.min_sentences
+        )
     return KEEP
 
 
@@ -742,7 +832,7 @@ def c4_document_reason(text: str, config: HeuristicsConfig) -> Reason:
 # ---------------------------------------------------------------------------------------------
 
 
-def fineweb_reason(text: str, lines: list[str], config: HeuristicsConfig) -> Reason:
+def fineweb_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Verdict:
     """FineWeb's line rules, found by comparing removed and kept data with ablation models:
 
     * at least 12% of lines end in terminal punctuation (else navigation, lists, tables);
@@ -755,18 +845,36 @@ def fineweb_reason(text: str, lines: list[str], config: HeuristicsConfig) -> Rea
         return KEEP
     n_lines = len(lines)
     stripped = list(map(str.strip, lines))
-    punctuated = _count_ending(stripped, FINEWEB_END_MARKS)
-    if punctuated < config.min_punctuated_line_fraction * n_lines:
-        return "too_few_punctuated_lines"
-    short = sum(1 for line in stripped if len(line) < config.short_line_chars)
-    if short > config.max_short_line_fraction * n_lines:
-        return "too_many_short_lines"
-    repeated_chars = duplicates(lines)[1]
-    if repeated_chars > config.max_fineweb_duplicate_char_fraction * (len(text) - text.count("\n")):
-        return "too_many_duplicate_line_chars"
-    if _count_starting(stripped, BULLETS) > config.max_list_line_fraction * n_lines:
-        return "too_many_list_lines"
-    return KEEP
+    return (
+        _below_min(
+            "too_few_punctuated_lines",
+            "punctuated_line_fraction",
+            _count_ending(stripped, FINEWEB_END_MARKS),
+            config.min_punctuated_line_fraction,
+            n_lines,
+        )
+        or _above_max(
+            "too_many_short_lines",
+            "short_line_fraction",
+            sum(1 for line in stripped if len(line) < config.short_line_chars),
+            config.max_short_line_fraction,
+            n_lines,
+        )
+        or _above_max(
+            "too_many_duplicate_line_chars",
+            "fineweb_duplicate_char_fraction",
+            duplicates(lines)[1],
+            config.max_fineweb_duplicate_char_fraction,
+            len(text) - text.count("\n"),
+        )
+        or _above_max(
+            "too_many_list_lines",
+            "list_line_fraction",
+            _count_starting(stripped, BULLETS),
+            config.max_list_line_fraction,
+            n_lines,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,7 +883,7 @@ def fineweb_reason(text: str, lines: list[str], config: HeuristicsConfig) -> Rea
 
 
 class HeuristicFilter:
-    """Runs the enabled rule sets, cheapest first; returns the first drop reason.
+    """Runs the enabled rule sets, cheapest first; returns the first ``Drop``.
 
     Order: C4 "no lines left", Gopher word count, C4 document rules, the other Gopher quality
     rules, FineWeb, then Gopher repetition (the most expensive, and protected from huge inputs
@@ -793,32 +901,33 @@ class HeuristicFilter:
         """C4 line cleaning when ``c4`` and ``c4_lines`` are on; the text unchanged otherwise."""
         return c4_clean_lines(text, self.config) if self._clean_lines else text
 
-    def __call__(self, text: str) -> Reason:
-        """Document-level verdict on already-cleaned text: ``None`` keeps, a string drops."""
+    def __call__(self, text: str) -> Verdict:
+        """Document-level verdict on already-cleaned text: ``None`` keeps, a ``Drop`` removes
+        (its reason, and the measured value and bound in its details)."""
         config = self.config
         if not config.enabled:
             return KEEP
         if self._clean_lines and not text.strip():
-            return "no_lines_left"
+            return Drop("no_lines_left", {"lines": 0, "min": 1})
         words = content_words(text.split())
         if config.gopher_quality:
-            reason = word_count_reason(len(words), config)
-            if reason:
-                return reason
+            drop = word_count_verdict(len(words), config)
+            if drop:
+                return drop
         if config.c4:
-            reason = c4_document_reason(text, config)
-            if reason:
-                return reason
+            drop = c4_document_verdict(text, config)
+            if drop:
+                return drop
         lines = nonblank_lines(text)
         lengths = list(map(len, words))
         if config.gopher_quality:
-            reason = gopher_quality_reason(text, words, lines, config, sum(lengths))
-            if reason:
-                return reason
+            drop = gopher_quality_verdict(text, words, lines, config, sum(lengths))
+            if drop:
+                return drop
         if config.fineweb:
-            reason = fineweb_reason(text, lines, config)
-            if reason:
-                return reason
+            drop = fineweb_verdict(text, lines, config)
+            if drop:
+                return drop
         if config.gopher_repetition:
-            return gopher_repetition_reason(text, words, lines, config, lengths)
+            return gopher_repetition_verdict(text, words, lines, config, lengths)
         return KEEP

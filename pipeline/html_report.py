@@ -439,11 +439,17 @@ def _examples_section(report: dict[str, Any]) -> str:
     for reason, items in examples.items():
         shown = "".join(
             f"<div><b>{html.escape(item['id'])}</b> <span class=note>({html.escape(item['stage'])})"
-            f"</span><pre>{html.escape(item['text'])}</pre></div>" for item in items)
+            f"{_example_details(item['details'])}</span><pre>{html.escape(item['text'])}</pre>"
+            "</div>" for item in items)
         blocks.append(f"<details><summary>{html.escape(reason)} ({removed.get(reason, 0):,} "
                       f"removed, {len(items)} shown)</summary>{shown}</details>")
     return _section("examples", _note("the documents with the smallest ids per reason, "
                                       "first 500 characters, PII redacted"), *blocks)
+
+
+def _example_details(details: str) -> str:
+    """A removal's details (the measured value and bound, the survivor, ...), when it has any."""
+    return f" details: <code>{html.escape(details)}</code>" if details else ""
 
 
 def _config_section(report: dict[str, Any]) -> str:

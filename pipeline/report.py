@@ -39,6 +39,8 @@ from schemas.report import REPORT_FILE, REPORT_FORMAT_VERSION, StageStats
 
 EXAMPLE_CHARS = 500
 """Characters of each example document kept in the report."""
+DETAILS_CHARS = 300
+"""Characters of a removal's details (JSON) shown with an example."""
 LANGUAGE_KEPT = "kept_language:"
 LANGUAGE_REMOVED = "removed_language:"
 """Tally prefixes of the language stage (``pipeline.stages.LanguageStage.tally``)."""
@@ -93,8 +95,8 @@ def assemble_report(
             config, stats_by_stage.get("near_dedup", StageStats()), cluster_summary),
         "shards": shards_section(config, stats_by_stage.get("shards", StageStats()), manifests),
         "examples": {
-            reason: [{"id": key[0], "stage": stage, "text": snippet}
-                     for key, stage, snippet in reason_examples]
+            reason: [{"id": key[0], "stage": stage, "text": snippet, "details": json.loads(details)}
+                     for key, stage, snippet, details in reason_examples]
             for reason, reason_examples in sorted(examples)
         },
         "config": config_to_dict(config),
@@ -250,8 +252,15 @@ def _size_bin(size: int) -> str:
 
 
 def example_entry(removed) -> tuple[str, tuple]:
-    """(reason, comparable example): the smallest ids per reason become the examples."""
-    return removed.reason, (removed.sort_key, removed.stage, removed.text[:EXAMPLE_CHARS])
+    """(reason, comparable example): the smallest ids per reason become the examples. The
+    details travel as their JSON text, which (unlike a dict) compares."""
+    return removed.reason, (removed.sort_key, removed.stage, removed.text[:EXAMPLE_CHARS],
+                            details_json(removed.details))
+
+
+def details_json(details: dict[str, Any]) -> str:
+    """A removal's details as stored in the ``details`` column of removed/."""
+    return json.dumps(details, sort_keys=True, ensure_ascii=False)
 
 
 class BuildReport(beam.PTransform):
@@ -575,7 +584,9 @@ def display_examples(report: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     """report.json's examples per reason, safe to display."""
     return {reason: [{"id": str(example.get("id", "")), "stage": str(example.get("stage", "")),
                       "text": display_text(example.get("text", ""), EXAMPLE_CHARS,
-                                           len(example.get("text", "")) >= EXAMPLE_CHARS)}
+                                           len(example.get("text", "")) >= EXAMPLE_CHARS),
+                      "details": display_text(details_json(example["details"]), DETAILS_CHARS)
+                      if example.get("details") else ""}
                      for example in examples]
             for reason, examples in report.get("examples", {}).items()}
 
@@ -844,7 +855,7 @@ def format_examples(view: RunView, reason: str, examples: list[dict[str, Any]],
     for number, example in enumerate(examples, 1):
         text = display_text(example["text"], EXAMPLE_CHARS,
                             bool(cut) and len(example["text"]) >= cut)
-        details = display_text(example["details"], 300)
+        details = display_text(example["details"], DETAILS_CHARS)
         lines += ["", f"[{number}] {example['id']}",
                   f"    stage: {example['stage']}   source: {example['source']}:"
                   f"{example['position']}   details: {details or '{}'}"]

@@ -63,9 +63,9 @@ class HeuristicsStage(Stage):
 
     def apply(self, doc: Document) -> Outcome:
         text = self.rules.clean(doc.text)
-        reason = self.rules(text)
-        if reason:
-            return Removed.of(doc, self.name, reason)
+        drop = self.rules(text)
+        if drop:  # details: the measured value and the bound it crossed
+            return Removed.of(doc, self.name, drop.reason, **drop.details)
         return doc if text == doc.text else _with_text(doc, text)
 
 

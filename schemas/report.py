@@ -50,9 +50,11 @@ Layout (``REPORT_FORMAT_VERSION`` 1)::
                  "vocab_size": 8542, "tokenizer_sha256": ...,
                  "length_histogram": {"bin_width": 16, "counts": {"0": 2, "16": 28, ...}},
                  "pairs": {"documents": 87, "truncated": 1084, ...}},  # pairing tallies
-      "examples": {"too_few_words": [{"id": ..., "stage": ..., "text": ...}, ...]},
+      "examples": {"too_few_words": [{"id": ..., "stage": ..., "text": ...,
+                                      "details": {"words": 12, "min": 50}}, ...]},
                                                 # the smallest ids per reason, first 500
-                                                # characters, PII redacted when pii is on
+                                                # characters, PII redacted when pii is on;
+                                                # details as in removed/ (absent in older ones)
       "config": {...}                           # the full effective config
     }
 

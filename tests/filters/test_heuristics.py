@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from filters.base import KEEP
+from filters.base import KEEP, Drop, Verdict
 from filters.heuristics import (
     REASONS,
     HeuristicFilter,
@@ -62,10 +62,16 @@ FINEWEB_ONLY = {"gopher_quality": False, "gopher_repetition": False, "c4": False
 C4_ONLY = {"gopher_quality": False, "gopher_repetition": False, "c4_lines": True}
 
 
-def verdict(text: str, **config: object) -> str | None:
+def drop(text: str, **config: object) -> Verdict:
     """The combined filter's verdict with ``config`` overrides, after its line cleaning."""
     heuristic_filter = HeuristicFilter(HeuristicsConfig(**config))
     return heuristic_filter(heuristic_filter.clean(text))
+
+
+def verdict(text: str, **config: object) -> str | None:
+    """The reason name of ``drop``'s verdict (``None`` keeps)."""
+    dropped = drop(text, **config)
+    return dropped.reason if dropped else KEEP
 
 
 def words(count: int, prefix: str = "w") -> list[str]:
@@ -86,82 +92,191 @@ def top_ngram_doc(n: int, filler_per_copy: int) -> str:
     return " ".join(f"{gram} {' '.join(words(filler_per_copy, f'f{r}'))}" for r in range(10))
 
 
-# -- every rule, its exact reason ------------------------------------------------------------
+# -- every rule, its exact reason and details -------------------------------------------------
 
+# (reason, text, config, details): the details are the measured value (counts exact, fractions
+# and means to 4 significant digits) and the bound it crossed.
 RULE_CASES = [
     # Gopher quality
-    ("too_few_words", " ".join(["word"] * 40), {}),
-    ("too_many_words", ENGLISH, {"max_words": 60}),
-    ("mean_word_length_too_short", " ".join(["ab"] * 60), {}),
-    ("mean_word_length_too_long", " ".join(["abcdefghijklm"] * 60), {}),
-    ("too_many_symbols", ENGLISH + " #tag" * 20, {}),
-    ("too_many_symbols", ENGLISH + " wait..." * 15, {}),
-    ("too_many_bullet_lines", "\n".join(f"• item number {i} of the list" for i in range(60)), {}),
+    ("too_few_words", " ".join(["word"] * 40), {}, {"words": 40, "min": 50}),
+    ("too_many_words", ENGLISH, {"max_words": 60}, {"words": 78, "max": 60}),
+    (
+        "mean_word_length_too_short",
+        " ".join(["ab"] * 60),
+        {},
+        {"mean_word_length": 2.0, "min": 3.0},
+    ),
+    (
+        "mean_word_length_too_long",
+        " ".join(["abcdefghijklm"] * 60),
+        {},
+        {"mean_word_length": 13.0, "max": 10.0},
+    ),
+    # 20 "#" over 78 + 20 words; 15 "..." over 78 + 15 words.
+    (
+        "too_many_symbols",
+        ENGLISH + " #tag" * 20,
+        {},
+        {"symbol_word_ratio": 0.2041, "max": 0.1, "symbol": "#"},
+    ),
+    (
+        "too_many_symbols",
+        ENGLISH + " wait..." * 15,
+        {},
+        {"symbol_word_ratio": 0.1613, "max": 0.1, "symbol": "..."},
+    ),
+    (
+        "too_many_bullet_lines",
+        "\n".join(f"• item number {i} of the list" for i in range(60)),
+        {},
+        {"bullet_line_fraction": 1.0, "max": 0.9},
+    ),
     (
         "too_many_ellipsis_lines",
         "\n".join(f"line {i} of the story goes on and on and then it ends..." for i in range(4))
         + "\n"
         + ENGLISH,
         {},
+        {"ellipsis_line_fraction": 0.4444, "max": 0.3},  # 4 of 9 lines
     ),
-    ("too_few_alpha_words", " ".join(["the", "1234", "5678"] * 20), {}),
-    ("too_few_stop_words", " ".join(["quick brown foxes jump over lazy dogs while cats"] * 7), {}),
+    (
+        "too_few_alpha_words",
+        " ".join(["the", "1234", "5678"] * 20),
+        {},
+        {"alpha_word_fraction": 0.3333, "min": 0.8},
+    ),
+    (
+        "too_few_stop_words",
+        " ".join(["quick brown foxes jump over lazy dogs while cats"] * 7),
+        {},
+        {"stop_words": 0, "min": 2},
+    ),
     # C4 document rules
-    ("lorem_ipsum", LOREM, {}),
-    ("curly_bracket", BRACES, {"drop_curly_bracket": True}),
-    ("too_few_sentences", ENGLISH, {**C4_ONLY, "min_sentences": 6}),
-    ("no_lines_left", "Home | About | Contact\nMenu\nRead more...", {"c4_lines": True}),
+    ("lorem_ipsum", LOREM, {}, {}),
+    ("curly_bracket", BRACES, {"drop_curly_bracket": True}, {}),
+    ("too_few_sentences", ENGLISH, {**C4_ONLY, "min_sentences": 6}, {"sentences": 5, "min": 6}),
+    (
+        "no_lines_left",
+        "Home | About | Contact\nMenu\nRead more...",
+        {"c4_lines": True},
+        {"lines": 0, "min": 1},
+    ),
     # FineWeb
     (
         "too_few_punctuated_lines",
         "\n".join(f"A heading without a full stop {i}" for i in range(20)),
         FINEWEB_ONLY,
+        {"punctuated_line_fraction": 0.0, "min": 0.12},
     ),
-    ("too_many_short_lines", "\n".join(f"Short line {i}." for i in range(20)), FINEWEB_ONLY),
-    ("too_many_duplicate_line_chars", DUPLICATE_LINE, FINEWEB_ONLY),
+    (
+        "too_many_short_lines",
+        "\n".join(f"Short line {i}." for i in range(20)),
+        FINEWEB_ONLY,
+        {"short_line_fraction": 1.0, "max": 0.67},
+    ),
+    (
+        "too_many_duplicate_line_chars",
+        DUPLICATE_LINE,
+        FINEWEB_ONLY,
+        # 23 repeated characters over 437 + 46 non-newline characters
+        {"fineweb_duplicate_char_fraction": 0.04762, "max": 0.01},
+    ),
     (
         "too_many_list_lines",
         ENGLISH + "".join(f"- List item number {i} is long enough.\n" for i in range(3)),
         FINEWEB_ONLY,
+        {"list_line_fraction": 0.375, "max": 0.3},  # 3 of 8 lines
     ),
     # Gopher repetition
     (
         "duplicate_paragraphs",
         "\n\n".join(["Alpha one two", "Beta four five", "Alpha one two", "Alpha one two"]),
         REPETITION_ONLY,
+        {"duplicate_paragraph_fraction": 0.5, "max": 0.3},
     ),
     (
         "duplicate_paragraph_chars",
         "\n\n".join([LONG_LINE, "b1", "b2", "b3", "b4", LONG_LINE]),
         REPETITION_ONLY,
+        {"duplicate_paragraph_char_fraction": 0.4505, "max": 0.2},  # 82 of 182 characters
     ),
     (
         "duplicate_lines",
         "\n".join(["same line here", "x1 y1 z1", "same line here", "same line here", "x2 y2"]),
         REPETITION_ONLY,
+        {"duplicate_line_fraction": 0.4, "max": 0.3},
     ),
     (
         "duplicate_line_chars",
         "\n".join([LONG_LINE, "l1", "l2", "l3", "l4", LONG_LINE]),
         REPETITION_ONLY,
+        {"duplicate_line_char_fraction": 0.4633, "max": 0.2},  # 82 of 177 characters
     ),
-    ("top_2gram", " ".join(f"foo bar w{i}" for i in range(30)), REPETITION_ONLY),
-    ("top_3gram", top_ngram_doc(3, 10), REPETITION_ONLY),
-    ("top_4gram", top_ngram_doc(4, 16), REPETITION_ONLY),
-    *((f"duplicated_{n}gram", repeated_ngram_doc(n), REPETITION_ONLY) for n in range(5, 11)),
+    (
+        "top_2gram",
+        " ".join(f"foo bar w{i}" for i in range(30)),
+        REPETITION_ONLY,
+        {"top_2gram_char_fraction": 0.6923, "max": 0.2},  # 30 * 6 of 260 word characters
+    ),
+    (
+        "top_3gram",
+        top_ngram_doc(3, 10),
+        REPETITION_ONLY,
+        {"top_3gram_char_fraction": 0.1935, "max": 0.18},  # 10 * 12 of 10 * (12 + 50)
+    ),
+    (
+        "top_4gram",
+        top_ngram_doc(4, 16),
+        REPETITION_ONLY,
+        {"top_4gram_char_fraction": 0.1667, "max": 0.16},  # 10 * 16 of 10 * (16 + 80)
+    ),
+    # One repeated n-gram of 3 * (n - 1) + 40 characters among 40 * n filler characters.
+    *(
+        (
+            f"duplicated_{n}gram",
+            repeated_ngram_doc(n),
+            REPETITION_ONLY,
+            {f"duplicated_{n}gram_char_fraction": fraction, "max": bound},
+        )
+        for n, fraction, bound in [
+            (5, 0.1711, 0.15),
+            (6, 0.1571, 0.14),
+            (7, 0.1465, 0.13),
+            (8, 0.138, 0.12),
+            (9, 0.1311, 0.11),
+            (10, 0.1255, 0.1),
+        ]
+    ),
 ]
 
 
-@pytest.mark.parametrize(("reason", "text", "config"), RULE_CASES)
-def test_rule_gives_its_reason(reason: str, text: str, config: dict) -> None:
-    assert verdict(text, **config) == reason
+@pytest.mark.parametrize(("reason", "text", "config", "details"), RULE_CASES)
+def test_rule_gives_its_reason_and_details(
+    reason: str, text: str, config: dict, details: dict
+) -> None:
+    assert drop(text, **config) == Drop(reason, details)
 
 
 def test_every_reason_has_a_case_and_is_listed() -> None:
-    covered = {reason for reason, _, _ in RULE_CASES}
+    covered = {reason for reason, _, _, _ in RULE_CASES}
     assert covered == set(REASONS)
     assert len(REASONS) == len(set(REASONS))
     assert all(reason.replace("_", "").isalnum() and reason.islower() for reason in REASONS)
+
+
+@pytest.mark.parametrize(("reason", "text", "config"), [case[:3] for case in RULE_CASES])
+def test_details_name_the_setting_that_holds_the_bound(
+    reason: str, text: str, config: dict
+) -> None:
+    """``{measure: value, "max": bound}`` where ``max_<measure>`` is the config field set to
+    ``bound`` (or ``min``); rules without a setting are the documented exceptions."""
+    if reason in ("lorem_ipsum", "curly_bracket", "no_lines_left"):
+        return
+    details = drop(text, **config).details
+    (side,) = {"min", "max"} & set(details)
+    (measure,) = set(details) - {side, "symbol"}
+    settings = HeuristicsConfig(**config)
+    assert getattr(settings, f"{side}_{measure}") == details[side]
 
 
 # -- ordinary prose is kept ------------------------------------------------------------------
@@ -310,8 +425,8 @@ def test_c4_cleaning_runs_only_when_enabled() -> None:
     cleaned = cleaner.clean(C4_PAGE)
     assert cleaned == c4_clean_lines(C4_PAGE, HeuristicsConfig())
     assert cleaner(cleaned) is KEEP
-    assert HeuristicFilter(HeuristicsConfig(**C4_ONLY, min_sentences=7))(cleaned) == (
-        "too_few_sentences"
+    assert HeuristicFilter(HeuristicsConfig(**C4_ONLY, min_sentences=7))(cleaned) == Drop(
+        "too_few_sentences", {"sentences": 6, "min": 7}
     )
 
 
@@ -343,6 +458,7 @@ def test_ngram_chars_match_datatrove_reference() -> None:
     rng = random.Random(7)
     documents = [content_words(text.split()) for text in (ENGLISH, LONGER)]
     documents += [repeated_ngram_doc(n).split() for n in (5, 8)]
+    documents.append(words(40) * 3)  # the scan crosses its limits long before the exact value
     for _ in range(300):
         vocabulary = rng.choice([2, 3, 6, 50])
         documents.append(
@@ -358,6 +474,23 @@ def test_ngram_chars_match_datatrove_reference() -> None:
         limits = {n: rng.choice([0.0, 0.05, 0.1, 0.3, 1.0]) for n in range(2, 11)}
         for n, chars, total in ngram_repetition_chars(tokens, 10, limits):
             assert (chars > limits[n] * total) == (expected[n] > limits[n] * total)
+            if chars > limits[n] * total:  # what a removal records: the exact value
+                assert chars == expected[n]
+
+
+def test_recorded_ngram_fraction_is_the_exact_one() -> None:
+    """Three copies of 40 distinct words: the second and third copies repeat every 5-gram, so
+    2/3 of the characters are in repeated 5-grams; the scan's limit (15%) is crossed early,
+    yet the recorded value is the limit-free one."""
+    tokens = words(40) * 3
+    total = sum(map(len, tokens))
+    exact = reference_duplicated(tokens, 5)
+    assert exact == 2 * total // 3
+    scanned = {n: chars for n, chars, _ in ngram_repetition_chars(tokens, 10, {5: 0.15})}
+    assert scanned[5] == exact
+    assert drop(" ".join(tokens), **REPETITION_ONLY) == Drop(
+        "duplicated_5gram", {"duplicated_5gram_char_fraction": 0.6667, "max": 0.15}
+    )
 
 
 def test_hundred_thousand_words_are_fast() -> None:

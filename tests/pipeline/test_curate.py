@@ -91,7 +91,8 @@ def test_removed_text_is_redacted_and_examples_listed(tmp_path):
     assert removed["reason"] == "too_few_words"
     assert removed["text"] == "mail <EMAIL> now"
     assert report["examples"]["too_few_words"] == [
-        {"id": "short", "stage": "heuristics", "text": "mail <EMAIL> now"}]
+        {"id": "short", "stage": "heuristics", "text": "mail <EMAIL> now",
+         "details": {"words": 3, "min": 50}}]
 
 
 def test_in_memory_and_multi_processing_runs_write_identical_bytes(tmp_path):
