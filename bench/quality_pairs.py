@@ -381,13 +381,17 @@ BEFORE = {"lr": 0.1, "epoch": 5}
 """winnow's training defaults until issue 12 (d83f599), which are fastText's own."""
 
 
-def variants(grid: bool, autotune: int) -> list[tuple[str, object]]:
+def variants(grid: bool, autotune: int, model_sizes: bool) -> list[tuple[str, object]]:
     """(name, TrainSettings) to compare: the defaults before issue 12, the defaults of the code
-    under test, then the lr x epoch grid and fastText's autotune when asked."""
+    under test, then smaller models, the lr x epoch grid and fastText's autotune when asked."""
     from filters.quality import TrainSettings
 
     chosen = [("before (lr 0.1, epoch 5)", TrainSettings(**BEFORE)),
               ("defaults", TrainSettings())]
+    if model_sizes:
+        chosen += [(f"defaults, dim {dim}, bucket {bucket:,}",
+                    TrainSettings(dim=dim, bucket=bucket))
+                   for dim, bucket in ((32, 200_000), (16, 20_000))]
     if grid:
         chosen += [(f"lr {lr:g}, epoch {epoch}", TrainSettings(lr=lr, epoch=epoch))
                    for lr in (0.1, 0.5, 1.0, 2.0) for epoch in (5, 25, 50)
@@ -407,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="store_true", help="also an lr x epoch grid")
     parser.add_argument("--autotune", type=int, default=0, metavar="SECONDS",
                         help="also fastText's autotune with this budget")
+    parser.add_argument("--model-sizes", action="store_true",
+                        help="also the defaults with smaller dim and bucket")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write every result here")
     parser.add_argument("--write-fixture", metavar="FILE",
@@ -438,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(test['hq'])}/{len(test['lq'])} held out; length-only held-out accuracy"
                   f" {summary['length_only']['words']:.3f} (words), "
                   f"{summary['length_only']['chars']:.3f} (chars)", flush=True)
-            for label, settings in variants(args.grid, args.autotune):
+            for label, settings in variants(args.grid, args.autotune, args.model_sizes):
                 with tempfile.TemporaryDirectory(prefix="winnow-quality-bench-") as workdir:
                     result = run_trial(train, test, settings, workdir)
                 results.append({**summary, "train": {k: len(v) for k, v in train.items()},

@@ -236,11 +236,13 @@ class TrainSettings:
     word_ngrams: int = 2
     """Longest word n-gram used as a feature (DCLM uses bigrams)."""
     epoch: int = 25
-    """Passes over the training data. fastText's default of 5 (with lr 0.1) is meant for
-    hundreds of thousands of lines: on a few hundred to a few thousand documents per class it
-    leaves every score near 0.5 or at the class prior (bench/quality_pairs.py). 25 passes at lr
-    1.0 is fastText's own tutorial setting for small sets, and reached 0.98-1.00 held-out accuracy
-    on three independent pairs from 300 to 2,000 documents per class."""
+    """Passes over the training data. fastText's defaults (5 passes at lr 0.1) are made for
+    hundreds of thousands of lines; on a few hundred documents per class they leave every score
+    at 0.50, or at the class prior (bench/quality_pairs.py, BENCHMARKS.md "Quality classifier on
+    independent pairs"). 25 passes at lr 1.0, fastText's tutorial setting for small sets, gave
+    0.99-1.00 held-out accuracy on three independent pairs at 300 to 2,000 documents per class,
+    and 0.96-0.99 at 50 to 100, where 5 passes at lr 1.0 gave 0.70-0.98, mostly flat scores.
+    Training time grows in proportion; with far more documents, fewer passes may do."""
     lr: float = 1.0
     """Learning rate (see ``epoch``)."""
     dim: int = 100
@@ -306,9 +308,9 @@ class WeakModelError(ValueError):
 
 
 WEAK_MODEL_ADVICE = (
-    "Give more documents per class, train longer or faster (--epoch, --lr), and check that "
-    "--positive and --negative hold different kinds of text with no mix-up between them; "
-    "--allow-weak saves the model anyway")
+    "Give more documents per class (or a larger --validation-fraction), train longer or "
+    "faster (--epoch, --lr), and check that --positive and --negative hold different kinds of "
+    "text with no mix-up between them; --allow-weak saves the model anyway")
 
 
 def _prepared(texts: Iterable[str], max_chars: int) -> tuple[list[str], int]:
@@ -549,9 +551,9 @@ def weak_model_reasons(metrics: dict, settings: TrainSettings) -> list[str]:
             f"chance: use more documents or a larger --validation-fraction")
     elif chance["p_value"] >= settings.significance:
         reasons.append(
-            f"validation accuracy {metrics['accuracy']:.3f} is no better than always guessing "
-            f"the larger class ({chance['majority_rate']:.3f}; binomial p = "
-            f"{chance['p_value']:.2g} >= {settings.significance:g})")
+            f"validation accuracy {metrics['accuracy']:.3f} on {total} documents is not shown "
+            f"to beat always guessing the larger class ({chance['majority_rate']:.3f}; "
+            f"one-sided binomial p = {chance['p_value']:.2g} >= {settings.significance:g})")
     if metrics["score_gap"] < settings.min_score_gap:
         reasons.append(
             f"scores barely spread: mean P(hq) {metrics['scores']['hq']['mean']:.3f} on hq and "
