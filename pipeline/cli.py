@@ -88,21 +88,25 @@ def _add_quality(commands) -> None:
         "train", help="train a classifier from good and bad example documents",
         description="Train a fastText classifier (__label__hq vs __label__lq) on documents read "
                     "like curate's inputs and normalized the same way; hold out a validation "
-                    "split, print its precision, recall and accuracy, and write MODEL and "
-                    "MODEL.metrics.json. Use MODEL as quality.model in the curate config.")
+                    "split and print its precision, recall and accuracy at the default "
+                    "threshold, each class's score distribution and the threshold that reaches "
+                    "--target-precision; write MODEL and MODEL.metrics.json. A model no better "
+                    "than chance, or whose scores barely spread, is refused (exit 2, nothing "
+                    "written to MODEL). Use MODEL as quality.model in the curate config.")
     train.add_argument("--positive", nargs="+", required=True, metavar="FILE",
                        help="high-quality examples (files, folders or globs; any curate format)")
     train.add_argument("--negative", nargs="+", required=True, metavar="FILE",
                        help="low-quality examples, e.g. raw crawl")
     train.add_argument("--output", required=True, metavar="MODEL", help="model file to write")
     train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
+    train.add_argument("--allow-weak", action="store_true",
+                       help="save a model that fails the chance or score-spread checks anyway "
+                            "(its metrics list why it is weak)")
     _add_dataclass_options(train, TrainSettings)
     train.set_defaults(run=_run_quality_train)
 
 
 def _run_quality_train(args, _extra: list[str]) -> int:
-    import json
-
     from filters.quality import TrainSettings, train_quality_model
     from pipeline.curate import CurationError
     from pipeline.training_data import normalized_texts
@@ -111,14 +115,43 @@ def _run_quality_train(args, _extra: list[str]) -> int:
     try:
         positive = normalized_texts(args.positive, args.text_field)
         negative = normalized_texts(args.negative, args.text_field)
-        metrics = train_quality_model(positive, negative, args.output, settings)
+        metrics = train_quality_model(positive, negative, args.output, settings,
+                                      allow_weak=args.allow_weak)
     except (CurationError, ValueError) as error:
         print(f"winnow quality train: {error}", file=sys.stderr)
         return 2
-    shown = {key: metrics[key] for key in ("precision", "recall", "f1", "accuracy")}
-    print(json.dumps({**shown, "validation": metrics["validation"]}, indent=2))
+    print(_quality_summary(metrics))
+    if metrics["weak"]:
+        print(f"winnow quality train: warning: saved a weak model (--allow-weak): "
+              f"{'; '.join(metrics['weak'])}", file=sys.stderr)
     print(f"wrote {args.output} and {args.output}.metrics.json")
     return 0
+
+
+def _quality_summary(metrics: dict) -> str:
+    """The validation figures of a trained quality model as a few lines of text (all of them
+    are in MODEL.metrics.json)."""
+    validation, scores = metrics["validation"], metrics["scores"]
+    lines = [f"validation split ({validation['hq']} hq, {validation['lq']} lq) at threshold "
+             f"{metrics['threshold']:g}: accuracy {metrics['accuracy']:.3f}, precision "
+             f"{metrics['precision']:.3f}, recall {metrics['recall']:.3f}, F1 {metrics['f1']:.3f}",
+             "P(hq)    mean   " + "".join(f"p{float(q) * 100:<6.0f}" for q in
+                                          scores["hq"]["quantiles"]) +
+             "documents per 0.1 from 0 to 1"]
+    for label in ("hq", "lq"):
+        distribution = scores[label]
+        lines.append(f"  {label}    {distribution['mean']:.3f}  " +
+                     "".join(f"{value:<7.3f}" for value in distribution["quantiles"].values()) +
+                     " ".join(str(count) for count in distribution["histogram"]["counts"]))
+    chosen = metrics["threshold_for_precision"]
+    if chosen["threshold"] is None:
+        lines.append(f"no threshold reaches precision {chosen['target_precision']:g} on the "
+                     f"validation split")
+    else:
+        lines.append(f"threshold for precision {chosen['target_precision']:g}: "
+                     f"{chosen['threshold']:.3f} (keeps {chosen['hq_kept']:.1%} of hq and "
+                     f"{chosen['lq_kept']:.1%} of lq of the validation split)")
+    return "\n".join(lines)
 
 
 def _add_tokenizer(commands) -> None:

@@ -1,10 +1,16 @@
-"""Tests for filters.quality: training on toy data, scoring, verdicts, Pareto sampling."""
+"""Tests for filters.quality: training on toy data and on a small real fixture, refusal of weak
+models, validation metrics, scoring, verdicts, Pareto sampling."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import math
+import os
 import random
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +20,17 @@ from filters.quality import (
     QualityConfig,
     QualityScorer,
     TrainSettings,
+    WeakModelError,
+    binomial_tail,
     load_quality_model,
     pareto_draw,
     prepare_text,
     quality_verdict,
+    threshold_for_precision,
     train_quality_model,
 )
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "quality_pairs.jsonl.gz"
 
 # -- toy corpora ----------------------------------------------------------------------------
 
@@ -264,3 +275,169 @@ def test_train_settings_errors():
     bad = TrainSettings(word_ngrams=0, epoch=0, lr=-1, dim=0, min_count=0,
                         validation_fraction=1.0, seed=-1, max_chars=0, bucket=0).errors()
     assert len(bad) == 9
+    bad = TrainSettings(autotune_seconds=-1, significance=0.0, min_score_gap=1.5,
+                        target_precision=0.0).errors()
+    assert [problem.split()[0] for problem in bad] == [
+        "autotune_seconds", "significance", "target_precision", "min_score_gap"]
+
+
+# -- the real fixture: defaults that learn, weak models refused ---------------------------------
+# tests/filters/data/quality_pairs.jsonl.gz (written by ``python bench/quality_pairs.py
+# --write-fixture``): 200 hq windows (Debian Administrator's Handbook, GPL-2.0+ OR CC-BY-SA-3.0;
+# Linux kernel documentation, GPL-2.0) and 200 lq windows (SMS messages, MIT; gzip and findutils
+# Debian changelogs, GPL-3.0+ and GPL-2.0+) of 15..60 words, the same length distribution for
+# both classes; a quarter of each source held out as ``split: test``. Each record names its source
+# and licence.
+
+SMALL = {"bucket": 20_000, "dim": 16}  # a small model file; learning settings stay the defaults
+
+
+def fixture_texts(label: str, split: str) -> list[str]:
+    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    return [r["text"] for r in records if r["label"] == label and r["split"] == split]
+
+
+def held_out_accuracy(model: str) -> tuple[float, float, float]:
+    """(accuracy, share of hq kept, share of lq removed) on the fixture's test split, scored as
+    curation scores: QualityScorer and quality_verdict with the default QualityConfig."""
+    scorer, config = QualityScorer(model), QualityConfig(model=model)
+    kept = {label: [quality_verdict(scorer.score(text), f"{label}/{i}", config) is None
+                    for i, text in enumerate(fixture_texts(label, "test"))]
+            for label in ("hq", "lq")}
+    hq_kept = sum(kept["hq"]) / len(kept["hq"])
+    lq_removed = 1 - sum(kept["lq"]) / len(kept["lq"])
+    right = sum(kept["hq"]) + len(kept["lq"]) - sum(kept["lq"])
+    return right / (len(kept["hq"]) + len(kept["lq"])), hq_kept, lq_removed
+
+
+def test_default_settings_learn_a_real_length_matched_pair(tmp_path):
+    # fastText's own defaults (lr 0.1, 5 epochs; winnow's until issue 12) left every score at
+    # 0.50 on this fixture and removed under half of the held-out lq.
+    output = str(tmp_path / "quality.bin")
+    metrics = train_quality_model(fixture_texts("hq", "train"), fixture_texts("lq", "train"),
+                                  output, TrainSettings())
+    accuracy, hq_kept, lq_removed = held_out_accuracy(output)
+    assert accuracy >= 0.93 and hq_kept >= 0.9 and lq_removed >= 0.9
+    assert metrics["accuracy"] >= 0.85
+    assert metrics["score_gap"] > 0.6
+    assert metrics["weak"] == []
+
+
+def mixed_up(seed: int) -> tuple[list[str], list[str]]:
+    """Every fixture document, labelled at random."""
+    texts = fixture_texts("hq", "train") + fixture_texts("lq", "train")
+    random.Random(seed).shuffle(texts)
+    return texts[:len(texts) // 2], texts[len(texts) // 2:]
+
+
+@pytest.mark.parametrize("case", ["random labels", "identical classes"])
+def test_a_model_that_cannot_tell_the_classes_apart_is_refused(tmp_path, case):
+    if case == "random labels":
+        positive, negative = mixed_up(seed=0)
+    else:
+        positive = negative = fixture_texts("hq", "train") + fixture_texts("hq", "test")
+    output = tmp_path / "quality.bin"
+    with pytest.raises(WeakModelError) as refused:
+        train_quality_model(positive, negative, str(output), TrainSettings(**SMALL))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"refused to save a weak model to {output}: ")
+    assert "is not shown to beat always guessing the larger class" in message
+    assert "scores barely spread" in message
+    assert "--epoch" in message and "--allow-weak" in message
+    assert sorted(os.listdir(tmp_path)) == ["quality.bin.refused.json"]
+    written = json.loads((tmp_path / "quality.bin.refused.json").read_text())
+    assert written["weak"] == refused.value.metrics["weak"] and len(written["weak"]) == 2
+    assert written["allow_weak"] is False
+
+
+def test_allow_weak_saves_the_model_and_marks_it(tmp_path):
+    output = tmp_path / "quality.bin"
+    (tmp_path / "quality.bin.refused.json").write_text("{}")  # from an earlier refused run
+    metrics = train_quality_model(*mixed_up(seed=0), str(output), TrainSettings(**SMALL),
+                                  allow_weak=True)
+    assert len(metrics["weak"]) == 2 and metrics["allow_weak"] is True
+    assert json.loads((tmp_path / "quality.bin.metrics.json").read_text()) == metrics
+    assert sorted(os.listdir(tmp_path)) == ["quality.bin", "quality.bin.metrics.json"]
+    assert 0.0 <= QualityScorer(str(output)).score("any text") <= 1.0
+
+
+def test_a_validation_split_too_small_to_judge_is_refused(tmp_path):
+    hq, lq = fixture_texts("hq", "train")[:12], fixture_texts("lq", "train")[:12]
+    with pytest.raises(WeakModelError, match=r"validation split \(4 documents\) is too small"):
+        train_quality_model(hq, lq, str(tmp_path / "q.bin"),
+                            TrainSettings(validation_fraction=0.15, **SMALL))
+    assert not (tmp_path / "q.bin").exists()
+
+
+def test_metrics_give_score_distributions_and_the_precision_threshold(tmp_path):
+    output = str(tmp_path / "quality.bin")
+    settings = TrainSettings(target_precision=0.9, **SMALL)
+    metrics = train_quality_model(fixture_texts("hq", "train"), fixture_texts("lq", "train"),
+                                  output, settings)
+    validation = metrics["validation"]
+    for label in ("hq", "lq"):
+        distribution = metrics["scores"][label]
+        assert distribution["histogram"]["bin_edges"] == [i / 10 for i in range(11)]
+        assert sum(distribution["histogram"]["counts"]) == validation[label]
+        quantiles = list(distribution["quantiles"].values())
+        assert list(distribution["quantiles"]) == ["0.05", "0.25", "0.5", "0.75", "0.95"]
+        assert quantiles == sorted(quantiles) and 0.0 <= quantiles[0] <= quantiles[-1] <= 1.0
+    assert metrics["scores"]["hq"]["quantiles"]["0.5"] > 0.9 > 0.1 > (
+        metrics["scores"]["lq"]["quantiles"]["0.5"])
+    assert metrics["score_gap"] == pytest.approx(
+        metrics["scores"]["hq"]["mean"] - metrics["scores"]["lq"]["mean"], abs=1e-3)
+    assert metrics["threshold"] == QualityConfig().threshold == 0.5
+    confusion = metrics["confusion"]
+    assert metrics["accuracy"] == (confusion["true_positive"] + confusion["true_negative"]) / (
+        validation["hq"] + validation["lq"])
+    assert metrics["chance"]["p_value"] < 1e-6
+
+    # The precision threshold, recomputed from the saved model's validation scores.
+    chosen = metrics["threshold_for_precision"]
+    assert chosen["target_precision"] == 0.9 and chosen["precision"] >= 0.9
+    scorer = QualityScorer(output)
+    hq_scores = [scorer.score(t) for t in fixture_texts("hq", "train")]
+    lq_scores = [scorer.score(t) for t in fixture_texts("lq", "train")]
+    recomputed = threshold_for_precision(hq_scores, lq_scores, 0.9)
+    assert recomputed["precision"] >= 0.9 and 0.0 <= recomputed["threshold"] <= 1.0
+
+
+def test_threshold_for_precision_keeps_the_most_hq_at_the_target():
+    hq, lq = [0.9, 0.8, 0.4], [0.85, 0.3, 0.2]
+    # From the top: 0.9 (1/1 hq), 0.85 (1/2), 0.8 (2/3), 0.4 (3/4), 0.3 (3/5), 0.2 (3/6).
+    assert threshold_for_precision(hq, lq, 0.6) == {
+        "target_precision": 0.6, "threshold": 0.3, "precision": 0.6, "hq_kept": 1.0,
+        "lq_kept": 2 / 3}
+    assert threshold_for_precision(hq, lq, 0.7)["threshold"] == 0.4
+    assert threshold_for_precision(hq, lq, 0.95)["threshold"] == 0.9
+    # Tied scores are kept or dropped together: 0.5 keeps one hq and one lq (1/2), 0.1 all (2/3).
+    assert threshold_for_precision([0.5, 0.1], [0.5], 0.7) == {
+        "target_precision": 0.7, "threshold": None}
+
+
+def test_binomial_tail_is_exact():
+    assert binomial_tail(10, 10, 0.5) == pytest.approx(0.5 ** 10)
+    assert binomial_tail(0, 7, 0.3) == 1.0
+    expected = sum(math.comb(20, k) * 0.6 ** k * 0.4 ** (20 - k) for k in range(15, 21))
+    assert binomial_tail(15, 20, 0.6) == pytest.approx(expected, rel=1e-12)
+    assert binomial_tail(900, 1000, 0.5) < 1e-100
+
+
+def test_autotune_searches_settings_within_its_budget(tmp_path):
+    # What 2 s of search finds depends on the machine; only its record is checked here.
+    settings = TrainSettings(autotune_seconds=2, **SMALL)
+    metrics = train_quality_model(fixture_texts("hq", "train"), fixture_texts("lq", "train"),
+                                  str(tmp_path / "q.bin"), settings, allow_weak=True)
+    assert set(metrics["autotuned"]) >= {"lr", "epoch", "wordNgrams"}
+    assert metrics["autotuned"]["dim"] == 16
+    assert metrics["settings"]["autotune_seconds"] == 2
+
+
+def test_reruns_with_the_defaults_give_the_same_model(tmp_path):
+    first, again = str(tmp_path / "a.bin"), str(tmp_path / "b.bin")
+    for output in (first, again):
+        train_quality_model(fixture_texts("hq", "train"), fixture_texts("lq", "train"), output,
+                            replace(TrainSettings(**SMALL), seed=5))
+    assert Path(first).read_bytes() == Path(again).read_bytes()

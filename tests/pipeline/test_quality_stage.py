@@ -85,3 +85,69 @@ def test_an_unreadable_model_is_refused_before_the_run(tmp_path):
     with pytest.raises(CurationError, match="junk.bin"):
         run_curation([str(SAMPLE / "extra.jsonl")], str(tmp_path / "run"), config)
     assert not (tmp_path / "run").exists()
+
+
+# -- winnow quality train on the real fixture of tests/filters/test_quality.py -----------------
+
+FIXTURE = Path(__file__).resolve().parents[1] / "filters" / "data" / "quality_pairs.jsonl.gz"
+SMALL = ["--bucket", "20000", "--dim", "16"]
+
+
+def fixture_files(folder: Path) -> tuple[str, str]:
+    """hq.jsonl and lq.jsonl of the fixture's training split."""
+    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if '"split": "train"' in line]
+    for label in ("hq", "lq"):
+        chosen = [r for r in records if r["label"] == label]
+        (folder / f"{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    return str(folder / "hq.jsonl"), str(folder / "lq.jsonl")
+
+
+def test_train_prints_score_distributions_and_the_precision_threshold(tmp_path, capsys):
+    hq, lq = fixture_files(tmp_path)
+    output = tmp_path / "quality.bin"
+    code = main(["quality", "train", "--positive", hq, "--negative", lq, "--output",
+                 str(output), "--target-precision", "0.9", *SMALL])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    metrics = json.loads(Path(f"{output}.metrics.json").read_text())
+    assert metrics["accuracy"] > 0.85 and metrics["settings"]["target_precision"] == 0.9
+    validation, scores = metrics["validation"], metrics["scores"]
+    chosen = metrics["threshold_for_precision"]
+    assert chosen["target_precision"] == 0.9 and chosen["precision"] >= 0.9
+    lines = stdout.splitlines()
+    assert lines[0].startswith(f"validation split ({validation['hq']} hq, {validation['lq']} lq)"
+                               f" at threshold 0.5: accuracy {metrics['accuracy']:.3f}, ")
+    assert lines[1].split() == ["P(hq)", "mean", "p5", "p25", "p50", "p75", "p95", "documents",
+                                "per", "0.1", "from", "0", "to", "1"]
+    for line, label in zip(lines[2:4], ("hq", "lq"), strict=True):
+        distribution = scores[label]
+        assert line.split() == [label, f"{distribution['mean']:.3f}"] + [
+            f"{q:.3f}" for q in distribution["quantiles"].values()] + [
+            str(count) for count in distribution["histogram"]["counts"]]
+    assert lines[4] == (f"threshold for precision 0.9: {chosen['threshold']:.3f} (keeps "
+                        f"{chosen['hq_kept']:.1%} of hq and {chosen['lq_kept']:.1%} of lq of "
+                        f"the validation split)")
+    assert lines[5:] == [f"wrote {output} and {output}.metrics.json"]
+
+
+def test_train_refuses_a_weak_model_unless_allowed(tmp_path, capsys):
+    hq, _ = fixture_files(tmp_path)
+    output = tmp_path / "quality.bin"
+    # The same documents on both sides: nothing to learn.
+    code = main(["quality", "train", "--positive", hq, "--negative", hq, "--output",
+                 str(output), *SMALL])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"winnow quality train: refused to save a weak model to {output}: ")
+    assert "--allow-weak" in line
+    assert not output.exists() and not Path(f"{output}.metrics.json").exists()
+
+    code = main(["quality", "train", "--positive", hq, "--negative", hq, "--output",
+                 str(output), "--allow-weak", *SMALL])
+    captured = capsys.readouterr()
+    assert code == 0 and output.exists()
+    assert "warning: saved a weak model (--allow-weak)" in captured.err
+    assert json.loads(Path(f"{output}.metrics.json").read_text())["allow_weak"] is True
