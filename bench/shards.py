@@ -6,8 +6,9 @@
 
 A synthetic but realistically shaped shard set is built in a temporary folder: examples of
 20..125 tokens (uniform), A taking 1..n-1 of them, random ids below vocab 32,000 (uint16
-shards), labels 50/50, about 4 examples per source document, given to ``encode_shard`` as
-Python lists (what ``SentencePieceProcessor.encode`` returns).
+shards), labels 50/50, about 4 examples per source document (B from the next document when the
+label is 1, as NSP's random B), given to ``encode_shard`` as Python lists (what
+``SentencePieceProcessor.encode`` returns).
 
 (a) ``encode_shard`` + ``shard_info`` + plain file writes, in tokens/s (inputs built untimed);
 (b) ``ShardReader.batch`` over batches of 256 random example indices, fetching (A, B, label);
@@ -44,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from schemas.shards import (  # noqa: E402
     MANIFEST_FILE,
+    DocumentRef,
     ShardManifest,
     ShardReader,
     encode_shard,
@@ -69,8 +71,10 @@ def make_examples(rng: np.random.Generator, count: int, first_doc: int):
     for length, split, label in zip(lengths.tolist(), splits.tolist(), labels, strict=True):
         examples.append((ids[start:start + split], ids[start + split:start + length], label))
         start += length
-    doc_ids = [f"doc-{first_doc + i // 4:08d}" for i in range(count)]
-    return examples, doc_ids, int(lengths.sum())
+    documents = [DocumentRef(f"doc-{first_doc + i // 4:08d}", "bench.jsonl", first_doc + i // 4)
+                 for i in range(count + 4)]
+    pairs = [(documents[i], documents[i + 4 * label]) for i, label in enumerate(labels)]
+    return examples, pairs, int(lengths.sum())
 
 
 def build(directory: str, examples_total: int, shards: int, seed: int) -> tuple[float, float, int]:
@@ -80,11 +84,12 @@ def build(directory: str, examples_total: int, shards: int, seed: int) -> tuple[
     infos, tokens_total = [], 0
     for number in range(shards):
         count = min(per_shard, examples_total - number * per_shard)
-        examples, doc_ids, tokens = make_examples(rng, count, number * per_shard)
+        examples, pairs, tokens = make_examples(rng, count, number * per_shard)
         started = time.perf_counter()
-        encoded = encode_shard(examples, doc_ids, VOCAB, max_seq_len=MAX_SEQ_LEN)
+        encoded = encode_shard(examples, pairs, VOCAB, max_seq_len=MAX_SEQ_LEN)
         prefix = shard_prefix(number)
-        infos.append(shard_info(prefix, encoded, count, tokens, len(set(doc_ids))))
+        infos.append(shard_info(prefix, encoded, count, tokens,
+                                len({ref for pair in pairs for ref in pair})))
         encoded_at = time.perf_counter()
         for suffix, data in encoded.items():
             with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
