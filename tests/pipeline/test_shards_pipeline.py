@@ -235,6 +235,22 @@ def test_each_shard_lists_the_documents_of_its_a_and_b_segments(literal_run):
     assert (b_only > 0) == (objective == "nsp")
 
 
+def test_show_prints_where_examples_came_from(literal_run, capsys):
+    _, shards = literal_run
+    reader = ShardReader(shards)
+    assert main(["shards", "show", str(shards), "--start", "3", "-n", "1", "--provenance"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    a, b = reader.provenance(3)
+    assert out[0].startswith("#3 label=")
+    assert out[3:] == [f"  A from: {json.dumps(a._asdict())}",
+                       f"  B from: {json.dumps(b._asdict())}"]
+    assert '"input_file": "' in out[3] and '"input_position": ' in out[3]
+    assert main(["shards", "show", str(shards), "--start", "3", "-n", "1", "--provenance",
+                 "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["document_a"] == a._asdict() and line["document_b"] == b._asdict()
+
+
 @pytest.mark.parametrize("literal_run", ["nsp"], indirect=True)  # B refs cross documents
 def test_provenance_files_are_the_same_bytes_on_two_workers(literal_run, tmp_path):
     objective, shards = literal_run
