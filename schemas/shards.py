@@ -196,10 +196,11 @@ class DocumentRef(NamedTuple):
     """Its 0-based record index in that file (``Document.position``)."""
 
     def to_json(self) -> str:
-        """Its line of documents.jsonl, without the newline."""
-        return json.dumps({"id": self.id, "input_file": self.input_file,
-                           "input_position": self.input_position},
-                          ensure_ascii=True, separators=(",", ":"))
+        """Its line of documents.jsonl, without the newline: what ``json.dumps`` of the object
+        writes with ``ensure_ascii=True, separators=(",", ":")``, built from json's own string
+        encoder (a tenth of the time of ``json.dumps``, which a shard calls per document)."""
+        return (f'{{"id":{_json_string(self.id)},"input_file":{_json_string(self.input_file)},'
+                f'"input_position":{int(self.input_position)}}}')
 
     @classmethod
     def from_json(cls, line: str | bytes) -> DocumentRef:
@@ -209,6 +210,10 @@ class DocumentRef(NamedTuple):
             raise ValueError(f"expected an object with the keys {list(cls._fields)}, got "
                              f"{obj!r}"[:200])
         return document_ref(tuple(obj.values()))
+
+
+_json_string = json.encoder.encode_basestring_ascii
+"""A str as a JSON string literal, non-ASCII as \\uXXXX: the function ``json.dumps`` uses."""
 
 
 def document_ref(value: Sequence) -> DocumentRef:
@@ -238,18 +243,26 @@ def canonical_documents(documents: Sequence[DocumentRef], provenance: np.ndarray
                         ) -> tuple[tuple[DocumentRef, ...], np.ndarray]:
     """The refs that ``provenance`` (``(examples, 2)`` integer positions in ``documents``) names,
     sorted and without repeats, and ``provenance`` renumbered into them (uint32): the
-    documents.jsonl and provenance.npy of those examples. The work is per document, not per
-    example. ValueError on a position outside ``documents`` or a malformed ref."""
+    documents.jsonl and provenance.npy of those examples. Refs are checked once each, after
+    equal ones are merged: a ref per example costs a hash and a lookup, a document the rest.
+    ValueError on a position outside ``documents`` or a malformed ref."""
     provenance = np.asarray(provenance)
     if provenance.ndim != 2 or provenance.shape[1] != 2 or provenance.dtype.kind not in "iu":
         raise ValueError(f"provenance must be integers of shape (examples, 2), got "
                          f"{provenance.dtype} {provenance.shape}")
     if len(provenance) and (provenance.min() < 0 or provenance.max() >= len(documents)):
         raise ValueError(f"provenance names a document outside the {len(documents)} given")
-    used = np.unique(provenance)
-    refs = [document_ref(documents[position]) for position in used.tolist()]
-    table = sorted(set(refs))
-    line_of = {ref: line for line, ref in enumerate(table)}
+    named = np.zeros(len(documents), dtype=bool)
+    named[provenance.reshape(-1)] = True
+    used = np.flatnonzero(named)  # sorted, distinct; O(examples), unlike np.unique
+    refs = [documents[position] for position in used.tolist()]
+    try:
+        distinct = set(refs)
+    except TypeError:  # an unhashable value (a list): not a ref
+        raise ValueError("a document ref is an (id, input_file, input_position) tuple, got "
+                         f"{next(ref for ref in refs if not isinstance(ref, tuple))!r}") from None
+    table = sorted(document_ref(ref) for ref in distinct)
+    line_of = {ref: line for line, ref in enumerate(table)}  # equal tuples hash alike
     renumber = np.zeros(len(documents), dtype=PROVENANCE_DTYPE)
     renumber[used] = [line_of[ref] for ref in refs]
     return tuple(table), renumber[provenance]
@@ -263,10 +276,15 @@ def read_documents(path: str | os.PathLike) -> list[DocumentRef]:
 
 # --- index.npy and provenance.npy -------------------------------------------------------------
 
+def _npy_layout(row: np.dtype, rows: int) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of an array of ``rows`` rows of ``row``: INDEX_DTYPE gives a 1-D array,
+    _PROVENANCE_ROW (a subarray of two ids) a second dimension."""
+    return (row.base, (rows, *row.shape)) if row.subdtype else (row, (rows,))
+
+
 def _npy_header(row: np.dtype, rows: int) -> bytes:
-    """The .npy 1.0 preamble of ``rows`` rows of ``row`` (INDEX_DTYPE, or _PROVENANCE_ROW: two
-    ids), byte for byte as numpy writes it."""
-    descr, shape = (row.base, (rows, *row.shape)) if row.subdtype else (row, (rows,))
+    """The .npy 1.0 preamble of ``rows`` rows of ``row``, byte for byte as numpy writes it."""
+    descr, shape = _npy_layout(row, rows)
     text = (f"{{'descr': {np.lib.format.dtype_to_descr(descr)!r}, 'fortran_order': False, "
             f"'shape': {shape!r}, }}")
     padding = -(len(_NPY_MAGIC) + 2 + len(text) + 1) % _NPY_ALIGN
@@ -275,7 +293,7 @@ def _npy_header(row: np.dtype, rows: int) -> bytes:
 
 
 def _npy_bytes(rows: np.ndarray, row: np.dtype) -> bytes:
-    rows = np.ascontiguousarray(rows, dtype=row.base if row.subdtype else row)
+    rows = np.ascontiguousarray(rows, dtype=_npy_layout(row, len(rows))[0])
     return _npy_header(row, len(rows)) + rows.tobytes()
 
 
@@ -287,7 +305,7 @@ def _load_npy_bytes(data: bytes, row: np.dtype) -> np.ndarray:
 
 def _check_npy_rows(rows: np.ndarray, row: np.dtype, count: int, name: str) -> None:
     """ValueError unless ``rows`` holds ``count`` rows of ``row`` (as ``_npy_header`` says)."""
-    dtype, shape = (row.base, (count, *row.shape)) if row.subdtype else (row, (count,))
+    dtype, shape = _npy_layout(row, count)
     if rows.dtype != dtype or rows.shape != shape:
         raise ValueError(f"{name}: holds {rows.dtype} {rows.shape}, expected {dtype} {shape}")
 
