@@ -12,10 +12,10 @@ Groups bound memory (one group's examples at a time) and give NSP its pool of ot
 to draw random segments from. Documents are named by ``DocumentRef`` (id, input file, position)
 from tokenization on, so inputs that repeat ids pair and trace back correctly, and every example
 carries the refs of its A's and B's documents into the shard's provenance files. Examples are
-numbered by (group, document ref, example index), so every
-shard holds exactly ``examples_per_shard`` examples (the last one fewer) and the same input,
-config and seed give byte-identical shards on any runner and worker count. The format is
-specified in ``schemas.shards``.
+numbered by (group, document ref, example index), so every shard holds exactly
+``examples_per_shard`` examples (the last one fewer) and the same input, config and seed give
+byte-identical shards on any runner and worker count. The format is specified in
+``schemas.shards``.
 """
 
 from __future__ import annotations
