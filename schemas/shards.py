@@ -790,6 +790,9 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
         "label_counts": fields.counts("label_counts"),
         "files": fields.digests("files"),
     }
+    version = values["format_version"]
+    if version is not None and version != FORMAT_VERSION:  # its other fields mean other things
+        return None, [_version_problem(version)]
     checksum = fields.get("manifest_sha256", str)
     special = values["special_tokens"]
     if special is not None:
@@ -806,8 +809,6 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
     if problems or any(value is None for value in values.values()) or raw_shards is None:
         return None, problems
     # What later checks cannot work without (or must not touch) is fatal here.
-    if values["format_version"] != FORMAT_VERSION:
-        return None, [_version_problem(values["format_version"])]
     if values["token_dtype"] not in _TOKEN_DTYPES:
         return None, [f"token_dtype: expected one of {list(_TOKEN_DTYPES)}, "
                       f"got {values['token_dtype']!r}"]

@@ -545,6 +545,9 @@ def test_a_truncated_provenance_file(shard_dir):
 def test_shards_of_format_1_are_refused_by_name(shard_dir):
     obj = json.loads((shard_dir / MANIFEST_FILE).read_text())
     obj["format_version"] = 1
+    for shard in obj["shards"]:  # format 1's files
+        shard["files"] = {f"{shard['name']}.{suffix}": "0" * 64
+                          for suffix in ("tokens.bin", "index.npy", "sources.txt")}
     (shard_dir / MANIFEST_FILE).write_text(json.dumps(obj))
     message = ("manifest.json: format_version: this reader knows 2, got 1 (format 1 named a "
                "shard's documents by id only, without per-example provenance: write the shards "
