@@ -1,11 +1,14 @@
 """Token shards: encode + write speed, and ShardReader random access against a plain memmap.
 
     python bench/shards.py [--examples 200000] [--shards 4] [--batches 800] [--repeats 3]
+    python bench/shards.py --corpus ../shared/corpora/{linux-doc,python-doc,perl-doc}.jsonl.gz \
+        --tokenizer TOK.model [--objective sop|nsp] [--workers 2]
 
 A synthetic but realistically shaped shard set is built in a temporary folder: examples of
 20..125 tokens (uniform), A taking 1..n-1 of them, random ids below vocab 32,000 (uint16
-shards), labels 50/50, about 4 examples per source document, given to ``encode_shard`` as
-Python lists (what ``SentencePieceProcessor.encode`` returns).
+shards), labels 50/50, about 4 examples per source document (B from the next document when the
+label is 1, as NSP's random B), given to ``encode_shard`` as Python lists (what
+``SentencePieceProcessor.encode`` returns).
 
 (a) ``encode_shard`` + ``shard_info`` + plain file writes, in tokens/s (inputs built untimed);
 (b) ``ShardReader.batch`` over batches of 256 random example indices, fetching (A, B, label);
@@ -17,12 +20,21 @@ Python lists (what ``SentencePieceProcessor.encode`` returns).
 "collate" (the tokens also copied into a padded 256 x 128 int64 batch, as a collator does).
 The files are in the page cache (just written), so this measures lookup overhead, not the disk.
 Then ``verify_shards`` and ``shard_stats`` over the whole set.
+
+``--corpus``: shard writing on real text instead. A curation run with only normalize and the shards
+on (every document goes to the shards) and the given tokenizer (``winnow tokenizer train`` on the
+same files, so no training in the timed run), FnApiRunner multi_processing with ``--workers``;
+prints the wall time, the shards stage's own CPU seconds (sentences, tokens, pairs), the size of
+the shard folder by kind of file, and ``verify_shards``'s time. Uses only ``run_curation`` and the
+config, so the same script measures older trees (``PYTHONPATH=OLD_TREE python bench/shards.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from schemas.shards import (  # noqa: E402
     MANIFEST_FILE,
+    DocumentRef,
     ShardManifest,
     ShardReader,
     encode_shard,
@@ -58,8 +71,10 @@ def make_examples(rng: np.random.Generator, count: int, first_doc: int):
     for length, split, label in zip(lengths.tolist(), splits.tolist(), labels, strict=True):
         examples.append((ids[start:start + split], ids[start + split:start + length], label))
         start += length
-    doc_ids = [f"doc-{first_doc + i // 4:08d}" for i in range(count)]
-    return examples, doc_ids, int(lengths.sum())
+    documents = [DocumentRef(f"doc-{first_doc + i // 4:08d}", "bench.jsonl", first_doc + i // 4)
+                 for i in range(count + 4)]
+    pairs = [(documents[i], documents[i + 4 * label]) for i, label in enumerate(labels)]
+    return examples, pairs, int(lengths.sum())
 
 
 def build(directory: str, examples_total: int, shards: int, seed: int) -> tuple[float, float, int]:
@@ -69,11 +84,12 @@ def build(directory: str, examples_total: int, shards: int, seed: int) -> tuple[
     infos, tokens_total = [], 0
     for number in range(shards):
         count = min(per_shard, examples_total - number * per_shard)
-        examples, doc_ids, tokens = make_examples(rng, count, number * per_shard)
+        examples, pairs, tokens = make_examples(rng, count, number * per_shard)
         started = time.perf_counter()
-        encoded = encode_shard(examples, doc_ids, VOCAB, max_seq_len=MAX_SEQ_LEN)
+        encoded = encode_shard(examples, pairs, VOCAB, max_seq_len=MAX_SEQ_LEN)
         prefix = shard_prefix(number)
-        infos.append(shard_info(prefix, encoded, count, tokens, len(set(doc_ids))))
+        infos.append(shard_info(prefix, encoded, count, tokens,
+                                len({ref for pair in pairs for ref in pair})))
         encoded_at = time.perf_counter()
         for suffix, data in encoded.items():
             with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
@@ -126,6 +142,49 @@ def best_of(repeats: int, runs: dict) -> dict[str, float]:
     return best
 
 
+CURATION_STAGES_OFF = ("heuristics", "language", "exact_dedup", "quality", "near_dedup", "pii")
+
+
+def corpus_run(args: argparse.Namespace) -> None:
+    from pipeline.curate import run_curation
+    from schemas.config import config_from_dict
+
+    config = config_from_dict({
+        **{stage: {"enabled": False} for stage in CURATION_STAGES_OFF},
+        "tokenizer": {"model": args.tokenizer},
+        "pairs": {"objective": args.objective},
+    })
+    beam_args = (["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+                 if args.workers else [])
+    output = args.output or tempfile.mkdtemp(prefix="winnow-bench-shards-")
+    try:
+        started = time.monotonic()
+        report = run_curation(args.corpus, output, config, beam_args, overwrite=True)
+        wall = time.monotonic() - started
+        shards_dir = os.path.join(output, "shards")
+        sizes: dict[str, int] = collections.Counter()
+        for name in os.listdir(shards_dir):
+            kind = name.split(".", 1)[1] if name.startswith("shard-") else name
+            sizes[kind] += os.path.getsize(os.path.join(shards_dir, name))
+        started = time.perf_counter()
+        problems = verify_shards(shards_dir)
+        verify_seconds = time.perf_counter() - started
+    finally:
+        if not args.output:
+            shutil.rmtree(output, ignore_errors=True)
+    stage = next(s for s in report["stages"] if s["name"] == "shards")
+    shards = report["shards"]
+    total = sum(sizes.values())
+    print(f"corpus: {report['documents']['input']:,} documents, {stage['bytes_in'] / 1e6:.1f} MB; "
+          f"objective {args.objective}; workers: {args.workers or 'in-memory'}")
+    print(f"shards: {shards['examples']:,} examples, {shards['tokens']:,} tokens, "
+          f"{shards['shards']} shard(s)")
+    print(f"wall {wall:.2f} s; shards stage CPU {stage['seconds']:.2f} s")
+    print(f"shard folder {total:,} bytes: " + ", ".join(
+        f"{kind} {size:,}" for kind, size in sorted(sizes.items())))
+    print(f"verify_shards {verify_seconds:.2f} s; problems: {problems}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,7 +193,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=800, help="random batches of 256 read")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds (best is kept)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus", nargs="+", metavar="FILE",
+                        help="measure shard writing in a curation run on these files instead")
+    parser.add_argument("--tokenizer", help="--corpus: the SentencePiece model to use")
+    parser.add_argument("--objective", default="sop", choices=("sop", "nsp"))
+    parser.add_argument("--workers", type=int, default=2,
+                        help="--corpus: DirectRunner multi_processing workers; 0 runs in memory")
+    parser.add_argument("--output", help="--corpus: write the run here and keep it (default: a "
+                                         "temporary folder, deleted)")
     args = parser.parse_args()
+    if args.corpus:
+        if not args.tokenizer:
+            parser.error("--corpus needs --tokenizer (from winnow tokenizer train)")
+        corpus_run(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="winnow-shards-") as directory:
         encode_seconds, write_seconds, tokens = build(directory, args.examples, args.shards,

@@ -29,11 +29,16 @@ prediction (SOP) objective of ALBERT, minus ALBERT's bug:
 Every example has ``1 <= len(A)``, ``1 <= len(B)`` and ``len(A) + len(B) <= max_tokens``.
 Sentences with no tokens are ignored.
 
+Provenance: documents are named by ``DocumentRef`` (id, input file, position), unique even when
+inputs repeat ids, and every example records the document of ``A`` and the document of ``B``
+(the same for SOP and NSP label 0, the random other document for NSP label 1).
+
 Determinism: each document draws from its own ``random.Random`` seeded with the xxhash of
-``(seed, doc_id)`` (``document_rng``), and NSP groups are sorted by ``doc_id`` before anything
-is drawn, so the examples depend only on the inputs and the seed - not on the order documents
-arrive in, the runner or the number of workers. (``random.Random``'s ``random`` and
-``randrange``-based methods have produced the same sequences for a seed since Python 3.2.)
+``(seed, doc id)`` (``document_rng``; the id and not the whole ref, so that moving the input
+files does not change the examples), and NSP groups are sorted by ref before anything is drawn,
+so the examples depend only on the inputs and the seed - not on the order documents arrive in,
+the runner or the number of workers. (``random.Random``'s ``random`` and ``randrange``-based
+methods have produced the same sequences for a seed since Python 3.2.)
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import numpy as np
 import xxhash
 
 from filters.base import check_fraction
-from schemas.shards import UINT32_ARRAY_CODE
+from schemas.shards import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
 
 OBJECTIVES = ("sop", "nsp")
 
@@ -107,17 +112,21 @@ class PairExample:
     tokens_b: Sequence[int]
     label: int
     """0: original order (SOP) / true next (NSP); 1: swapped (SOP) / random ``B`` (NSP)."""
-    doc_id: str
+    doc_a: DocumentRef
     """The document ``A`` came from."""
+    doc_b: DocumentRef
+    """The document ``B`` came from: ``doc_a`` but for an NSP random ``B``."""
     index: int
-    """0-based number of the example within that document (ordering key)."""
+    """0-based number of the example within ``doc_a`` (ordering key)."""
 
 
 @dataclass(frozen=True, eq=False)
 class ExampleBlock:
     """Consecutive examples in columns, so that thousands move, slice and join as a few arrays
     instead of thousands of objects. Row ``i`` is ``tokens[starts[i]:starts[i] + lengths[i]]``,
-    ``A`` being its first ``lengths_a[i]`` ids; shapes ``(tokens,)`` uint32 and ``(rows,)``."""
+    ``A`` being its first ``lengths_a[i]`` ids; shapes ``(tokens,)`` uint32 and ``(rows,)``.
+    Provenance is held as the shard files hold it (``schemas.shards``): ``documents`` once each,
+    and two uint32 positions in it per row, so a block carries a ref per document, not per row."""
 
     tokens: np.ndarray
     lengths_a: np.ndarray
@@ -126,7 +135,11 @@ class ExampleBlock:
     """int64: ids of ``A`` and ``B`` together."""
     labels: np.ndarray
     """uint8: 0 or 1."""
-    doc_ids: tuple[str, ...]
+    documents: tuple[DocumentRef, ...]
+    """The documents the rows came from, sorted, each once, each named by a row."""
+    provenance: np.ndarray
+    """uint32, ``(rows, 2)``: positions in ``documents`` of each row's ``A`` and ``B``
+    document."""
 
     @classmethod
     def of(cls, examples: Sequence[PairExample]) -> ExampleBlock:
@@ -137,16 +150,20 @@ class ExampleBlock:
         lengths_a = np.fromiter((len(e.tokens_a) for e in examples), np.int64, len(examples))
         lengths_b = np.fromiter((len(e.tokens_b) for e in examples), np.int64, len(examples))
         labels = np.fromiter((e.label for e in examples), np.uint8, len(examples))
+        documents = [ref for e in examples for ref in (e.doc_a, e.doc_b)]
         return cls(np.frombuffer(tokens, np.uint32), lengths_a, lengths_a + lengths_b, labels,
-                   tuple(e.doc_id for e in examples))
+                   *canonical_documents(documents, np.arange(len(documents)).reshape(-1, 2)))
 
     @classmethod
     def concat(cls, blocks: Sequence[ExampleBlock]) -> ExampleBlock:
         if not blocks:
             return cls.of([])
+        firsts = np.cumsum([0] + [len(b.documents) for b in blocks[:-1]])
+        provenance = np.concatenate([b.provenance.astype(np.int64) + first
+                                     for b, first in zip(blocks, firsts.tolist(), strict=True)])
         return cls(*(np.concatenate([getattr(b, name) for b in blocks])
                      for name in ("tokens", "lengths_a", "lengths", "labels")),
-                   tuple(doc_id for b in blocks for doc_id in b.doc_ids))
+                   *canonical_documents([ref for b in blocks for ref in b.documents], provenance))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -161,7 +178,7 @@ class ExampleBlock:
         last = int(starts[stop - 1] + self.lengths[stop - 1]) if stop > start else first
         return ExampleBlock(self.tokens[first:last], self.lengths_a[start:stop],
                             self.lengths[start:stop], self.labels[start:stop],
-                            self.doc_ids[start:stop])
+                            *canonical_documents(self.documents, self.provenance[start:stop]))
 
     def rows(self) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         """``(ids of A, ids of B, label)`` of each example, in order."""
@@ -276,39 +293,39 @@ def truncate_pair(tokens_a, tokens_b, max_tokens: int, rng) -> None:
 
 
 def sop_examples(
-    doc_id: str,
+    doc: DocumentRef,
     sentences: Sequence[Sequence[int]],
     config: PairsConfig,
     stats: PairStats | None = None,
 ) -> list[PairExample]:
     """Sentence-order examples of one document (its tokenized sentences, in order)."""
-    return _document_examples(doc_id, sentences, None, config, stats, nsp=False)
+    return _document_examples(doc, sentences, None, config, stats, nsp=False)
 
 
 def nsp_examples(
-    documents: Sequence[tuple[str, Sequence[Sequence[int]]]],
+    documents: Sequence[tuple[DocumentRef, Sequence[Sequence[int]]]],
     config: PairsConfig,
     stats: PairStats | None = None,
 ) -> list[PairExample]:
-    """Next-sentence examples of a group of ``(doc_id, sentences)`` documents.
+    """Next-sentence examples of a group of ``(ref, sentences)`` documents.
 
     Random ``B`` segments come from the other documents of the group. The group is sorted by
-    ``doc_id`` first, so its order does not matter; the examples come out by ``doc_id``, then
-    ``index``. Document ids must be unique within the group.
+    ref first, so its order does not matter; the examples come out by ref, then ``index``.
+    Refs must be unique within the group (ids may repeat).
     """
     group = []
-    ids = set()
-    for doc_id, sentences in sorted(documents, key=lambda document: document[0]):
-        if doc_id in ids:
-            raise ValueError(f"document id {doc_id!r} appears twice in the NSP group")
-        ids.add(doc_id)
-        group.append((doc_id, [s for s in sentences if len(s)]))
-    pool = [sentences for _, sentences in group if sentences]
+    refs = set()
+    for doc, sentences in sorted(documents, key=lambda document: document[0]):
+        if doc in refs:
+            raise ValueError(f"document {doc!r} appears twice in the NSP group")
+        refs.add(doc)
+        group.append((doc, [s for s in sentences if len(s)]))
+    pool = [(doc, sentences) for doc, sentences in group if sentences]
     examples: list[PairExample] = []
     position = 0  # of the current document in ``pool``
-    for doc_id, sentences in group:
+    for doc, sentences in group:
         others = _Others(pool, position if sentences else -1)
-        examples += _document_examples(doc_id, sentences, others, config, stats, nsp=True)
+        examples += _document_examples(doc, sentences, others, config, stats, nsp=True)
         position += bool(sentences)
     return examples
 
@@ -316,7 +333,8 @@ def nsp_examples(
 class _Others:
     """The non-empty documents of an NSP group except one, without copying the list."""
 
-    def __init__(self, pool: list[list[Sequence[int]]], excluded: int) -> None:
+    def __init__(self, pool: list[tuple[DocumentRef, list[Sequence[int]]]],
+                 excluded: int) -> None:
         self.pool = pool
         self.excluded = excluded
         self.size = len(pool) - (excluded >= 0)
@@ -324,7 +342,8 @@ class _Others:
     def __bool__(self) -> bool:
         return self.size > 0
 
-    def pick(self, rng: random.Random) -> list[Sequence[int]]:
+    def pick(self, rng: random.Random) -> tuple[DocumentRef, list[Sequence[int]]]:
+        """(ref, sentences) of a random other document."""
         index = rng.randrange(self.size)
         if 0 <= self.excluded <= index:
             index += 1
@@ -332,7 +351,7 @@ class _Others:
 
 
 def _document_examples(
-    doc_id: str,
+    doc: DocumentRef,
     sentences: Sequence[Sequence[int]],
     others: _Others | None,
     config: PairsConfig,
@@ -345,7 +364,7 @@ def _document_examples(
         stats.empty_documents += 1
         return []
     stats.documents += 1
-    rng = document_rng(config.seed, doc_id)
+    rng = document_rng(config.seed, doc.id)
     max_tokens = config.max_tokens
     target = max_tokens
     if rng.random() < config.short_seq_prob:
@@ -366,10 +385,11 @@ def _document_examples(
             else:
                 a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
                 tokens_a = joined(chunk[:a_end])
+                doc_b = doc
                 if others and (len(chunk) == 1 or rng.random() < 0.5):
                     if len(chunk) == 1:
                         stats.forced_random_next += 1
-                    other = others.pick(rng)
+                    doc_b, other = others.pick(rng)
                     tokens_b = joined([])
                     for sentence in other[rng.randrange(len(other)) :]:
                         tokens_b.extend(sentence)
@@ -392,7 +412,7 @@ def _document_examples(
                     stats.truncated += 1
                     stats.truncated_tokens += before - after
                 assert tokens_a and tokens_b and after <= max_tokens
-                example = PairExample(tokens_a, tokens_b, label, doc_id, len(examples))
+                example = PairExample(tokens_a, tokens_b, label, doc, doc_b, len(examples))
             if example is not None:
                 examples.append(example)
                 stats.examples += 1

@@ -240,12 +240,20 @@ def _add_shards(commands) -> None:
         description="Check every file of a shard folder against its manifest: sha256 sums, "
                     "sizes, index bounds, token ids below the vocabulary size, labels. Exits "
                     "non-zero with one line per problem, naming the file.")
-    show = actions.add_parser("show", help="print decoded examples",
-                              description="Print decoded examples of a shard folder.")
+    show = actions.add_parser(
+        "show", help="print decoded examples (and where they came from)",
+        description="Print decoded examples of a shard folder; with --provenance, also the "
+                    "documents segment A and segment B came from: id, input file and record "
+                    "position in it, e.g. 'winnow shards show DIR --start 1234 -n 1 "
+                    "--provenance'.")
     show.add_argument("-n", type=int, default=5, help="number of examples (default: 5)")
     show.add_argument("--start", type=int, default=0, help="first example index (default: 0)")
+    show.add_argument("--provenance", action="store_true",
+                      help="also print the refs (id, input_file, input_position) of the "
+                           "documents of A and of B")
     show.add_argument("--json", action="store_true",
-                      help="one JSON object per line: segment_a, segment_b, label, objective")
+                      help="one JSON object per line: segment_a, segment_b, label, objective "
+                           "(and document_a, document_b with --provenance)")
     stats = actions.add_parser("stats", help="counts, length histogram, label balance",
                                description="Print counts, the length histogram and the label "
                                            "balance of a shard folder.")
@@ -273,12 +281,16 @@ def _run_shards(args, _extra: list[str]) -> int:
         if args.action == "stats":
             print(json.dumps(shard_stats(folder), indent=2))
             return 0
-        for example in decode_examples(folder, args.n, args.start):
+        for example in decode_examples(folder, args.n, args.start, args.provenance):
             if args.json:
                 print(json.dumps(example, ensure_ascii=False))
-            else:
-                print(f"#{example['index']} label={example['label']} ({example['objective']})\n"
-                      f"  A: {example['segment_a']}\n  B: {example['segment_b']}")
+                continue
+            print(f"#{example['index']} label={example['label']} ({example['objective']})\n"
+                  f"  A: {example['segment_a']}\n  B: {example['segment_b']}")
+            if args.provenance:
+                for segment in ("a", "b"):
+                    print(f"  {segment.upper()} from: "
+                          f"{json.dumps(example['document_' + segment], ensure_ascii=False)}")
     except (OSError, ValueError) as error:
         print(f"winnow shards {args.action}: {error}", file=sys.stderr)
         return 2

@@ -5,13 +5,17 @@
               ─► group_to_docs: tokenized documents spread over groups by a seeded hash of id
               ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock
               ─► global example index (group offsets) ─► shard = index // examples_per_shard
-              ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,sources.txt}, manifest.json
+              ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,documents.jsonl,provenance.npy},
+                 manifest.json
 
 Groups bound memory (one group's examples at a time) and give NSP its pool of other documents
-to draw random segments from. Examples are numbered by (group, doc id, example index), so every
-shard holds exactly ``examples_per_shard`` examples (the last one fewer) and the same input,
-config and seed give byte-identical shards on any runner and worker count. The format is
-specified in ``schemas.shards``.
+to draw random segments from. Documents are named by ``DocumentRef`` (id, input file, position)
+from tokenization on, so inputs that repeat ids pair and trace back correctly, and every example
+carries the refs of its A's and B's documents into the shard's provenance files. Examples are
+numbered by (group, document ref, example index), so every shard holds exactly
+``examples_per_shard`` examples (the last one fewer) and the same input, config and seed give
+byte-identical shards on any runner and worker count. The format is specified in
+``schemas.shards``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from pipeline.writers import write_atomically
 from schemas.records import Document
 from schemas.shards import (
     MANIFEST_FILE,
+    DocumentRef,
     ShardManifest,
     encode_shard_columns,
     shard_info,
@@ -78,7 +83,8 @@ def read_model(path: str) -> bytes:
 
 
 class TokenizeFn(beam.DoFn):
-    """doc -> (group, (sort key, doc id, packed sentence ids)); stats on ``stats``.
+    """doc -> (group, (sort key, packed sentence ids)); stats on ``stats``. The sort key
+    (id, input file, position) is the document's ``DocumentRef``.
 
     Runs on each document where it is, before any grouping, so sentence splitting and
     tokenization (most of this stage's work) spread evenly over the workers."""
@@ -104,7 +110,7 @@ class TokenizeFn(beam.DoFn):
         stats.bytes_in += len(doc.text.encode("utf-8"))
         stats.seconds += time.perf_counter() - started
         groups = max(1, document_count // self.group_documents)
-        yield group_of(doc, self.seed, groups), (doc.sort_key, doc.id, *packed)
+        yield group_of(doc, self.seed, groups), (doc.sort_key, *packed)
 
     def _tokenizer_for(self, model_bytes: bytes) -> Tokenizer:
         """Loaded once per worker: the side input is usually the very same object, and
@@ -118,8 +124,8 @@ class TokenizeFn(beam.DoFn):
 
 
 class PairsFn(beam.DoFn):
-    """(group, tokenized docs) -> (group, ExampleBlock sorted by (doc id, index)); stats on
-    ``stats``. NSP draws its random ``B`` segments from the other documents of the group."""
+    """(group, tokenized docs) -> (group, ExampleBlock sorted by (document ref, index)); stats
+    on ``stats``. NSP draws its random ``B`` segments from the other documents of the group."""
 
     def __init__(self, pairs: PairsConfig):
         self.pairs = pairs
@@ -130,19 +136,19 @@ class PairsFn(beam.DoFn):
     def process(self, group_and_docs):
         group, docs = group_and_docs
         started = time.perf_counter()
-        tokenized = [(doc_id, unpack_sentences(tokens, lengths))
-                     for _, doc_id, tokens, lengths in sorted(docs, key=lambda d: d[0])]
+        tokenized = [(DocumentRef(*key), unpack_sentences(tokens, lengths))
+                     for key, tokens, lengths in sorted(docs, key=lambda d: d[0])]
         pair_stats = PairStats()
         if self.pairs.objective == "nsp":
             examples = nsp_examples(tokenized, self.pairs, pair_stats)
         else:
-            examples = [example for doc_id, sentences in tokenized
-                        for example in sop_examples(doc_id, sentences, self.pairs, pair_stats)]
-        examples.sort(key=lambda example: (example.doc_id, example.index))
+            examples = [example for doc, sentences in tokenized
+                        for example in sop_examples(doc, sentences, self.pairs, pair_stats)]
+        examples.sort(key=lambda example: (example.doc_a, example.index))
         block = ExampleBlock.of(examples)
         stats = self._stats.stage(STAGE)
         stats.seconds += time.perf_counter() - started
-        stats.documents_out += len(set(block.doc_ids))
+        stats.documents_out += len(np.unique(block.provenance[:, 0]))  # those with an A
         for name, value in pair_stats.as_dict().items():
             stats.tallies[name] += value
         bins = np.bincount(block.lengths // LENGTH_BIN) if len(block) else []
@@ -189,12 +195,13 @@ class WriteShardFn(beam.DoFn):
         index, pieces = shard_and_pieces
         block = ExampleBlock.concat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
         encoded = encode_shard_columns(block.tokens, block.lengths_a, block.lengths, block.labels,
-                                       block.doc_ids, vocab_size, max_seq_len=self.max_seq_len)
+                                       block.documents, block.provenance, vocab_size,
+                                       max_seq_len=self.max_seq_len)
         prefix = shard_prefix(index)
         for suffix, data in sorted(encoded.items()):
             write_atomically(f"{self.shards_dir}/{prefix}.{suffix}", data)
         yield shard_info(prefix, encoded, len(block), int(block.lengths.sum()),
-                         len(set(block.doc_ids)))
+                         len(block.documents))
 
 
 def group_of(doc: Document, seed: int, groups: int) -> int:

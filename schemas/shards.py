@@ -1,4 +1,4 @@
-"""Token shards: the on-disk format of pretraining examples (format_version 1).
+"""Token shards: the on-disk format of pretraining examples (format_version 2).
 
 This docstring is the specification of the format; everything else in this module implements it.
 
@@ -6,12 +6,13 @@ Folder
 ======
 A shard folder (``DIR/shards/``) holds exactly these files and nothing else::
 
-    manifest.json              what the folder holds, with the sha256 of every other file
-    tokenizer.model            the SentencePiece model the ids come from (name in the manifest)
-    shard-00000.tokens.bin     token ids of shard 0
-    shard-00000.index.npy      one row per example of shard 0
-    shard-00000.sources.txt    ids of the documents that fed shard 0
-    shard-00001.tokens.bin     ... and so on for every shard
+    manifest.json                 what the folder holds, with the sha256 of every other file
+    tokenizer.model               the SentencePiece model the ids come from (name in the manifest)
+    shard-00000.tokens.bin        token ids of shard 0
+    shard-00000.index.npy         one row per example of shard 0
+    shard-00000.documents.jsonl   the documents that fed shard 0, one DocumentRef a line
+    shard-00000.provenance.npy    per example: its A's and its B's line in documents.jsonl
+    shard-00001.tokens.bin        ... and so on for every shard
 
 Shards are named ``shard-%05d`` (``shard_prefix``) and numbered 0..n-1 with no gap, so that a
 lost shard is noticed. Every shard holds at least one example: an empty shard is never written.
@@ -55,20 +56,41 @@ the rows start at a multiple of 64 bytes; then ``N * 17`` bytes of rows. It load
 ``np.load(path, mmap_mode="r")``. Rows are contiguous: ``offset[0] == 0``,
 ``offset[i + 1] == offset[i] + length[i]`` and ``offset[N - 1] + length[N - 1] == tokens``.
 
-``<prefix>.sources.txt``
-========================
-UTF-8 text: every distinct id of a document that fed the shard, each followed by ``\\n``,
-sorted by code point of the (unescaped) id. An id is escaped so that it stays on one line and is
-valid UTF-8: ``\\`` becomes ``\\\\``, LF ``\\n``, CR ``\\r``, and a lone surrogate code point
-``\\uXXXX`` (4 lowercase hex digits); nothing else is escaped. Split the file on ``\\n`` only
-(not ``str.splitlines``, which also splits on other separators that ids may contain).
+``<prefix>.documents.jsonl``
+============================
+One line per document that fed the shard (through segment A or B of an example), each a JSON
+object with exactly these keys, in this order, then ``\\n``::
+
+    {"id":"doc-17","input_file":"data/part-3.jsonl.gz","input_position":41}
+
+That is ``DocumentRef.to_json``: ``json.dumps`` with ``separators=(",", ":")`` and
+``ensure_ascii=True``, so a line is ASCII (other characters, lone surrogates included, are
+``\\uXXXX`` escapes) and byte-identical to the serialization of its parsed value. The triple
+``(id, input_file, input_position)`` is a ``DocumentRef``: the document's id, the input file it
+was read from and its 0-based record index in that file (``Document.sort_key``), unique even
+when inputs repeat ids. Lines are sorted by that triple (strings by code point), without
+repeats, and every line is named by at least one row of provenance.npy.
+
+``<prefix>.provenance.npy``
+===========================
+A ``.npy`` 1.0 file of a C-order ``<u4`` array of shape ``(examples, 2)``: row ``i`` holds the
+0-based line numbers in documents.jsonl of the document segment A of example ``i`` came from
+and of the one B came from. winnow writes the same line twice for SOP examples and for NSP
+label 0 (B follows A in its document), and two different lines for NSP label 1 (B taken from
+another document). The header, padded like index.npy's, is::
+
+    {'descr': '<u4', 'fortran_order': False, 'shape': (N, 2), }
+
+then ``N * 8`` bytes. It loads with ``np.load(path, mmap_mode="r")``. It is a file of its own
+so that training, which never reads it, reads exactly what it would without it.
 
 ``manifest.json``
 =================
 A JSON object, written by ``ShardManifest.to_json`` (2-space indent, ASCII, this key order,
 trailing newline; a valid folder's manifest is byte-identical to that serialization)::
 
-    format_version    1
+    format_version    2 (1 had sources.txt, the distinct ids of a shard's documents, instead of
+                      documents.jsonl and provenance.npy)
     objective         "sop" | "nsp"
     max_seq_len       int >= 5; the trainer's sequence length, special tokens included
     vocab_size        int; every id < vocab_size; the tokenizer's piece count
@@ -81,11 +103,12 @@ trailing newline; a valid folder's manifest is byte-identical to that serializat
     label_counts      {"0": int, "1": int}, sum over shards
     files             {tokenizer_file: its sha256}
     shards            [{"name": "shard-00000", "examples": int, "tokens": int,
-                        "documents": int (lines of sources.txt),
+                        "documents": int (lines of documents.jsonl),
                         "label_counts": {"0": int, "1": int},
                         "files": {"shard-00000.tokens.bin": sha256,
                                   "shard-00000.index.npy": sha256,
-                                  "shard-00000.sources.txt": sha256}}, ...]
+                                  "shard-00000.documents.jsonl": sha256,
+                                  "shard-00000.provenance.npy": sha256}}, ...]
     manifest_sha256   sha256 of the UTF-8 bytes of json.dumps(the object without this key,
                       sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
@@ -104,22 +127,25 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 OBJECTIVES = ("sop", "nsp")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_TOKENS_PER_EXAMPLE = 3
 """``[CLS] A [SEP] B [SEP]``: an example holds at most ``max_seq_len - 3`` stored tokens."""
-SHARD_SUFFIXES = ("tokens.bin", "index.npy", "sources.txt")
-"""The three files of a shard, ``<prefix>.<suffix>``, and the keys of ``encode_shard``'s result."""
+SHARD_SUFFIXES = ("tokens.bin", "index.npy", "documents.jsonl", "provenance.npy")
+"""The four files of a shard, ``<prefix>.<suffix>``, and the keys of ``encode_shard``'s result."""
 
 INDEX_DTYPE = np.dtype(
     [("offset", "<u8"), ("length", "<u4"), ("length_a", "<u4"), ("label", "u1")])
 """One row of ``index.npy``: 17 bytes, packed."""
+PROVENANCE_DTYPE = np.dtype("<u4")
+"""The line numbers in provenance.npy, two per example (A's document, B's document)."""
+_PROVENANCE_ROW = np.dtype((PROVENANCE_DTYPE, (2,)))
 
 _TOKEN_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 _ARRAY_CODES = {2: "H", 4: "I" if array.array("I").itemsize == 4 else "L"}
@@ -149,86 +175,158 @@ def shard_prefix(index: int) -> str:
     return f"shard-{index:05d}"
 
 
-def shard_files(prefix: str) -> tuple[str, str, str]:
-    """The file names of a shard: tokens.bin, index.npy, sources.txt."""
+def shard_files(prefix: str) -> tuple[str, str, str, str]:
+    """The file names of a shard: tokens.bin, index.npy, documents.jsonl, provenance.npy."""
     return tuple(f"{prefix}.{suffix}" for suffix in SHARD_SUFFIXES)  # type: ignore[return-value]
 
 
-# --- sources.txt -------------------------------------------------------------------------------
+# --- documents.jsonl and provenance.npy -------------------------------------------------------
 
-_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
-_NEEDS_ESCAPE = re.compile("[\\\\\n\r\ud800-\udfff]")
-_ESCAPED = re.compile(r"\\(\\|n|r|u[0-9a-f]{4}|)")
+class DocumentRef(NamedTuple):
+    """Which input record a document is: unique even when inputs repeat ids. A tuple equal to
+    ``Document.sort_key`` (``DocumentRef(*doc.sort_key)``), so refs sort as documents do, and the
+    key of the document's row in the run's kept/ records (the ``id``, ``input_file`` and
+    ``input_position`` columns): from there, its text and the input record's fields (licence)."""
 
+    id: str
+    """The document's id (``Document.id``)."""
+    input_file: str
+    """The file it was read from (``Document.source``)."""
+    input_position: int
+    """Its 0-based record index in that file (``Document.position``)."""
 
-def escape_source_id(doc_id: str) -> str:
-    """One line of sources.txt for ``doc_id`` (without the newline)."""
-    return _NEEDS_ESCAPE.sub(
-        lambda m: _ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), doc_id)
+    def to_json(self) -> str:
+        """Its line of documents.jsonl, without the newline: what ``json.dumps`` of the object
+        writes with ``ensure_ascii=True, separators=(",", ":")``, built from json's own string
+        encoder (about a third of the time of ``json.dumps``; a shard calls it per document)."""
+        return (f'{{"id":{_json_string(self.id)},"input_file":{_json_string(self.input_file)},'
+                f'"input_position":{int(self.input_position)}}}')
 
-
-def unescape_source_id(line: str) -> str:
-    """Inverse of ``escape_source_id``; ValueError on an escape it never writes."""
-    def replace(match: re.Match) -> str:
-        code = match.group(1)
-        if code == "\\":
-            return "\\"
-        if code == "n":
-            return "\n"
-        if code == "r":
-            return "\r"
-        if code.startswith("u") and 0xD800 <= int(code[1:], 16) <= 0xDFFF:
-            return chr(int(code[1:], 16))
-        raise ValueError(f"invalid escape {match.group()!r}")
-
-    return _ESCAPED.sub(replace, line)
-
-
-# --- index.npy ---------------------------------------------------------------------------------
-
-_INDEX_DESCR = "[('offset', '<u8'), ('length', '<u4'), ('length_a', '<u4'), ('label', '|u1')]"
-assert _INDEX_DESCR == repr(np.lib.format.dtype_to_descr(INDEX_DTYPE))
+    @classmethod
+    def from_json(cls, line: str | bytes) -> DocumentRef:
+        """Parse a line of documents.jsonl; ValueError saying what is wrong with it."""
+        obj = _loads(line)
+        if not isinstance(obj, dict) or list(obj) != list(cls._fields):
+            raise ValueError(f"expected an object with the keys {list(cls._fields)}, got "
+                             f"{obj!r}"[:200])
+        return document_ref(tuple(obj.values()))
 
 
-def _npy_header(rows: int) -> bytes:
-    """The .npy 1.0 preamble of ``rows`` rows of INDEX_DTYPE, byte for byte as numpy writes it."""
-    text = f"{{'descr': {_INDEX_DESCR}, 'fortran_order': False, 'shape': ({rows},), }}"
+_json_string = json.encoder.encode_basestring_ascii
+"""A str as a JSON string literal, non-ASCII as \\uXXXX: the function ``json.dumps`` uses."""
+
+
+def document_ref(value: Sequence) -> DocumentRef:
+    """``value`` (a DocumentRef or an ``(id, input file, position)`` tuple such as
+    ``Document.sort_key``) as a DocumentRef; ValueError when a field has the wrong type."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        raise ValueError(f"a document ref is (id, input_file, input_position), got {value!r}")
+    doc_id, input_file, position = value
+    if not (isinstance(doc_id, str) and isinstance(input_file, str)
+            and isinstance(position, (int, np.integer)) and not isinstance(position, bool)
+            and position >= 0):
+        raise ValueError(f"a document ref is (str id, str input_file, int input_position >= 0),"
+                         f" got {value!r}")
+    return value if type(value) is DocumentRef and type(position) is int else DocumentRef(
+        doc_id, input_file, int(position))
+
+
+class ExampleProvenance(NamedTuple):
+    """The documents an example's segments came from (``ShardReader.provenance``)."""
+
+    a: DocumentRef
+    b: DocumentRef
+    """``a`` for SOP and NSP label 0; another document for NSP label 1."""
+
+
+def canonical_documents(documents: Sequence[DocumentRef], provenance: np.ndarray,
+                        ) -> tuple[tuple[DocumentRef, ...], np.ndarray]:
+    """The refs that ``provenance`` (``(examples, 2)`` integer positions in ``documents``) names,
+    sorted and without repeats, and ``provenance`` renumbered into them (uint32): the
+    documents.jsonl and provenance.npy of those examples. Refs are checked once each, after
+    equal ones are merged: a ref per example costs a hash and a lookup, a document the rest.
+    ValueError on a position outside ``documents`` or a malformed ref."""
+    provenance = np.asarray(provenance)
+    if provenance.ndim != 2 or provenance.shape[1] != 2 or provenance.dtype.kind not in "iu":
+        raise ValueError(f"provenance must be integers of shape (examples, 2), got "
+                         f"{provenance.dtype} {provenance.shape}")
+    if len(provenance) and (provenance.min() < 0 or provenance.max() >= len(documents)):
+        raise ValueError(f"provenance names a document outside the {len(documents)} given")
+    named = np.zeros(len(documents), dtype=bool)
+    named[provenance.reshape(-1)] = True
+    used = np.flatnonzero(named)  # sorted, distinct; O(examples), unlike np.unique
+    refs = [documents[position] for position in used.tolist()]
+    try:
+        distinct = set(refs)
+    except TypeError:  # an unhashable value (a list): not a ref
+        raise ValueError("a document ref is an (id, input_file, input_position) tuple, got "
+                         f"{next(ref for ref in refs if not isinstance(ref, tuple))!r}") from None
+    table = sorted(document_ref(ref) for ref in distinct)
+    line_of = {ref: line for line, ref in enumerate(table)}  # equal tuples hash alike
+    renumber = np.zeros(len(documents), dtype=PROVENANCE_DTYPE)
+    renumber[used] = [line_of[ref] for ref in refs]
+    return tuple(table), renumber[provenance]
+
+
+def read_documents(path: str | os.PathLike) -> list[DocumentRef]:
+    """The refs of a documents.jsonl file, in line order."""
+    with open(path, "rb") as handle:
+        return [DocumentRef.from_json(line) for line in handle.read().split(b"\n")[:-1]]
+
+
+# --- index.npy and provenance.npy -------------------------------------------------------------
+
+def _npy_layout(row: np.dtype, rows: int) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of an array of ``rows`` rows of ``row``: INDEX_DTYPE gives a 1-D array,
+    _PROVENANCE_ROW (a subarray of two ids) a second dimension."""
+    return (row.base, (rows, *row.shape)) if row.subdtype else (row, (rows,))
+
+
+def _npy_header(row: np.dtype, rows: int) -> bytes:
+    """The .npy 1.0 preamble of ``rows`` rows of ``row``, byte for byte as numpy writes it."""
+    descr, shape = _npy_layout(row, rows)
+    text = (f"{{'descr': {np.lib.format.dtype_to_descr(descr)!r}, 'fortran_order': False, "
+            f"'shape': {shape!r}, }}")
     padding = -(len(_NPY_MAGIC) + 2 + len(text) + 1) % _NPY_ALIGN
     text = text + " " * padding + "\n"
-    if len(text) > 0xFFFF:
-        raise ValueError("index.npy header too long")
     return _NPY_MAGIC + len(text).to_bytes(2, "little") + text.encode("ascii")
 
 
-def _index_bytes(rows: np.ndarray) -> bytes:
-    rows = np.ascontiguousarray(rows, dtype=INDEX_DTYPE)
-    return _npy_header(len(rows)) + rows.tobytes()
+def _npy_bytes(rows: np.ndarray, row: np.dtype) -> bytes:
+    rows = np.ascontiguousarray(rows, dtype=_npy_layout(row, len(rows))[0])
+    return _npy_header(row, len(rows)) + rows.tobytes()
 
 
-def _load_index_bytes(data: bytes) -> np.ndarray:
+def _load_npy_bytes(data: bytes, row: np.dtype) -> np.ndarray:
     rows = np.load(io.BytesIO(data), allow_pickle=False)
-    if rows.dtype != INDEX_DTYPE or rows.ndim != 1:
-        raise ValueError(f"index.npy holds {rows.dtype} {rows.shape}, expected 1-D INDEX_DTYPE")
+    _check_npy_rows(rows, row, len(rows), "the .npy bytes")
     return rows
+
+
+def _check_npy_rows(rows: np.ndarray, row: np.dtype, count: int, name: str) -> None:
+    """ValueError unless ``rows`` holds ``count`` rows of ``row`` (as ``_npy_header`` says)."""
+    dtype, shape = _npy_layout(row, count)
+    if rows.dtype != dtype or rows.shape != shape:
+        raise ValueError(f"{name}: holds {rows.dtype} {rows.shape}, expected {dtype} {shape}")
 
 
 # --- encoder -----------------------------------------------------------------------------------
 
 def encode_shard(
     examples: Iterable[tuple[Sequence[int], Sequence[int], int]],
-    doc_ids: Iterable[str],
+    example_documents: Sequence[tuple[DocumentRef, DocumentRef]],
     vocab_size: int,
     *,
     max_seq_len: int | None = None,
 ) -> dict[str, bytes]:
-    """The bytes of one shard's three files: ``{"tokens.bin", "index.npy", "sources.txt"}``.
+    """The bytes of one shard's four files, keyed by ``SHARD_SUFFIXES``.
 
     Pure and deterministic (same input, same bytes, on any machine); the caller writes the files
     as ``<prefix>.<key>``, e.g. under a temporary name renamed when complete. ``examples`` are
-    ``(ids of A, ids of B, label)``; ``doc_ids`` the ids of the documents they came from
-    (duplicates are fine). Raises ValueError on an empty shard, an empty segment, a label other
-    than 0/1, an id outside ``[0, vocab_size)``, or, when ``max_seq_len`` is given, an example
-    longer than ``max_seq_len - 3``.
+    ``(ids of A, ids of B, label)``; ``example_documents`` has one ``(A's document, B's
+    document)`` per example. Raises ValueError on an empty shard, an empty segment, a label other
+    than 0/1, an id outside ``[0, vocab_size)``, a missing or malformed document ref, or, when
+    ``max_seq_len`` is given, an example longer than ``max_seq_len - 3``.
     """
     dtype = token_dtype(vocab_size)
     # array.array holds 2 or 4 bytes per id (a list of ints would take about 36) and refuses
@@ -258,10 +356,14 @@ def encode_shard(
         labels.append(int(label))
     if sys.byteorder == "big":
         tokens.byteswap()  # the columns hold little-endian ids, as tokens.bin does
+    if any(len(pair) != 2 for pair in example_documents):
+        raise ValueError("example_documents: give (A's document, B's document) per example")
+    documents = [ref for pair in example_documents for ref in pair]
     return encode_shard_columns(
         np.frombuffer(tokens, dtype=dtype), np.frombuffer(lengths_a, dtype=np.int64),
         np.frombuffer(lengths, dtype=np.int64), np.frombuffer(labels, dtype=np.uint8),
-        doc_ids, vocab_size, max_seq_len=max_seq_len)
+        documents, np.arange(len(documents)).reshape(-1, 2), vocab_size,
+        max_seq_len=max_seq_len)
 
 
 def encode_shard_columns(
@@ -269,14 +371,17 @@ def encode_shard_columns(
     lengths_a: np.ndarray,
     lengths: np.ndarray,
     labels: np.ndarray,
-    doc_ids: Iterable[str],
+    documents: Sequence[DocumentRef],
+    provenance: np.ndarray,
     vocab_size: int,
     *,
     max_seq_len: int | None = None,
 ) -> dict[str, bytes]:
     """``encode_shard`` for examples already in columns, checked and packed with numpy:
-    ``tokens`` (all ids, example after example; any unsigned integer dtype), and per example
-    ``lengths_a`` (ids of ``A``), ``lengths`` (``A`` and ``B``) and ``labels``. The pipeline's
+    ``tokens`` (all ids, example after example; any unsigned integer dtype), per example
+    ``lengths_a`` (ids of ``A``), ``lengths`` (``A`` and ``B``) and ``labels``, and
+    ``provenance``, ``(examples, 2)`` positions in ``documents`` of A's and B's document (any
+    order, repeats and unused refs allowed: ``canonical_documents`` settles them). The pipeline's
     ``ExampleBlock`` is this shape, so a shard of 60,000 examples is packed in milliseconds
     rather than the half second a Python loop over its rows takes. Same checks, same bytes."""
     dtype = token_dtype(vocab_size)
@@ -314,19 +419,15 @@ def encode_shard_columns(
     rows["length"] = lengths
     rows["length_a"] = lengths_a
     rows["label"] = labels
-
-    ids = set()
-    for doc_id in doc_ids:
-        if not isinstance(doc_id, str):
-            raise ValueError(f"document ids must be str, got {doc_id!r}")
-        ids.add(doc_id)
-    if not ids:
-        raise ValueError("a shard needs the ids of the documents that fed it")
-    sources = "".join(escape_source_id(doc_id) + "\n" for doc_id in sorted(ids))
+    if len(provenance) != len(lengths):
+        raise ValueError(f"{len(lengths)} examples but {len(provenance)} rows of provenance "
+                         "(one (A's document, B's document) per example)")
+    table, lines = canonical_documents(documents, provenance)
     return {
         "tokens.bin": tokens.astype(dtype, copy=False).tobytes(),
-        "index.npy": _index_bytes(rows),
-        "sources.txt": sources.encode("utf-8"),
+        "index.npy": _npy_bytes(rows, INDEX_DTYPE),
+        "documents.jsonl": "".join(ref.to_json() + "\n" for ref in table).encode("ascii"),
+        "provenance.npy": _npy_bytes(lines, _PROVENANCE_ROW),
     }
 
 
@@ -352,11 +453,11 @@ class ShardInfo:
     examples: int
     tokens: int
     documents: int
-    """Distinct source documents (lines of sources.txt)."""
+    """Documents that fed the shard (lines of documents.jsonl)."""
     label_counts: dict[int, int]
     """``{0: examples with label 0, 1: examples with label 1}``."""
     files: dict[str, str]
-    """``{"<name>.tokens.bin": sha256, "<name>.index.npy": sha256, "<name>.sources.txt": ...}``."""
+    """``{"<name>.<suffix>": sha256}`` for each of ``SHARD_SUFFIXES``."""
 
     def to_obj(self) -> dict[str, Any]:
         return {
@@ -386,8 +487,9 @@ class ShardInfo:
         if self.tokens < 2 * self.examples:
             problems.append(f"{where}.tokens: {self.tokens} < 2 * examples ({self.examples}); "
                             "every segment has a token")
-        if self.documents < 1:
-            problems.append(f"{where}.documents: a shard comes from at least one document")
+        if not 1 <= self.documents <= 2 * self.examples:
+            problems.append(f"{where}.documents: {self.documents} not in [1, 2 * examples]: an "
+                            "example comes from one or two documents")
         if set(self.label_counts) != {0, 1}:
             problems.append(f"{where}.label_counts: expected labels 0 and 1")
         elif sum(self.label_counts.values()) != self.examples:
@@ -408,17 +510,19 @@ def shard_info(prefix: str, encoded: dict[str, bytes], examples: int, tokens: in
     label counts; the counts given are checked against the bytes (ValueError on a mismatch)."""
     if set(encoded) != set(SHARD_SUFFIXES):
         raise ValueError(f"expected the files {SHARD_SUFFIXES}, got {sorted(encoded)}")
-    rows = _load_index_bytes(encoded["index.npy"])
+    rows = _load_npy_bytes(encoded["index.npy"], INDEX_DTYPE)
     actual_tokens = int(rows["length"].sum(dtype=np.uint64))
     size = len(encoded["tokens.bin"])
-    actual_documents = encoded["sources.txt"].count(b"\n")
-    if len(rows) != examples:
-        raise ValueError(f"{prefix}: index.npy has {len(rows)} rows, examples={examples}")
+    actual_documents = encoded["documents.jsonl"].count(b"\n")
+    provenance_rows = len(_load_npy_bytes(encoded["provenance.npy"], _PROVENANCE_ROW))
+    if len(rows) != examples or provenance_rows != examples:
+        raise ValueError(f"{prefix}: index.npy has {len(rows)} rows, provenance.npy "
+                         f"{provenance_rows}, examples={examples}")
     if actual_tokens != tokens or size not in (2 * tokens, 4 * tokens):
         raise ValueError(f"{prefix}: index.npy and tokens.bin ({size} bytes) hold "
                          f"{actual_tokens} tokens, tokens={tokens}")
     if actual_documents != documents:
-        raise ValueError(f"{prefix}: sources.txt lists {actual_documents} ids, "
+        raise ValueError(f"{prefix}: documents.jsonl lists {actual_documents} documents, "
                          f"documents={documents}")
     counts = np.bincount(rows["label"], minlength=2)
     return ShardInfo(
@@ -513,8 +617,7 @@ class ShardManifest:
         """What is inconsistent in this manifest (not in the files it describes)."""
         problems = []
         if self.format_version != FORMAT_VERSION:
-            problems.append(f"format_version: this reader knows {FORMAT_VERSION}, "
-                            f"got {self.format_version}")
+            problems.append(_version_problem(self.format_version))
         if self.objective not in OBJECTIVES:
             problems.append(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
         if self.max_seq_len < SPECIAL_TOKENS_PER_EXAMPLE + 2:
@@ -561,6 +664,12 @@ class ShardManifest:
             problems.append(f"label_counts: {self.label_counts} != sum over shards "
                             f"{summed_labels}")
         return problems
+
+
+def _version_problem(version: int) -> str:
+    older = (" (format 1 named a shard's documents by id only, without per-example provenance: "
+             "write the shards again)" if version == 1 else "")
+    return f"format_version: this reader knows {FORMAT_VERSION}, got {version}{older}"
 
 
 def _plain_file_name(name: str) -> bool:
@@ -681,6 +790,9 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
         "label_counts": fields.counts("label_counts"),
         "files": fields.digests("files"),
     }
+    version = values["format_version"]
+    if version is not None and version != FORMAT_VERSION:  # its other fields mean other things
+        return None, [_version_problem(version)]
     checksum = fields.get("manifest_sha256", str)
     special = values["special_tokens"]
     if special is not None:
@@ -697,9 +809,6 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
     if problems or any(value is None for value in values.values()) or raw_shards is None:
         return None, problems
     # What later checks cannot work without (or must not touch) is fatal here.
-    if values["format_version"] != FORMAT_VERSION:
-        return None, [f"format_version: this reader knows {FORMAT_VERSION}, "
-                      f"got {values['format_version']}"]
     if values["token_dtype"] not in _TOKEN_DTYPES:
         return None, [f"token_dtype: expected one of {list(_TOKEN_DTYPES)}, "
                       f"got {values['token_dtype']!r}"]
@@ -742,10 +851,13 @@ def _load_sentencepiece(model: str | os.PathLike | bytes):
 def write_shard_set(directory: str | os.PathLike,
                     examples: Sequence[tuple[Sequence[int], Sequence[int], int]],
                     tokenizer_model: bytes, *, objective: str = "sop", max_seq_len: int = 128,
-                    examples_per_shard: int | None = None) -> ShardManifest:
+                    examples_per_shard: int | None = None,
+                    example_documents: Sequence[tuple[DocumentRef, DocumentRef]] | None = None,
+                    ) -> ShardManifest:
     """Write ``examples`` as a complete shard folder on local disk (plain writes, manifest
     last): for tools, tests and benchmarks. Curation writes through Beam instead
-    (``pipeline.shards``), atomically and to any filesystem."""
+    (``pipeline.shards``), atomically and to any filesystem. ``example_documents``: (A's
+    document, B's document) per example; by default a stand-in document per shard."""
     os.makedirs(directory, exist_ok=True)
     special_tokens = special_tokens_from_model(tokenizer_model)
     vocab_size = _piece_count(tokenizer_model)
@@ -753,10 +865,14 @@ def write_shard_set(directory: str | os.PathLike,
     infos = []
     for number, start in enumerate(range(0, len(examples), per_shard)):
         chunk = examples[start:start + per_shard]
+        stand_in = DocumentRef(f"doc-{number}", "write_shard_set", number)
+        documents = (example_documents[start:start + per_shard] if example_documents
+                     else [(stand_in, stand_in)] * len(chunk))
         prefix = shard_prefix(number)
-        encoded = encode_shard(chunk, [f"doc-{number}"], vocab_size, max_seq_len=max_seq_len)
+        encoded = encode_shard(chunk, documents, vocab_size, max_seq_len=max_seq_len)
         tokens = sum(len(a) + len(b) for a, b, _ in chunk)
-        infos.append(shard_info(prefix, encoded, len(chunk), tokens, 1))
+        infos.append(shard_info(prefix, encoded, len(chunk), tokens,
+                                len({ref for pair in documents for ref in pair})))
         for suffix, data in encoded.items():
             with open(os.path.join(directory, f"{prefix}.{suffix}"), "wb") as handle:
                 handle.write(data)
@@ -798,6 +914,7 @@ class ShardReader:
     Each shard's tokens.bin (with the manifest's dtype) and index.npy are mapped on first use;
     ``example`` returns views into the map, so reading never copies the corpus. Pickling (e.g. to
     DataLoader workers) sends the manifest only; each process maps the files again.
+    ``provenance`` reads documents.jsonl and provenance.npy, which training never opens.
     """
 
     def __init__(self, directory: str | os.PathLike, verify: bool = False):
@@ -812,9 +929,10 @@ class ShardReader:
         self._ends = np.cumsum(counts)
         self._starts = self._ends - counts
         self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._provenance: dict[int, tuple[list[DocumentRef], np.ndarray]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": {}}
+        return {**self.__dict__, "_maps": {}, "_provenance": {}}
 
     def __len__(self) -> int:
         return int(self._ends[-1])
@@ -824,7 +942,7 @@ class ShardReader:
         if opened is not None:
             return opened
         info = self.manifest.shards[shard]
-        tokens_file, index_file, _ = shard_files(info.name)
+        tokens_file, index_file, _, _ = shard_files(info.name)
         dtype = self.manifest.dtype
         tokens_path = os.path.join(self.directory, tokens_file)
         size = os.path.getsize(tokens_path)
@@ -834,9 +952,7 @@ class ShardReader:
         # Plain ndarray views of the maps: slicing an np.memmap subclass costs a Python call.
         tokens = np.memmap(tokens_path, dtype=dtype, mode="r").view(np.ndarray)
         index = np.load(os.path.join(self.directory, index_file), mmap_mode="r")
-        if index.dtype != INDEX_DTYPE or index.shape != (info.examples,):
-            raise ValueError(f"{index_file}: holds {index.dtype} {index.shape}, expected "
-                             f"{info.examples} rows of INDEX_DTYPE")
+        _check_npy_rows(index, INDEX_DTYPE, info.examples, index_file)
         opened = (tokens, index.view(np.ndarray))
         self._maps[shard] = opened
         return opened
@@ -859,6 +975,31 @@ class ShardReader:
                 label)
 
     __getitem__ = example
+
+    def provenance(self, i: int) -> ExampleProvenance:
+        """The documents segment A and segment B of global example ``i`` came from."""
+        shard, local = self._locate(int(i))
+        documents, lines = self._open_provenance(shard)
+        line_a, line_b = lines[local].tolist()
+        if max(line_a, line_b) >= len(documents):
+            raise ValueError(f"{shard_files(self.manifest.shards[shard].name)[3]}: row {local} "
+                             f"names line {max(line_a, line_b)}, documents.jsonl has "
+                             f"{len(documents)}")
+        return ExampleProvenance(documents[line_a], documents[line_b])
+
+    def _open_provenance(self, shard: int) -> tuple[list[DocumentRef], np.ndarray]:
+        opened = self._provenance.get(shard)
+        if opened is None:
+            info = self.manifest.shards[shard]
+            _, _, documents_file, provenance_file = shard_files(info.name)
+            documents = read_documents(os.path.join(self.directory, documents_file))
+            if len(documents) != info.documents:
+                raise ValueError(f"{documents_file}: {len(documents)} lines, the manifest says "
+                                 f"{info.documents} documents")
+            lines = np.load(os.path.join(self.directory, provenance_file), mmap_mode="r")
+            _check_npy_rows(lines, _PROVENANCE_ROW, info.examples, provenance_file)
+            opened = self._provenance[shard] = (documents, lines)
+        return opened
 
     def batch(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """``[self.example(i) for i in indices]``, with the index lookups vectorized."""
@@ -902,9 +1043,10 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
     Checks the manifest (readable, valid, canonical, checksum), every listed file (present,
     sha256), tokens.bin (size, every id < vocab_size), index.npy (header, rows, contiguous
     in-bounds offsets, 1 <= length_a < length <= max_seq_len - 3, labels, label counts),
-    sources.txt (UTF-8, escapes, sorted and distinct, count), the tokenizer (hash, piece count,
-    special token ids) and that the folder holds no unlisted file. Big files are read in chunks,
-    each once.
+    documents.jsonl (canonical refs, sorted and distinct, count), provenance.npy (header, rows,
+    every line number names a line of documents.jsonl, every line is named), the tokenizer (hash,
+    piece count, special token ids) and that the folder holds no unlisted file. Big files are
+    read in chunks, each once.
     """
     directory = os.fspath(directory)
     try:
@@ -926,10 +1068,11 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
     listed = {MANIFEST_FILE, manifest.tokenizer_file}
     for shard in manifest.shards:
         listed.update(shard.files)
-        tokens_file, index_file, sources_file = shard_files(shard.name)
+        tokens_file, index_file, documents_file, provenance_file = shard_files(shard.name)
         problems.extend(_check_tokens(directory, tokens_file, shard, manifest))
         problems.extend(_check_index(directory, index_file, shard, manifest))
-        problems.extend(_check_sources(directory, sources_file, shard))
+        problems.extend(_check_documents(directory, documents_file, shard))
+        problems.extend(_check_provenance(directory, provenance_file, shard))
     problems.extend(_check_tokenizer(directory, manifest))
     try:
         present = sorted(os.listdir(directory))
@@ -990,58 +1133,111 @@ def _check_tokens(directory: str, name: str, shard: ShardInfo,
     return problems
 
 
+class _NpyScan:
+    """One pass over a ``.npy`` file of ``count`` rows of ``row``: ``rows()`` yields its rows in
+    chunks (every byte hashed, also after a wrong header); ``problems(sha256)`` then gives the
+    file's own problems: missing, sha256, header, trailing bytes, row count."""
+
+    def __init__(self, directory: str, name: str, row: np.dtype, row_name: str, count: int):
+        self.path = os.path.join(directory, name)
+        self.name, self.row, self.row_name, self.count = name, row, row_name, count
+        self.digest = hashlib.sha256()
+        self.missing: str | None = None
+        self.header_ok = False
+        self.rows_read = self.trailing = 0
+        self.header_problem = ""
+
+    def rows(self) -> Iterator[np.ndarray]:
+        try:
+            handle = open(self.path, "rb")
+        except OSError as error:
+            self.missing = f"{self.name}: missing ({error.strerror or error})"
+            return
+        header = _npy_header(self.row, self.count)
+        with handle:
+            head = handle.read(len(header))
+            self.digest.update(head)
+            self.header_ok = head == header
+            if not self.header_ok:
+                head += handle.read(1 << 16)
+                self.header_problem = (f"{self.name}: not the .npy 1.0 header of {self.count} "
+                                       f"rows of {self.row_name} ({_describe_npy(head)})")
+                self.digest.update(head[len(header):])
+            step = max(_CHUNK_BYTES // self.row.itemsize, 1) * self.row.itemsize
+            while chunk := handle.read(step):
+                self.digest.update(chunk)
+                if self.header_ok:
+                    self.trailing = len(chunk) % self.row.itemsize  # only in the last chunk
+                    rows = np.frombuffer(chunk, dtype=self.row,
+                                         count=len(chunk) // self.row.itemsize)
+                    if len(rows):
+                        yield rows
+                        self.rows_read += len(rows)
+
+    def problems(self, sha256: str, content: list[str]) -> list[str]:
+        """The file's problems, with ``content`` (what the caller found in the rows, at most 20
+        shown) after the sha256 and header ones."""
+        if self.missing:
+            return [self.missing]
+        problems: list[str] = []
+        _check_digest(self.name, self.digest, sha256, problems)
+        if self.header_problem:
+            problems.append(self.header_problem)
+        problems.extend(content[:20])
+        if len(content) > 20:
+            problems.append(f"{self.name}: ... and {len(content) - 20} more row problems")
+        if self.trailing:
+            problems.append(f"{self.name}: {self.trailing} bytes after the last whole row")
+        if self.header_ok and self.rows_read != self.count:
+            problems.append(f"{self.name}: {self.rows_read} rows, the manifest says "
+                            f"{self.count} examples")
+        return problems
+
+    @property
+    def complete(self) -> bool:
+        """Every row was read and checked."""
+        return self.header_ok and not self.trailing and self.rows_read == self.count
+
+
 def _check_index(directory: str, name: str, shard: ShardInfo,
                  manifest: ShardManifest) -> list[str]:
-    path = os.path.join(directory, name)
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        return [f"{name}: missing ({error.strerror or error})"]
-    digest = hashlib.sha256()
-    header = _npy_header(shard.examples)
+    scan = _NpyScan(directory, name, INDEX_DTYPE, "INDEX_DTYPE", shard.examples)
     limit = manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE
     content: list[str] = []
-    rows_read = next_offset = trailing = 0
+    next_offset = 0
     labels = np.zeros(2, dtype=np.int64)
-    with handle:
-        head = handle.read(len(header))
-        digest.update(head)
-        header_ok = head == header
-        if not header_ok:
-            head += handle.read(1 << 16)
-            digest.update(head[len(header):])
-            content.append(f"{name}: not the .npy 1.0 header of {shard.examples} rows of "
-                           f"INDEX_DTYPE ({_describe_npy(head)})")
-        while chunk := handle.read(max(_CHUNK_BYTES // INDEX_DTYPE.itemsize, 1)
-                                   * INDEX_DTYPE.itemsize):
-            digest.update(chunk)
-            if not header_ok:
-                continue
-            trailing = len(chunk) % INDEX_DTYPE.itemsize  # non-zero only in the last chunk
-            rows = np.frombuffer(chunk, dtype=INDEX_DTYPE,
-                                 count=len(chunk) // INDEX_DTYPE.itemsize)
-            if len(rows):
-                next_offset = _check_rows(rows, rows_read, next_offset, limit, shard.tokens,
-                                          name, content)
-                labels += np.bincount(np.minimum(rows["label"], 2), minlength=3)[:2]
-                rows_read += len(rows)
-    problems: list[str] = []
-    _check_digest(name, digest, shard.files[name], problems)
-    problems.extend(content[:20])
-    if len(content) > 20:
-        problems.append(f"{name}: ... and {len(content) - 20} more row problems")
-    if not header_ok:
+    for rows in scan.rows():
+        next_offset = _check_rows(rows, scan.rows_read, next_offset, limit, shard.tokens, name,
+                                  content)
+        labels += np.bincount(np.minimum(rows["label"], 2), minlength=3)[:2]
+    problems = scan.problems(shard.files[name], content)
+    if not scan.complete:
         return problems
-    if trailing:
-        problems.append(f"{name}: {trailing} bytes after the last whole row")
-    if rows_read != shard.examples:
-        problems.append(f"{name}: {rows_read} rows, the manifest says {shard.examples} examples")
-    elif next_offset != shard.tokens:
+    if next_offset != shard.tokens:
         problems.append(f"{name}: the examples cover {next_offset} tokens, the manifest says "
                         f"{shard.tokens}")
     counted = {0: int(labels[0]), 1: int(labels[1])}
-    if rows_read == shard.examples and counted != shard.label_counts:
+    if counted != shard.label_counts:
         problems.append(f"{name}: label counts {counted} != the manifest's {shard.label_counts}")
+    return problems
+
+
+def _check_provenance(directory: str, name: str, shard: ShardInfo) -> list[str]:
+    """Every row names two lines of documents.jsonl, and every line is named."""
+    scan = _NpyScan(directory, name, _PROVENANCE_ROW, "two <u4", shard.examples)
+    content: list[str] = []
+    named = np.zeros(shard.documents, dtype=bool)
+    for rows in scan.rows():
+        outside = np.flatnonzero(rows.max(axis=1) >= shard.documents)
+        for position in outside[:5].tolist():
+            content.append(f"{name}: row {scan.rows_read + position}: names line "
+                           f"{int(rows[position].max())}, documents.jsonl has {shard.documents}")
+        lines = rows.reshape(-1)
+        named[lines[lines < shard.documents]] = True
+    problems = scan.problems(shard.files[name], content)
+    if scan.complete and not named.all():
+        problems.append(f"{name}: no example names line {int(np.argmin(named))} of "
+                        f"documents.jsonl ({int((~named).sum())} lines unnamed)")
     return problems
 
 
@@ -1084,12 +1280,12 @@ def _describe_npy(data: bytes) -> str:
         return f"unreadable: {error}"
 
 
-def _check_sources(directory: str, name: str, shard: ShardInfo) -> list[str]:
+def _check_documents(directory: str, name: str, shard: ShardInfo) -> list[str]:
     problems: list[str] = []
     digest = hashlib.sha256()
-    content_problems: list[str] = []
+    content: list[str] = []
     count = 0
-    previous: str | None = None
+    previous: DocumentRef | None = None
     pending = b""
     found = False
     for chunk in _chunks(directory, name, problems, digest):
@@ -1098,25 +1294,33 @@ def _check_sources(directory: str, name: str, shard: ShardInfo) -> list[str]:
         pending = lines.pop()
         for line in lines:
             count += 1
-            if len(content_problems) >= 10:
-                continue
-            try:
-                doc_id = unescape_source_id(line.decode("utf-8"))
-            except ValueError as error:
-                content_problems.append(f"{name}: line {count}: {error}")
-                continue
-            if previous is not None and doc_id <= previous:
-                content_problems.append(f"{name}: line {count}: ids are not sorted and distinct")
-            previous = doc_id
+            if len(content) < 10:
+                previous = _check_document_line(line, previous, f"{name}: line {count}", content)
     if not found and problems:
         return problems
     _check_digest(name, digest, shard.files[name], problems)
-    problems.extend(content_problems)
+    problems.extend(content)
     if pending:
         problems.append(f"{name}: the last line has no newline")
     if count != shard.documents:
-        problems.append(f"{name}: {count} ids, the manifest says {shard.documents} documents")
+        problems.append(f"{name}: {count} lines, the manifest says {shard.documents} documents")
     return problems
+
+
+def _check_document_line(line: bytes, previous: DocumentRef | None, where: str,
+                         content: list[str]) -> DocumentRef | None:
+    """Appends what is wrong with ``line`` (after the line holding ``previous``) to ``content``;
+    returns its ref (``previous`` when it has none)."""
+    try:
+        ref = DocumentRef.from_json(line)
+    except ValueError as error:
+        content.append(f"{where}: {error}")
+        return previous
+    if ref.to_json().encode("ascii") != line:
+        content.append(f"{where}: not the canonical serialization (DocumentRef.to_json)")
+    if previous is not None and ref <= previous:
+        content.append(f"{where}: refs are not sorted and distinct")
+    return ref
 
 
 def _check_tokenizer(directory: str, manifest: ShardManifest) -> list[str]:
@@ -1201,17 +1405,25 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
     }
 
 
-def decode_examples(directory: str | os.PathLike, n: int, start: int = 0) -> Iterator[dict]:
-    """The text of examples ``start .. start + n - 1``, decoded with the folder's tokenizer."""
+def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
+                    provenance: bool = False) -> Iterator[dict]:
+    """The text of examples ``start .. start + n - 1``, decoded with the folder's tokenizer;
+    with ``provenance``, also ``document_a`` and ``document_b``: the refs (as dicts) of the
+    documents A and B came from."""
     reader = ShardReader(directory)
     processor = _load_sentencepiece(
         os.path.join(reader.directory, reader.manifest.tokenizer_file))
     for i in range(max(start, 0), min(start + n, len(reader))):
         a, b, label = reader.example(i)
-        yield {
+        example = {
             "index": i,
             "segment_a": processor.decode(a.tolist()),
             "segment_b": processor.decode(b.tolist()),
             "label": label,
             "objective": reader.manifest.objective,
         }
+        if provenance:
+            documents = reader.provenance(i)
+            example["document_a"] = documents.a._asdict()
+            example["document_b"] = documents.b._asdict()
+        yield example

@@ -18,9 +18,14 @@ from filters.pairs import (
     truncate_pair,
     unpack_sentences,
 )
+from schemas.shards import DocumentRef
 
 # Token ids encode where they come from: document d, sentence i, position k -> d*100_000 +
 # i*100 + k (sentences shorter than 100 tokens, fewer than 1000 per document).
+
+
+def ref(doc_id: str, position: int = 0, input_file: str = "in.jsonl") -> DocumentRef:
+    return DocumentRef(doc_id, input_file, position)
 
 
 def make_doc(doc_no: int, lengths: list[int]) -> list[list[int]]:
@@ -53,7 +58,7 @@ def random_docs(count: int, seed: int = 7, sentences=(2, 30), tokens=(3, 40)):
     docs = []
     for d in range(count):
         lengths = [rng.randint(*tokens) for _ in range(rng.randint(*sentences))]
-        docs.append((f"doc-{d:04d}", make_doc(d, lengths)))
+        docs.append((ref(f"doc-{d:04d}", d), make_doc(d, lengths)))
     return docs
 
 
@@ -127,8 +132,8 @@ def test_truncate_pair_matches_bert_and_keeps_both_sides(len_a, len_b, max_token
 def test_sop_order_of_segments():
     config = PairsConfig(max_seq_len=10_000, short_seq_prob=0.3)  # no truncation
     labels = set()
-    for doc_id, document in random_docs(40):
-        for example in sop_examples(doc_id, document, config):
+    for doc, document in random_docs(40):
+        for example in sop_examples(doc, document, config):
             labels.add(example.label)
             first, second = (
                 (example.tokens_a, example.tokens_b)
@@ -139,14 +144,14 @@ def test_sop_order_of_segments():
             assert starts_sentences(first) and starts_sentences(second)
             assert is_contiguous_run(first + second, document)
             assert max(first) < min(second)
-            assert example.doc_id == doc_id
+            assert example.doc_a == example.doc_b == doc
     assert labels == {0, 1}
 
 
 def test_sop_examples_of_a_document_are_consecutive_chunks():
     config = PairsConfig(max_seq_len=40, short_seq_prob=0.0)
     document = make_doc(3, [5] * 50)  # 250 tokens, chunks of 8 sentences (40 tokens >= 37)
-    examples = sop_examples("d", document, config)
+    examples = sop_examples(ref("d"), document, config)
     assert [example.index for example in examples] == list(range(len(examples)))
     previous_end = -1
     for example in examples:
@@ -160,8 +165,8 @@ def test_sop_labels_balanced_and_sizes():
     config = PairsConfig(max_seq_len=64)
     stats = PairStats()
     examples = []
-    for doc_id, document in random_docs(800):
-        examples += sop_examples(doc_id, document, config, stats)
+    for doc, document in random_docs(800):
+        examples += sop_examples(doc, document, config, stats)
     check_sizes(examples, config)
     assert len(examples) > 3000
     assert abs(stats.label_1 / stats.examples - 0.5) < 0.03
@@ -175,8 +180,8 @@ def test_sop_labels_balanced_and_sizes():
 def test_sop_single_sentence_documents_are_skipped_and_counted():
     config = PairsConfig()
     stats = PairStats()
-    assert sop_examples("one", make_doc(1, [12]), config, stats) == []
-    assert sop_examples("long-one", make_doc(2, [90]), config, stats) == []
+    assert sop_examples(ref("one"), make_doc(1, [12]), config, stats) == []
+    assert sop_examples(ref("long-one"), make_doc(2, [90]), config, stats) == []
     assert stats.skipped_single_segment == 2
     assert stats.examples == 0
 
@@ -186,7 +191,7 @@ def test_sop_never_takes_b_from_elsewhere():
     config = PairsConfig(max_seq_len=20, short_seq_prob=0.0)
     stats = PairStats()
     document = make_doc(4, [40, 5, 5, 5, 5, 5])
-    examples = sop_examples("d", document, config, stats)
+    examples = sop_examples(ref("d"), document, config, stats)
     assert stats.skipped_single_segment >= 1
     for example in examples:
         assert {doc_of(t) for t in example.tokens_a + example.tokens_b} == {4}
@@ -194,11 +199,11 @@ def test_sop_never_takes_b_from_elsewhere():
 
 def test_empty_inputs():
     stats = PairStats()
-    assert sop_examples("e", [], PairsConfig(), stats) == []
-    assert sop_examples("e2", [[], []], PairsConfig(), stats) == []
+    assert sop_examples(ref("e"), [], PairsConfig(), stats) == []
+    assert sop_examples(ref("e2"), [[], []], PairsConfig(), stats) == []
     assert stats.empty_documents == 2
     # empty sentences are ignored: the two real ones make a pair
-    examples = sop_examples("x", [[], [1, 2], [], [3]], PairsConfig(short_seq_prob=0.0))
+    examples = sop_examples(ref("x"), [[], [1, 2], [], [3]], PairsConfig(short_seq_prob=0.0))
     assert len(examples) == 1
     assert sorted(examples[0].tokens_a + examples[0].tokens_b) == [1, 2, 3]
 
@@ -206,7 +211,7 @@ def test_empty_inputs():
 def test_truncation_keeps_both_sides_non_empty():
     config = PairsConfig(max_seq_len=6, short_seq_prob=0.0)  # 3 tokens for A and B
     stats = PairStats()
-    examples = sop_examples("d", make_doc(5, [1, 60, 2, 1, 80, 3, 1]), config, stats)
+    examples = sop_examples(ref("d"), make_doc(5, [1, 60, 2, 1, 80, 3, 1]), config, stats)
     assert examples
     check_sizes(examples, config)
     assert stats.truncated > 0
@@ -215,8 +220,8 @@ def test_truncation_keeps_both_sides_non_empty():
 def test_short_seq_prob_zero_fills_the_target_except_the_tail():
     config = PairsConfig(max_seq_len=50, short_seq_prob=0.0)  # target 47
     stats = PairStats()
-    for doc_id, document in random_docs(100, tokens=(3, 20), sentences=(5, 40)):
-        examples = sop_examples(doc_id, document, config, stats)
+    for doc, document in random_docs(100, tokens=(3, 20), sentences=(5, 40)):
+        examples = sop_examples(doc, document, config, stats)
         for example in examples[:-1]:
             assert len(example.tokens_a) + len(example.tokens_b) == config.max_tokens
     assert stats.short_target_documents == 0
@@ -226,16 +231,16 @@ def test_short_seq_prob_zero_fills_the_target_except_the_tail():
 def test_short_seq_prob_one_gives_short_targets():
     config = PairsConfig(max_seq_len=128, short_seq_prob=1.0)
     stats = PairStats()
-    for doc_id, document in random_docs(50):
-        sop_examples(doc_id, document, config, stats)
+    for doc, document in random_docs(50):
+        sop_examples(doc, document, config, stats)
     assert stats.short_target_documents == 50
 
 
 def test_sop_deterministic_and_seeded():
     docs = random_docs(30)
     config = PairsConfig(max_seq_len=64)
-    first = [sop_examples(doc_id, document, config) for doc_id, document in docs]
-    again = [sop_examples(doc_id, document, config) for doc_id, document in reversed(docs)]
+    first = [sop_examples(doc, document, config) for doc, document in docs]
+    again = [sop_examples(doc, document, config) for doc, document in reversed(docs)]
     assert first == list(reversed(again))
     other_seed = [sop_examples(d, s, PairsConfig(max_seq_len=64, seed=1)) for d, s in docs]
     assert other_seed != first
@@ -247,24 +252,28 @@ def test_sop_deterministic_and_seeded():
 def test_nsp_true_next_and_random_next():
     config = PairsConfig(objective="nsp", max_seq_len=10_000, short_seq_prob=0.2)
     docs = random_docs(30)
-    by_id = dict(docs)
+    by_ref = dict(docs)
     examples = nsp_examples(docs, config)
     labels = set()
     for example in examples:
         labels.add(example.label)
-        document = by_id[example.doc_id]
+        document = by_ref[example.doc_a]
         own = doc_of(example.tokens_a[0])
         assert {doc_of(t) for t in example.tokens_a} == {own}
+        assert example.doc_a == docs[own][0]
         assert starts_sentences(example.tokens_a)
         assert is_contiguous_run(example.tokens_a, document)
         if example.label == 0:
             assert is_contiguous_run(example.tokens_a + example.tokens_b, document)
             assert starts_sentences(example.tokens_b)
+            assert example.doc_b == example.doc_a
         else:
             source = {doc_of(t) for t in example.tokens_b}
             assert len(source) == 1 and source != {own}
             assert starts_sentences(example.tokens_b)
-            assert is_contiguous_run(example.tokens_b, docs[source.pop()][1])
+            other = source.pop()
+            assert is_contiguous_run(example.tokens_b, docs[other][1])
+            assert example.doc_b == docs[other][0]  # the random B's document is recorded
     assert labels == {0, 1}
 
 
@@ -306,10 +315,10 @@ def test_nsp_unused_sentences_return_to_the_stream(max_seq_len, tokens):
     examples = nsp_examples(docs, config, stats)
     assert stats.truncated == 0
     assert stats.returned_sentences > 0
-    for doc_id, document in docs:
+    for doc, document in docs:
         used = set()
         for example in examples:
-            if example.doc_id == doc_id:
+            if example.doc_a == doc:
                 used.update(example.tokens_a)
                 if example.label == 0:
                     used.update(example.tokens_b)
@@ -324,39 +333,55 @@ def test_nsp_order_independent_and_deterministic():
     random.Random(3).shuffle(shuffled)
     assert nsp_examples(shuffled, config) == reference
     assert nsp_examples(docs, config) == reference
-    keys = [(example.doc_id, example.index) for example in reference]
+    keys = [(example.doc_a, example.index) for example in reference]
     assert keys == sorted(keys)
 
 
 def test_nsp_single_document_group_has_no_random_next():
     config = PairsConfig(objective="nsp", max_seq_len=32)
     stats = PairStats()
-    (doc_id, document), = random_docs(1)
-    examples = nsp_examples([(doc_id, document), ("empty", [])], config, stats)
+    (doc, document), = random_docs(1)
+    examples = nsp_examples([(doc, document), (ref("empty"), [])], config, stats)
     assert examples
     assert all(example.label == 0 for example in examples)
     assert stats.empty_documents == 1
-    assert nsp_examples([("one", make_doc(1, [10]))], config, stats) == []
+    assert nsp_examples([(ref("one"), make_doc(1, [10]))], config, stats) == []
 
 
 def test_nsp_single_sentence_document():
-    docs = [("a", make_doc(1, [10])), ("b", make_doc(2, [10, 10, 10]))]
+    docs = [(ref("a"), make_doc(1, [10])), (ref("b"), make_doc(2, [10, 10, 10]))]
     stats = PairStats()
     examples = nsp_examples(docs, PairsConfig(objective="nsp"), stats)
-    assert [e for e in examples if e.doc_id == "a"] == []
+    assert [e for e in examples if e.doc_a == ref("a")] == []
     assert stats.skipped_single_segment >= 1
     # BERT's way: a random B from the other document
     stats = PairStats()
     config = PairsConfig(objective="nsp", nsp_random_single=True)
-    examples = [e for e in nsp_examples(docs, config, stats) if e.doc_id == "a"]
-    assert len(examples) == 1 and examples[0].label == 1
+    examples = [e for e in nsp_examples(docs, config, stats) if e.doc_a == ref("a")]
+    assert len(examples) == 1 and examples[0].label == 1 and examples[0].doc_b == ref("b")
     assert {doc_of(t) for t in examples[0].tokens_b} == {2}
     assert stats.forced_random_next >= 1
 
 
-def test_nsp_duplicate_ids_rejected():
+def test_nsp_duplicate_refs_rejected():
     with pytest.raises(ValueError, match="twice"):
-        nsp_examples([("a", make_doc(1, [3, 3])), ("a", make_doc(2, [3, 3]))], PairsConfig())
+        nsp_examples([(ref("a"), make_doc(1, [3, 3])), (ref("a"), make_doc(2, [3, 3]))],
+                     PairsConfig())
+
+
+def test_nsp_pairs_documents_that_share_an_id():
+    # Inputs may repeat ids (two files, or one file twice): such documents are still separate
+    # documents, told apart by input file and position, and each example names the right one.
+    twins = [ref("same", 0, "a.jsonl"), ref("same", 0, "b.jsonl"), ref("same", 7, "b.jsonl")]
+    docs = [(twin, make_doc(number, [4] * 40)) for number, twin in enumerate(twins)]
+    config = PairsConfig(objective="nsp", max_seq_len=14, short_seq_prob=0.0)
+    examples = nsp_examples(docs, config)
+    assert {e.doc_a for e in examples} == set(twins)
+    assert {e.label for e in examples} == {0, 1}
+    for example in examples:
+        assert example.doc_a == twins[doc_of(example.tokens_a[0])]
+        assert example.doc_b == twins[doc_of(example.tokens_b[0])]
+        assert (example.doc_a == example.doc_b) == (example.label == 0)
 
 
 def test_stats_merge():
@@ -368,9 +393,17 @@ def test_stats_merge():
 
 # --- ExampleBlock: examples in columns ---------------------------------------------------------
 
+A, B, C = ref("a"), ref("b"), ref("c")
+
+
 def block_examples() -> list[PairExample]:
-    return [PairExample((1, 2), (3,), 0, "a", 0), PairExample((4,), (5, 6, 7), 1, "a", 1),
-            PairExample((8, 9, 10), (11, 12), 1, "b", 0)]
+    """Three examples of documents ``a`` and ``b``; the last one's B comes from ``c``."""
+    return [PairExample((1, 2), (3,), 0, A, A, 0), PairExample((4,), (5, 6, 7), 1, A, A, 1),
+            PairExample((8, 9, 10), (11, 12), 1, B, C, 0)]
+
+
+def provenance_of(block: ExampleBlock) -> list[tuple[DocumentRef, DocumentRef]]:
+    return [(block.documents[a], block.documents[b]) for a, b in block.provenance.tolist()]
 
 
 def as_rows(block: ExampleBlock) -> list[tuple[list[int], list[int], int]]:
@@ -381,7 +414,8 @@ def test_example_block_keeps_every_example_in_order():
     block = ExampleBlock.of(block_examples())
     assert len(block) == 3
     assert as_rows(block) == [([1, 2], [3], 0), ([4], [5, 6, 7], 1), ([8, 9, 10], [11, 12], 1)]
-    assert block.doc_ids == ("a", "a", "b")
+    assert block.documents == (A, B, C)
+    assert block.provenance.tolist() == [[0, 0], [0, 0], [1, 2]]
     assert block.lengths.tolist() == [3, 4, 5]
 
 
@@ -390,14 +424,25 @@ def test_example_block_slices_and_joins_back_to_the_same_rows():
     pieces = [block.slice(0, 1), block.slice(1, 1), block.slice(1, 3)]
     assert [len(piece) for piece in pieces] == [1, 0, 2]
     assert as_rows(pieces[2]) == [([4], [5, 6, 7], 1), ([8, 9, 10], [11, 12], 1)]
+    # a piece holds only the documents its rows name
+    assert [piece.documents for piece in pieces] == [(A,), (), (A, B, C)]
+    assert pieces[0].provenance.tolist() == [[0, 0]]
+    assert block.slice(2, 3).documents == (B, C)
+    assert block.slice(2, 3).provenance.tolist() == [[0, 1]]
     joined = ExampleBlock.concat(pieces)
     assert as_rows(joined) == as_rows(block)
-    assert joined.doc_ids == block.doc_ids
+    assert joined.documents == block.documents
+    assert provenance_of(joined) == provenance_of(block) == [(A, A), (A, A), (B, C)]
+    # joined out of order, the documents are sorted again and the rows follow them
+    swapped = ExampleBlock.concat([block.slice(2, 3), block.slice(0, 1)])
+    assert swapped.documents == (A, B, C)
+    assert provenance_of(swapped) == [(B, C), (A, A)]
 
 
 def test_empty_example_block():
     block = ExampleBlock.of([])
-    assert len(block) == 0 and list(block.rows()) == [] and block.doc_ids == ()
+    assert len(block) == 0 and list(block.rows()) == [] and block.documents == ()
+    assert block.provenance.shape == (0, 2)
     assert len(ExampleBlock.concat([])) == 0
 
 

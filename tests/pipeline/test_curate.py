@@ -104,6 +104,7 @@ def test_in_memory_and_multi_processing_runs_write_identical_bytes(tmp_path):
     files = set(output_bytes(tmp_path / "a"))
     assert len([f for f in files if f.endswith(".parquet")]) == 9
     assert {"shards/manifest.json", "shards/shard-00000.tokens.bin",
+            "shards/shard-00000.documents.jsonl", "shards/shard-00000.provenance.npy",
             "tokenizer/tokenizer.model"} <= files
     for report in (first, second):
         for stage in report["stages"]:

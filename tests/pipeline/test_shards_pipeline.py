@@ -1,16 +1,31 @@
 """Curation ending in shards: decoded examples keep their promise, and defects are caught."""
 
 import json
+import random
 import re
 from pathlib import Path
 
+import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
+import sentencepiece as spm
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from filters.pairs import PairsConfig
+from filters.sentences import SentencesConfig
+from filters.tokenizer import TokenizerConfig
 from pipeline.cli import main
-from pipeline.curate import run_curation
+from pipeline.curate import local_runner, run_curation
+from pipeline.shards import BuildShards
 from schemas.config import config_from_dict
-from schemas.shards import ShardReader, decode_examples, verify_shards
+from schemas.records import Document
+from schemas.shards import (
+    DocumentRef,
+    ShardReader,
+    decode_examples,
+    read_documents,
+    verify_shards,
+)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 
@@ -110,7 +125,8 @@ def test_shard_pieces_cut_groups_at_shard_boundaries_in_global_order():
     from pipeline.shards import group_offsets, shard_pieces
 
     def block(group: int, size: int) -> ExampleBlock:
-        return ExampleBlock.of([PairExample((group,), (number,), 0, f"g{group}", number)
+        ref = DocumentRef(f"g{group}", "in.jsonl", group)
+        return ExampleBlock.of([PairExample((group,), (number,), 0, ref, ref, number)
                                 for number in range(size)])
 
     blocks = {0: block(0, 3), 1: block(1, 9), 2: block(2, 0), 3: block(3, 2)}
@@ -127,3 +143,121 @@ def test_shard_pieces_cut_groups_at_shard_boundaries_in_global_order():
         assert len(joined) == (4 if shard < 3 else 2)
         global_order += [(int(a[0]), int(b[0])) for a, b, _ in joined.rows()]
     assert global_order == [(g, n) for g in (0, 1, 3) for n in range(len(blocks[g]))]
+
+
+# --- provenance, on a tiny literal corpus ------------------------------------------------------
+
+# Each document writes with its own words (no word shared), so the token ids of a segment name
+# the document it came from. Two documents share the id "twin".
+VOCABULARIES = {
+    DocumentRef("alpha", "a.jsonl", 0): "the cat sat on a mat",
+    DocumentRef("twin", "a.jsonl", 1): "and dog ran far away",
+    DocumentRef("twin", "b.jsonl", 0): "from home while birds sang",
+    DocumentRef("omega", "b.jsonl", 1): "over green hills near old",
+    DocumentRef("kappa", "b.jsonl", 2): "river bank where fish swim",
+    DocumentRef("sigma", "c.jsonl", 0): "slowly under bright summer sky",
+}
+
+
+def literal_documents() -> list[Document]:
+    """Every paragraph is a "sentence" (sentences.enabled false): 3-6 words of the document's own
+    vocabulary."""
+    rng = random.Random(5)
+    documents = []
+    for document, vocabulary in VOCABULARIES.items():
+        words = vocabulary.split()
+        paragraphs = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 6)))
+                      for _ in range(30)]
+        documents.append(Document(document.id, "\n\n".join(paragraphs), document.input_file,
+                                  document.input_position))
+    return documents
+
+
+def writer_of(segment, shards: Path) -> DocumentRef:
+    """The one document whose text, tokenized, holds every id of ``segment`` (truncation only
+    removes ids, so a cut segment still names its document)."""
+    processor = spm.SentencePieceProcessor(model_file=str(shards / "tokenizer.model"))
+    writers = [DocumentRef(*doc.sort_key) for doc in literal_documents()
+               if set(segment) <= set(processor.encode(doc.text))]
+    assert len(writers) == 1, segment
+    return writers[0]
+
+
+def build_literal_shards(folder: Path, objective: str, beam_args: list[str]) -> Path:
+    """Shards of the literal corpus (a tokenizer trained on it in the run): one NSP group, two
+    examples a shard."""
+    options = PipelineOptions(beam_args)
+    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+        _ = (pipeline
+             | beam.Create(literal_documents())
+             | BuildShards(str(folder), SentencesConfig(enabled=False),
+                           TokenizerConfig(vocab_size=400, num_threads=1),
+                           PairsConfig(objective=objective, max_seq_len=40),
+                           examples_per_shard=2, group_documents=1_000))
+    return folder / "shards"
+
+
+@pytest.fixture(scope="module", params=["sop", "nsp"])
+def literal_run(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"literal-{request.param}")
+    return request.param, build_literal_shards(folder, request.param, [])
+
+
+def test_every_example_names_the_documents_of_its_segments(literal_run):
+    objective, shards = literal_run
+    assert verify_shards(shards) == []
+    reader = ShardReader(shards)
+    decoded = list(decode_examples(shards, len(reader), provenance=True))
+    assert len(decoded) >= 20 and {example["label"] for example in decoded} == {0, 1}
+    for example in decoded:
+        documents = reader.provenance(example["index"])
+        a, b, _ = reader.example(example["index"])
+        assert documents.a == writer_of(a.tolist(), shards), example
+        assert documents.b == writer_of(b.tolist(), shards), example
+        assert example["document_a"] == documents.a._asdict()
+        assert example["document_b"] == documents.b._asdict()
+        # B is A's own document for SOP and a true next; NSP's random B is another one
+        assert (documents.a == documents.b) == (objective == "sop" or example["label"] == 0)
+    assert {reader.provenance(i).a for i in range(len(reader))} == set(VOCABULARIES)
+
+
+def test_each_shard_lists_the_documents_of_its_a_and_b_segments(literal_run):
+    objective, shards = literal_run
+    reader = ShardReader(shards)
+    b_only = 0  # documents a shard holds only through a random B
+    for number, info in enumerate(reader.manifest.shards):
+        first = int(reader._starts[number])
+        traced = [reader.provenance(first + local) for local in range(info.examples)]
+        listed = read_documents(shards / f"{info.name}.documents.jsonl")
+        assert listed == sorted({ref for pair in traced for ref in pair})
+        assert info.documents == len(listed)
+        b_only += len(set(listed) - {pair.a for pair in traced})
+    assert (b_only > 0) == (objective == "nsp")
+
+
+def test_show_prints_where_examples_came_from(literal_run, capsys):
+    _, shards = literal_run
+    reader = ShardReader(shards)
+    assert main(["shards", "show", str(shards), "--start", "3", "-n", "1", "--provenance"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    a, b = reader.provenance(3)
+    assert out[0].startswith("#3 label=")
+    assert out[3:] == [f"  A from: {json.dumps(a._asdict())}",
+                       f"  B from: {json.dumps(b._asdict())}"]
+    assert '"input_file": "' in out[3] and '"input_position": ' in out[3]
+    assert main(["shards", "show", str(shards), "--start", "3", "-n", "1", "--provenance",
+                 "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["document_a"] == a._asdict() and line["document_b"] == b._asdict()
+
+
+@pytest.mark.parametrize("literal_run", ["nsp"], indirect=True)  # B refs cross documents
+def test_provenance_files_are_the_same_bytes_on_two_workers(literal_run, tmp_path):
+    objective, shards = literal_run
+    again = build_literal_shards(tmp_path, objective, ["--direct_running_mode=multi_processing",
+                                                       "--direct_num_workers=2"])
+    names = sorted(path.name for path in shards.iterdir())
+    assert names == sorted(path.name for path in again.iterdir())
+    assert sum(name.endswith(".provenance.npy") for name in names) > 5
+    for name in names:
+        assert (shards / name).read_bytes() == (again / name).read_bytes(), name

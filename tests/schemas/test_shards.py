@@ -12,13 +12,15 @@ import sentencepiece
 from schemas.shards import (
     INDEX_DTYPE,
     MANIFEST_FILE,
+    DocumentRef,
+    ExampleProvenance,
     ShardInfo,
     ShardManifest,
     ShardReader,
     decode_examples,
     encode_shard,
     encode_shard_columns,
-    escape_source_id,
+    read_documents,
     sha256_bytes,
     sha256_file,
     shard_info,
@@ -26,32 +28,43 @@ from schemas.shards import (
     shard_stats,
     special_tokens_from_model,
     token_dtype,
-    unescape_source_id,
     verify_shards,
 )
 from tests.tiny_tokenizer import train_tokenizer
 
-# Three shards of literal examples: (A, B, label); ids < 100 (the tiny tokenizer's vocabulary).
+
+def ref(doc_id: str, position: int = 0, input_file: str = "in.jsonl") -> DocumentRef:
+    return DocumentRef(doc_id, input_file, position)
+
+
+# Three shards of literal examples: (A, B, label), ids < 100 (the tiny tokenizer's vocabulary),
+# and per example (A's document, B's document). Ids repeat across input files and positions.
+TWIN_A, TWIN_B = ref("twin", 4, "a.jsonl"), ref("twin", 0, "b.jsonl")
 SHARDS = [
     (
         [([10, 11, 12], [13, 14], 0), ([15], [16, 17, 18, 19], 1), ([20, 21], [22], 0)],
-        ["doc-b", "doc-a", "doc-b"],
+        [(ref("doc-b"), ref("doc-b")), (ref("doc-a"), ref("doc-c", 3)),
+         (ref("doc-b"), ref("doc-b"))],
     ),
     (
         [([30, 31, 32, 33, 34], [35, 36, 37], 1), ([40], [41], 1)],
-        ["doc-c"],
+        [(TWIN_B, TWIN_A), (TWIN_A, TWIN_B)],
     ),
     (
         [([50, 51], [52, 53], 0), ([60, 61, 62], [63], 0), ([70], [71, 72], 1),
          ([80, 81, 82, 83], [84, 85, 86, 87, 88, 89, 90, 91, 92, 93], 0)],
-        ["doc-d", "doc\nwith newline", "doc\\slash"],
+        [(ref("doc-d"), ref("doc-d")), (ref("doc\nwith newline"), ref("doc\nwith newline")),
+         (ref("doc\\slash"), ref("lone \ud800 surrogate, é")),
+         (ref("doc-d"), ref("doc-d"))],
     ),
 ]
 ALL_EXAMPLES = [example for examples, _ in SHARDS for example in examples]
+D = ref("d")
+ALL_DOCUMENTS = [pair for _, documents in SHARDS for pair in documents]
 MAX_SEQ_LEN = 20
 FILES = [MANIFEST_FILE, "tokenizer.model"] + [
     f"{shard_prefix(i)}.{suffix}" for i in range(len(SHARDS))
-    for suffix in ("tokens.bin", "index.npy", "sources.txt")]
+    for suffix in ("tokens.bin", "index.npy", "documents.jsonl", "provenance.npy")]
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +85,11 @@ def write_set(directory, shards, tokenizer_bytes, *, vocab_size=None, tamper=Non
     else:
         special = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
     infos = []
-    for number, (examples, doc_ids) in enumerate(shards):
+    for number, (examples, documents) in enumerate(shards):
         prefix = shard_prefix(number)
-        encoded = encode_shard(examples, doc_ids, vocab_size, max_seq_len=max_seq_len)
+        encoded = encode_shard(examples, documents, vocab_size, max_seq_len=max_seq_len)
         tokens = sum(len(a) + len(b) for a, b, _ in examples)
-        info = shard_info(prefix, encoded, len(examples), tokens, len(set(doc_ids)))
+        info = shard_info(prefix, encoded, len(examples), tokens, len(set(sum(documents, ()))))
         if tamper is not None:
             encoded = tamper(number, dict(encoded))
             info = dataclasses.replace(info, files={
@@ -107,12 +120,12 @@ def problems_naming(problems, name):
     return [problem for problem in problems if problem.startswith(name + ":")]
 
 
-def replace_index(encoded, change):
-    rows = np.load(io.BytesIO(encoded["index.npy"])).copy()
+def replace_npy(encoded, change, suffix="index.npy"):
+    rows = np.load(io.BytesIO(encoded[suffix])).copy()
     change(rows)
     buffer = io.BytesIO()
     np.save(buffer, rows)
-    encoded["index.npy"] = buffer.getvalue()
+    encoded[suffix] = buffer.getvalue()
     return encoded
 
 
@@ -129,15 +142,16 @@ def test_token_dtype_follows_the_vocabulary_size():
 
 
 def test_encode_is_byte_deterministic_and_numpy_compatible():
-    examples, doc_ids = SHARDS[2]
-    first = encode_shard(examples, doc_ids, 100)
-    again = encode_shard(list(examples), list(reversed(doc_ids)), 100)
-    assert first == again
-    assert set(first) == {"tokens.bin", "index.npy", "sources.txt"}
+    examples, documents = SHARDS[2]
+    first = encode_shard(examples, documents, 100)
+    assert first == encode_shard(list(examples), [tuple(pair) for pair in documents], 100)
+    assert set(first) == {"tokens.bin", "index.npy", "documents.jsonl", "provenance.npy"}
+    for suffix in ("index.npy", "provenance.npy"):
+        rows = np.load(io.BytesIO(first[suffix]))
+        buffer = io.BytesIO()
+        np.save(buffer, rows)
+        assert buffer.getvalue() == first[suffix]  # the header is numpy's own
     rows = np.load(io.BytesIO(first["index.npy"]))
-    buffer = io.BytesIO()
-    np.save(buffer, rows)
-    assert buffer.getvalue() == first["index.npy"]  # the header is numpy's own
     assert rows.dtype == INDEX_DTYPE and INDEX_DTYPE.itemsize == 17
     assert rows["offset"].tolist() == [0, 4, 8, 11]
     assert rows["length"].tolist() == [4, 4, 3, 14]
@@ -145,38 +159,57 @@ def test_encode_is_byte_deterministic_and_numpy_compatible():
     assert rows["label"].tolist() == [0, 0, 1, 0]
     tokens = np.frombuffer(first["tokens.bin"], dtype="<u2")
     assert tokens.tolist() == [t for a, b, _ in examples for t in (*a, *b)]
-    lines = first["sources.txt"].decode().split("\n")
-    assert lines == ["doc\\nwith newline", "doc-d", "doc\\\\slash", ""]  # by code point
+    # the documents, sorted by (id, input file, position) by code point, one JSON object a line
+    assert first["documents.jsonl"].decode("ascii").split("\n") == [
+        '{"id":"doc\\nwith newline","input_file":"in.jsonl","input_position":0}',
+        '{"id":"doc-d","input_file":"in.jsonl","input_position":0}',
+        '{"id":"doc\\\\slash","input_file":"in.jsonl","input_position":0}',
+        '{"id":"lone \\ud800 surrogate, \\u00e9","input_file":"in.jsonl","input_position":0}',
+        ""]
+    # per example, the lines of A's and B's document
+    provenance = np.load(io.BytesIO(first["provenance.npy"]))
+    assert provenance.dtype == np.dtype("<u4") and provenance.shape == (4, 2)
+    assert provenance.tolist() == [[1, 1], [0, 0], [2, 3], [1, 1]]
     numpy_input = [(np.array(a, dtype=np.int32), np.array(b), label) for a, b, label in examples]
-    assert encode_shard(numpy_input, doc_ids, 100) == first
+    assert encode_shard(numpy_input, documents, 100) == first
 
 
-def test_source_ids_escape_to_one_line_and_back():
-    for doc_id in ("plain", "a\nb", "a\rb\\n", "back\\slash", "lone \ud800 surrogate", ""):
-        line = escape_source_id(doc_id)
-        assert "\n" not in line and "\r" not in line
-        line.encode("utf-8")
-        assert unescape_source_id(line) == doc_id
-    with pytest.raises(ValueError):
-        unescape_source_id("bad \\t escape")
+def test_document_refs_serialize_to_one_canonical_line_and_back():
+    for doc_id in ("plain", "a\nb", "a\rb\\n", "back\\slash", "lone \ud800 surrogate", "",
+                   "日本語", "tab\there"):
+        document = DocumentRef(doc_id, "dir/in file.jsonl.gz", 12)
+        line = document.to_json()
+        assert line.isascii() and "\n" not in line and "\r" not in line
+        assert DocumentRef.from_json(line) == document
+        assert DocumentRef.from_json(line.encode("ascii")) == document
+    for bad in ('{"id":"x","input_file":"f"}', '{"input_file":"f","id":"x","input_position":0}',
+                '{"id":"x","input_file":"f","input_position":-1}',
+                '{"id":"x","input_file":"f","input_position":1.0}',
+                '{"id":1,"input_file":"f","input_position":0}', '["x","f",0]', "not json"):
+        with pytest.raises(ValueError):
+            DocumentRef.from_json(bad)
 
 
-@pytest.mark.parametrize("examples, doc_ids, vocab, message", [
-    ([], ["d"], 100, "at least one example"),
-    ([([], [1], 0)], ["d"], 100, "segment A is empty"),
-    ([([1], [], 0)], ["d"], 100, "segment B is empty"),
-    ([([1], [2], 2)], ["d"], 100, "label"),
-    ([([1], [100], 0)], ["d"], 100, "outside"),
-    ([([-1], [2], 0)], ["d"], 100, "outside"),
-    ([([1.5], [2], 0)], ["d"], 100, "not an integer"),
-    ([([1], [70_000], 0)], ["d"], 70_000, "outside"),
-    ([([1], [65_536], 0)], ["d"], 100, "outside"),
-    ([([1], [2], 0)], [], 100, "ids of the documents"),
-    ([(list(range(10)), list(range(8)), 0)], ["d"], 100, "max_seq_len - 3"),
+@pytest.mark.parametrize("examples, documents, vocab, message", [
+    ([], [], 100, "at least one example"),
+    ([([], [1], 0)], [(D, D)], 100, "segment A is empty"),
+    ([([1], [], 0)], [(D, D)], 100, "segment B is empty"),
+    ([([1], [2], 2)], [(D, D)], 100, "label"),
+    ([([1], [100], 0)], [(D, D)], 100, "outside"),
+    ([([-1], [2], 0)], [(D, D)], 100, "outside"),
+    ([([1.5], [2], 0)], [(D, D)], 100, "not an integer"),
+    ([([1], [70_000], 0)], [(D, D)], 70_000, "outside"),
+    ([([1], [65_536], 0)], [(D, D)], 100, "outside"),
+    ([([1], [2], 0)], [], 100, "1 examples but 0 rows of provenance"),
+    ([([1], [2], 0)], [(D, D), (D, D)], 100, "1 examples but 2 rows of provenance"),
+    ([([1], [2], 0)], [(D,)], 100, "per example"),
+    ([([1], [2], 0)], [(D, "d")], 100, "a document ref is"),
+    ([([1], [2], 0)], [(D, ("d", "f", -1))], 100, "a document ref is"),
+    ([(list(range(10)), list(range(8)), 0)], [(D, D)], 100, "max_seq_len - 3"),
 ])
-def test_encode_refuses_what_the_format_cannot_hold(examples, doc_ids, vocab, message):
+def test_encode_refuses_what_the_format_cannot_hold(examples, documents, vocab, message):
     with pytest.raises(ValueError, match=message):
-        encode_shard(examples, doc_ids, vocab, max_seq_len=20)
+        encode_shard(examples, documents, vocab, max_seq_len=20)
 
 
 def columns(examples):
@@ -194,43 +227,54 @@ def test_columns_encode_the_same_bytes_as_rows(vocab_size):
     examples = [([rng.randrange(vocab_size) for _ in range(rng.randint(1, 30))],
                  [rng.randrange(vocab_size) for _ in range(rng.randint(1, 30))],
                  rng.randint(0, 1)) for _ in range(500)]
-    doc_ids = [f"doc-{rng.randrange(100)}" for _ in examples]
-    for shard_examples, shard_doc_ids in [*SHARDS, (examples, doc_ids)]:
+    pool = [ref(f"doc-{rng.randrange(100)}", rng.randrange(3)) for _ in range(60)]
+    documents = [(rng.choice(pool), rng.choice(pool)) for _ in examples]
+    for shard_examples, shard_documents in [*SHARDS, (examples, documents)]:
         if vocab_size == 70_000 or max(max(a + b) for a, b, _ in shard_examples) < vocab_size:
-            assert encode_shard_columns(*columns(shard_examples), shard_doc_ids, vocab_size,
-                                        max_seq_len=64) == \
-                encode_shard(shard_examples, shard_doc_ids, vocab_size, max_seq_len=64)
+            # the documents in any order, with repeats and unused ones: the same bytes
+            table = sorted(set(pool) | set(sum(shard_documents, ())), reverse=True) + [D]
+            provenance = [[table.index(a), table.index(b)] for a, b in shard_documents]
+            assert encode_shard_columns(*columns(shard_examples), table, np.array(provenance),
+                                        vocab_size, max_seq_len=64) == \
+                encode_shard(shard_examples, shard_documents, vocab_size, max_seq_len=64)
 
 
-@pytest.mark.parametrize("examples, doc_ids, vocab, message", [
-    ([], ["d"], 100, "at least one example"),
-    ([([1, 2], [3], 0), ([], [1], 0)], ["d"], 100, "example 1: segment A is empty"),
-    ([([1], [], 0)], ["d"], 100, "example 0: segment B is empty"),
-    ([([1], [2], 0), ([1], [2], 2)], ["d"], 100, "example 1: label must be 0 or 1, got 2"),
-    ([([1], [100], 0)], ["d"], 100, "token id 100 outside"),
-    ([([1], [65_536], 0)], ["d"], 100, "outside"),
-    ([([1], [2], 0)], [], 100, "ids of the documents"),
-    ([(list(range(10)), list(range(8)), 0)], ["d"], 100, "example 0: 18 tokens > max_seq_len"),
+@pytest.mark.parametrize("examples, provenance, vocab, message", [
+    ([], [], 100, "at least one example"),
+    ([([1, 2], [3], 0), ([], [1], 0)], [[0, 0]] * 2, 100, "example 1: segment A is empty"),
+    ([([1], [], 0)], [[0, 0]], 100, "example 0: segment B is empty"),
+    ([([1], [2], 0), ([1], [2], 2)], [[0, 0]] * 2, 100, "example 1: label must be 0 or 1, got 2"),
+    ([([1], [100], 0)], [[0, 0]], 100, "token id 100 outside"),
+    ([([1], [65_536], 0)], [[0, 0]], 100, "outside"),
+    ([([1], [2], 0)], np.zeros((0, 2), int), 100, "1 examples but 0 rows of provenance"),
+    ([([1], [2], 0)], [[0, 1]], 100, "outside the 1 given"),
+    ([([1], [2], 0)], [[0, -1]], 100, "outside the 1 given"),
+    ([([1], [2], 0)], [[0, 0, 0]], 100, r"shape \(examples, 2\)"),
+    ([([1], [2], 0)], [[0.0, 0.0]], 100, "integers"),
+    ([(list(range(10)), list(range(8)), 0)], [[0, 0]], 100, "example 0: 18 tokens > max_seq_len"),
 ])
-def test_columns_refuse_what_the_format_cannot_hold(examples, doc_ids, vocab, message):
+def test_columns_refuse_what_the_format_cannot_hold(examples, provenance, vocab, message):
     with pytest.raises(ValueError, match=message):
-        encode_shard_columns(*columns(examples), doc_ids, vocab, max_seq_len=20)
+        encode_shard_columns(*columns(examples), [D], np.array(provenance), vocab, max_seq_len=20)
     tokens, lengths_a, lengths, labels = columns([([1], [2], 0)])
+    provenance = np.zeros((1, 2), np.uint32)
     with pytest.raises(ValueError, match="add up to 2 ids, tokens holds 3"):
-        encode_shard_columns(np.array([1, 2, 3], np.uint32), lengths_a, lengths, labels, ["d"],
-                             100)
+        encode_shard_columns(np.array([1, 2, 3], np.uint32), lengths_a, lengths, labels, [D],
+                             provenance, 100)
     with pytest.raises(ValueError, match="unsigned"):
-        encode_shard_columns(tokens.astype(np.int64), lengths_a, lengths, labels, ["d"], 100)
+        encode_shard_columns(tokens.astype(np.int64), lengths_a, lengths, labels, [D],
+                             provenance, 100)
 
 
 def test_shard_info_checks_the_counts_against_the_bytes():
-    examples, doc_ids = SHARDS[0]
-    encoded = encode_shard(examples, doc_ids, 100)
-    info = shard_info("shard-00000", encoded, 3, 13, 2)
+    examples, documents = SHARDS[0]
+    encoded = encode_shard(examples, documents, 100)
+    info = shard_info("shard-00000", encoded, 3, 13, 3)  # doc-a, doc-b and doc-c (a B only)
     assert info.label_counts == {0: 2, 1: 1}
     assert info.files["shard-00000.tokens.bin"] == sha256_bytes(encoded["tokens.bin"])
+    assert info.files["shard-00000.provenance.npy"] == sha256_bytes(encoded["provenance.npy"])
     assert ShardInfo.from_json(info.to_json()) == info
-    for wrong in ((4, 13, 2), (3, 12, 2), (3, 13, 3)):
+    for wrong in ((4, 13, 3), (3, 12, 3), (3, 13, 2)):
         with pytest.raises(ValueError):
             shard_info("shard-00000", encoded, *wrong)
 
@@ -261,15 +305,36 @@ def test_examples_round_trip_exactly(shard_dir):
 def test_the_reader_pickles_without_the_mapped_data(shard_dir):
     reader = ShardReader(shard_dir)
     reader.batch(range(len(reader)))
+    reader.provenance(5)
     clone = pickle.loads(pickle.dumps(reader))
-    assert clone._maps == {}
+    assert clone._maps == {} and clone._provenance == {}
     assert clone.example(5)[0].tolist() == ALL_EXAMPLES[5][0]
+    assert clone.provenance(5) == ALL_DOCUMENTS[5]
+
+
+def test_every_example_traces_back_to_its_documents(shard_dir):
+    reader = ShardReader(shard_dir)
+    for i, (document_a, document_b) in enumerate(ALL_DOCUMENTS):
+        assert reader.provenance(i) == ExampleProvenance(document_a, document_b)
+    # the random B of example 1 comes from doc-c, which no A in the shard comes from
+    assert reader.provenance(1) == (ref("doc-a"), ref("doc-c", 3))
+    assert reader.provenance(1).b.input_position == 3
+    # the same id from two input files: two documents
+    assert reader.provenance(3) == (TWIN_B, TWIN_A)
+    assert reader.provenance(-1) == ALL_DOCUMENTS[-1]
+    with pytest.raises(IndexError):
+        reader.provenance(len(ALL_DOCUMENTS))
+    # each shard lists exactly the documents its examples came from, A's and B's
+    for number, (_, documents) in enumerate(SHARDS):
+        listed = read_documents(shard_dir / f"{shard_prefix(number)}.documents.jsonl")
+        assert listed == sorted(set(sum(documents, ())))
+        assert reader.manifest.shards[number].documents == len(listed)
 
 
 def test_ids_above_uint16_survive_with_uint32(tmp_path):
     vocab = 100_000
-    shards = [([([65_535, 65_536], [99_999], 0), ([70_000], [1, 2], 1)], ["d1"]),
-              ([([0], [65_537, 80_000, 3], 1)], ["d2"])]
+    shards = [([([65_535, 65_536], [99_999], 0), ([70_000], [1, 2], 1)], [(D, D)] * 2),
+              ([([0], [65_537, 80_000, 3], 1)], [(D, ref("e"))])]
     manifest = write_set(tmp_path / "big", shards, b"not a real model", vocab_size=vocab)
     assert manifest.token_dtype == "uint32"
     assert os.path.getsize(tmp_path / "big" / "shard-00000.tokens.bin") == 4 * 6
@@ -384,7 +449,7 @@ def test_a_token_id_outside_the_vocabulary(tmp_path, tokenizer):
 ])
 def test_bad_index_rows(tmp_path, tokenizer, change, message):
     def tamper(number, encoded):
-        return replace_index(encoded, change) if number == 2 else encoded
+        return replace_npy(encoded, change) if number == 2 else encoded
 
     write_set(tmp_path, SHARDS, tokenizer, tamper=tamper)
     problems = verify_shards(tmp_path)
@@ -394,23 +459,100 @@ def test_bad_index_rows(tmp_path, tokenizer, change, message):
 
 def test_unlisted_and_missing_files(shard_dir):
     (shard_dir / "shard-00003.tokens.bin").write_bytes(b"\x00\x01")
-    (shard_dir / "shard-00001.sources.txt").unlink()
+    (shard_dir / "shard-00001.provenance.npy").unlink()
+    (shard_dir / "shard-00002.documents.jsonl").unlink()
     problems = verify_shards(shard_dir)
     assert problems_naming(problems, "shard-00003.tokens.bin") == [
         "shard-00003.tokens.bin: not listed in manifest.json"]
-    assert any("missing" in p for p in problems_naming(problems, "shard-00001.sources.txt"))
+    for name in ("shard-00001.provenance.npy", "shard-00002.documents.jsonl"):
+        assert [p.split(" (")[0] for p in problems_naming(problems, name)] == [f"{name}: missing"]
 
 
-def test_unsorted_sources_and_bad_escapes(tmp_path, tokenizer):
+def line(doc_id, position=0):
+    return (ref(doc_id, position).to_json() + "\n").encode()
+
+
+@pytest.mark.parametrize("documents, message", [
+    (line("z") + line("doc-d") + line("doc-d", 1) + line("y"),
+     "line 2: refs are not sorted and distinct"),
+    (line("a") + line("a") + line("b") + line("c"), "line 2: refs are not sorted and distinct"),
+    (line("a") + b'{"id": "b", "input_file": "in.jsonl", "input_position": 0}\n' + line("c")
+     + line("d"), "line 2: not the canonical serialization"),
+    (line("a") + b'{"id":"b"}\n' + line("c") + line("d"), "line 2: expected an object"),
+    (line("a") + line("b") + b"not json\n" + line("d"), "line 3: not valid JSON"),
+    (line("a") + line("b") + line("c"), "3 lines, the manifest says 4 documents"),
+    (line("a") + line("b") + line("c") + line("d")[:-1], "the last line has no newline"),
+])
+def test_bad_documents_files(tmp_path, tokenizer, documents, message):
     def tamper(number, encoded):
         if number == 2:
-            encoded["sources.txt"] = b"z\na\n\\q\n"
+            encoded["documents.jsonl"] = documents
         return encoded
 
     write_set(tmp_path, SHARDS, tokenizer, tamper=tamper)
     problems = verify_shards(tmp_path)
-    assert any("not sorted" in p for p in problems_naming(problems, "shard-00002.sources.txt"))
-    assert any("invalid escape" in p for p in problems)
+    assert problems and all(p.startswith("shard-00002.documents.jsonl: ") for p in problems)
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: rows.__setitem__((1, 1), 4),
+     "row 1: names line 4, documents.jsonl has 4"),
+    (lambda rows: rows.__setitem__((2, 1), 0),  # the only reference to line 3
+     "no example names line 3 of documents.jsonl (1 lines unnamed)"),
+])
+def test_a_provenance_file_naming_the_wrong_lines(tmp_path, tokenizer, change, message):
+    def tamper(number, encoded):
+        return replace_npy(encoded, change, "provenance.npy") if number == 2 else encoded
+
+    write_set(tmp_path, SHARDS, tokenizer, tamper=tamper)
+    assert verify_shards(tmp_path) == [f"shard-00002.provenance.npy: {message}"]
+    if "names line 4" in message:
+        with pytest.raises(ValueError, match="row 1 names line 4"):
+            ShardReader(tmp_path).provenance(6)
+
+
+@pytest.mark.parametrize("provenance, message", [
+    (np.zeros((4, 2), np.int32), "not the .npy 1.0 header of 4 rows of two <u4"),
+    (np.zeros((4, 3), np.uint32), "not the .npy 1.0 header of 4 rows of two <u4"),
+    (np.array([[0, 0], [1, 1], [2, 3]], np.uint32), "not the .npy 1.0 header of 4 rows"),
+])
+def test_a_provenance_file_of_the_wrong_shape(tmp_path, tokenizer, provenance, message):
+    def tamper(number, encoded):
+        if number == 2:
+            buffer = io.BytesIO()
+            np.save(buffer, provenance)
+            encoded["provenance.npy"] = buffer.getvalue()
+        return encoded
+
+    write_set(tmp_path, SHARDS, tokenizer, tamper=tamper)
+    problems = verify_shards(tmp_path)
+    assert len(problems) == 1 and message in problems_naming(
+        problems, "shard-00002.provenance.npy")[0], problems
+    with pytest.raises(ValueError, match="shard-00002.provenance.npy: holds"):
+        ShardReader(tmp_path).provenance(5)
+
+
+def test_a_truncated_provenance_file(shard_dir):
+    path = shard_dir / "shard-00000.provenance.npy"
+    path.write_bytes(path.read_bytes()[:-3])
+    problems = problems_naming(verify_shards(shard_dir), "shard-00000.provenance.npy")
+    assert any("sha256" in p for p in problems)
+    assert any("5 bytes after the last whole row" in p for p in problems)
+    assert any("2 rows, the manifest says 3 examples" in p for p in problems)
+
+
+def test_shards_of_format_1_are_refused_by_name(shard_dir):
+    obj = json.loads((shard_dir / MANIFEST_FILE).read_text())
+    obj["format_version"] = 1
+    for shard in obj["shards"]:  # format 1's files
+        shard["files"] = {f"{shard['name']}.{suffix}": "0" * 64
+                          for suffix in ("tokens.bin", "index.npy", "sources.txt")}
+    (shard_dir / MANIFEST_FILE).write_text(json.dumps(obj))
+    message = ("manifest.json: format_version: this reader knows 2, got 1 (format 1 named a "
+               "shard's documents by id only, without per-example provenance: write the shards "
+               "again)")
+    assert verify_shards(shard_dir) == [message]
 
 
 def test_special_tokens_must_match_the_tokenizer(tmp_path, tokenizer):
@@ -433,7 +575,7 @@ def test_stats(shard_dir):
     assert stats["label_counts"] == {"0": 5, "1": 4}
     assert stats["label_balance"] == pytest.approx(4 / 9)
     assert stats["mean_length"] == pytest.approx(48 / 9)
-    assert stats["documents"] == 2 + 1 + 3
+    assert stats["documents"] == 3 + 2 + 4
     histogram = stats["length_histogram"]
     assert histogram["bin_width"] == 16 and histogram["counts"] == [9, 0]
     assert [s["examples"] for s in stats["per_shard"]] == [3, 2, 4]
@@ -446,12 +588,19 @@ def test_decode_examples_gives_back_the_text(tmp_path, tokenizer):
     pairs = [("the cat sat on a mat", "and dog ran far away", 0),
              ("birds sang over green hills", "fish swim slowly", 1)]
     examples = [(processor.encode(a), processor.encode(b), label) for a, b, label in pairs]
-    write_set(tmp_path, [(examples, ["d"])], tokenizer, max_seq_len=64, objective="nsp")
+    documents = [(D, D), (D, TWIN_B)]
+    write_set(tmp_path, [(examples, documents)], tokenizer, max_seq_len=64, objective="nsp")
     assert verify_shards(tmp_path) == []
     decoded = list(decode_examples(tmp_path, 5))
     assert [(d["segment_a"], d["segment_b"], d["label"]) for d in decoded] == pairs
     assert decoded[1]["index"] == 1 and decoded[0]["objective"] == "nsp"
+    assert "document_a" not in decoded[0]
     assert [d["index"] for d in decode_examples(tmp_path, 1, start=1)] == [1]
+    traced = list(decode_examples(tmp_path, 5, provenance=True))
+    assert [(d["document_a"], d["document_b"]) for d in traced] == [
+        ({"id": "d", "input_file": "in.jsonl", "input_position": 0},) * 2,
+        ({"id": "d", "input_file": "in.jsonl", "input_position": 0},
+         {"id": "twin", "input_file": "b.jsonl", "input_position": 0})]
 
 
 def test_the_verifier_streams_across_chunk_boundaries(tmp_path, tokenizer, monkeypatch):
@@ -462,12 +611,23 @@ def test_the_verifier_streams_across_chunk_boundaries(tmp_path, tokenizer, monke
     examples = [([rng.randrange(100) for _ in range(rng.randint(1, 8))],
                  [rng.randrange(100) for _ in range(rng.randint(1, 8))], rng.randint(0, 1))
                 for _ in range(41)]
-    big = [(examples, [f"document number {i}" for i in range(30)])]
+    documents = [(ref(f"document number {i % 30}"), ref(f"document number {(i * 7) % 30}"))
+                 for i in range(41)]
+    big = [(examples, documents)]
     write_set(tmp_path / "good", big, tokenizer)
     assert verify_shards(tmp_path / "good") == []
+    reader = ShardReader(tmp_path / "good")
+    assert [reader.provenance(i) for i in range(41)] == documents
+
+    def tamper_provenance(number, encoded):
+        return replace_npy(encoded, lambda rows: rows.__setitem__((37, 0), 30), "provenance.npy")
+
+    write_set(tmp_path / "bad-provenance", big, tokenizer, tamper=tamper_provenance)
+    assert verify_shards(tmp_path / "bad-provenance") == [
+        "shard-00000.provenance.npy: row 37: names line 30, documents.jsonl has 30"]
 
     def tamper(number, encoded):
-        return replace_index(encoded, lambda rows: rows["label"].__setitem__(37, 3))
+        return replace_npy(encoded, lambda rows: rows["label"].__setitem__(37, 3))
 
     write_set(tmp_path / "bad", big, tokenizer, tamper=tamper)
     assert verify_shards(tmp_path / "bad") == [
