@@ -46,7 +46,7 @@ from syndication_data import SyndicationBenchmark, build_syndication_benchmark
 from filters.pii import PiiConfig, PiiRedactor
 from pipeline.curate import run_curation
 from schemas.config import config_from_dict
-from schemas.shards import read_manifest, shard_files, unescape_source_id
+from schemas.shards import read_documents, read_manifest, shard_files
 
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 _WORD = re.compile(r"\w+")
@@ -62,15 +62,11 @@ def write_input(benchmark: SyndicationBenchmark, path: str, seed: int) -> None:
             handle.write(json.dumps({"id": doc.id, "text": doc.text}) + "\n")
 
 
-def shard_document_ids(run_dir: str) -> list[str]:
-    """Ids of the documents every shard lists (``shards/*.sources.txt``)."""
+def shard_document_ids(run_dir: str) -> set[str]:
+    """Ids of the documents the shards' examples come from (``shards/*.documents.jsonl``)."""
     directory = os.path.join(run_dir, "shards")
-    ids = []
-    for shard in read_manifest(directory).shards:
-        sources = shard_files(shard.name)[2]
-        with open(os.path.join(directory, sources), encoding="utf-8") as handle:
-            ids += [unescape_source_id(line.rstrip("\n")) for line in handle]
-    return ids
+    return {ref.id for shard in read_manifest(directory).shards
+            for ref in read_documents(os.path.join(directory, shard_files(shard.name)[2]))}
 
 
 def lost_article_lines(before: str, after: str, boilerplate: frozenset[str],
