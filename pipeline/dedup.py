@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import apache_beam as beam
@@ -103,8 +104,7 @@ class RemoveBoilerplateFn(beam.DoFn):
                 self._stats.count(f"{STAGE}/removed:{reason}")
                 yield beam.pvalue.TaggedOutput(REMOVED, Removed.of(doc, STAGE, reason))
                 continue
-            yield doc if text == doc.text else Document(
-                doc.id, text, doc.source, doc.position, doc.metadata)
+            yield doc if text == doc.text else dataclasses.replace(doc, text=text)
 
     def finish_bundle(self):
         yield from self._stats.flush()

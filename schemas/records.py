@@ -29,12 +29,16 @@ class Document:
     """Stable id: the input's id field, or ``<source>:<record index>`` when it has none."""
     text: str
     source: str
-    """The file the document was read from."""
+    """The file the document was read from (written as the ``input_file`` column)."""
     position: int = 0
-    """0-based record index in ``source``; with ``source`` it identifies the record even when
-    inputs repeat ids, and orders records deterministically."""
+    """0-based record index in ``source`` (the ``input_position`` column); with ``source`` it
+    identifies the record even when inputs repeat ids, and orders records deterministically."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """What stages add: ``language``, ``language_score``, ``pii_counts`` and so on."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The input record's other fields (``license``, ``url``, ...; not its id and text), as
+    ``input.keep_fields`` and ``input.rename_fields`` select them. Every stage carries them
+    unchanged (``dataclasses.replace``) into kept/ or removed/ (``schemas.fields``)."""
 
     def with_metadata(self, **values: Any) -> Document:
         return dataclasses.replace(self, metadata={**self.metadata, **values})
@@ -55,10 +59,13 @@ class Removed:
     position: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     """Reason-specific context, e.g. ``survivor_id`` for duplicates."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The removed document's input fields (``Document.fields``)."""
 
     @classmethod
     def of(cls, doc: Document, stage: str, reason: str, **details: Any) -> Removed:
-        return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details)
+        return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details,
+                   doc.fields)
 
     @property
     def sort_key(self) -> tuple[str, str, int]:
