@@ -92,17 +92,22 @@ class Quarantined:
         return (self.id, self.source, self.position)
 
 
-# Parquet schemas of the run folder. Metadata is stored as a JSON string so that stages can add
-# keys without a schema migration; the report reads typed columns from it.
+# Parquet schemas of the run folder. ``source``/``position`` of the records are written as
+# ``input_file``/``input_position``: an input record's own ``source`` field (a corpus name, a
+# URL) goes in ``fields`` with its other fields. Metadata and details are JSON strings so that
+# stages can add keys without a schema migration; the report reads typed columns from them.
+# ``fields`` is a struct whose type a run unifies over all its documents
+# (``schemas.fields``, ``with_fields_type``); the schemas below hold null in its place.
 KEPT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("text", pa.large_string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("language", pa.string()),
         ("language_score", pa.float32()),
         ("metadata", pa.string()),
+        ("fields", pa.null()),
     ]
 )
 
@@ -112,19 +117,27 @@ REMOVED_SCHEMA = pa.schema(
         ("stage", pa.string()),
         ("reason", pa.string()),
         ("text", pa.large_string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("details", pa.string()),
+        ("fields", pa.null()),
     ]
 )
 
 QUARANTINED_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("reason", pa.string()),
         ("raw_prefix", pa.binary()),
         ("detail", pa.string()),
     ]
 )
+
+FIELDS_COLUMN = "fields"
+
+
+def with_fields_type(schema: pa.Schema, fields: pa.Field) -> pa.Schema:
+    """``schema`` with its ``fields`` column given the run's unified type."""
+    return schema.set(schema.get_field_index(FIELDS_COLUMN), fields.with_name(FIELDS_COLUMN))
