@@ -45,6 +45,7 @@ from pipeline.stages import (
 )
 from pipeline.transforms import QUARANTINED, REMOVED, STATS, ApplyStage, ReadInputs
 from pipeline.writers import (
+    UnifyFieldTypes,
     WriteParquetShards,
     kept_row,
     quarantined_row,
@@ -199,7 +200,9 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     if config.pii.enabled:
         quarantined = quarantined | "RedactQuarantined" >> beam.ParDo(
             RedactQuarantinedFn(config.pii))
-    _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined)
+    fields_type = read["docs"] | "UnifyFieldTypes" >> UnifyFieldTypes(config.input)
+    _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined,
+                   fields_type)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])
     if config.shards.enabled:
@@ -220,12 +223,13 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
 
 
-def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined) -> None:
+def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
+                   fields_type) -> None:
     join = FileSystems.join
     _ = kept | "WriteKept" >> WriteParquetShards(
-        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards)
+        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards, fields_type)
     _ = removed | "WriteRemoved" >> WriteParquetShards(
-        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards)
+        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards, fields_type)
     _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
         join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
 

@@ -13,10 +13,12 @@ with the standard codecs, which read lines at C speed.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import json
 import lzma
+import re
 import zlib
 from collections.abc import Iterator
 from typing import IO
@@ -38,6 +40,8 @@ _COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lzma")
 # What a decompressor raises on a stream that ends early or is corrupt.
 _STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, lzma.LZMAError,
                   zstandard.ZstdError)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def file_format(path: str, configured: str) -> str:
@@ -101,7 +105,10 @@ def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
                 return
             if not raw_line.strip():
                 continue
-            yield parse_jsonl_line(raw_line.rstrip(b"\r\n"), path, position, config)
+            # A byte order mark opens files written by Windows tools, and every part of files
+            # joined with cat: it is not JSON, and never a record's content.
+            line = raw_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
+            yield parse_jsonl_line(line, path, position, config)
             position += 1
 
 
@@ -122,24 +129,59 @@ def parse_jsonl_line(raw: bytes, path: str, position: int, config: InputConfig) 
         return quarantine("malformed_json", "nesting too deep")
     if not isinstance(value, dict):
         return quarantine("not_an_object", f"top-level {type(value).__name__}")
-    return _document_from_fields(value, path, position, config, quarantine)
+    # Only a \ud800..\udfff escape puts a surrogate into decoded JSON (the line is valid UTF-8);
+    # pairs (emoji) match too, and the check after this one tells them apart.
+    return _document_from_record(value, path, position, config, quarantine,
+                                 escapes=_SURROGATE_ESCAPE.search(raw) is not None)
 
 
-def _document_from_fields(fields: dict, path: str, position: int, config: InputConfig,
-                          quarantine) -> Record:
-    text = fields.get(config.text_field)
+def _document_from_record(record: dict, path: str, position: int, config: InputConfig,
+                          quarantine, escapes: bool = False) -> Record:
+    """``escapes``: string values may hold lone surrogates (JSON ``\\ud800``)."""
+    text = record.get(config.text_field)
     if text is None:
         return quarantine("missing_text", f"no {config.text_field!r} field")
     if not isinstance(text, str):
         return quarantine("text_not_string", f"{config.text_field!r} is {type(text).__name__}")
     if has_lone_surrogate(text):
         return quarantine("invalid_unicode", "text holds a lone surrogate code point")
+    fields = other_fields(record, config)
     return Document(
-        id=_document_id(fields.get(config.id_field), path, position),
+        id=_document_id(record.get(config.id_field), path, position),
         text=text,
         source=path,
         position=position,
+        fields=replace_lone_surrogates(fields) if escapes else fields,
     )
+
+
+def other_fields(record: dict, config: InputConfig) -> dict:
+    """The record's fields for ``Document.fields``: all but the id and text fields (or those
+    ``keep_fields`` lists), renamed by ``rename_fields``."""
+    if config.keeps_all_fields:
+        own = (config.id_field, config.text_field)
+        kept = [(name, value) for name, value in record.items() if name not in own]
+    else:
+        kept = [(name, record[name]) for name in config.keep_fields if name in record]
+    renames = config.rename_fields
+    if not renames:
+        return dict(kept)
+    fields = {name: value for name, value in kept if name not in renames}
+    fields.update((renames[name], value) for name, value in kept if name in renames)
+    return fields
+
+
+def replace_lone_surrogates(value):
+    """``value`` with every lone surrogate in its strings and keys replaced by U+FFFD: UTF-8 (and
+    so Parquet) cannot hold them. A field is context, not text to curate: it is kept, not
+    quarantined (the text field is, as ``invalid_unicode``)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if has_lone_surrogate(value) else value
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_lone_surrogates(item) for item in value]
+    return value
 
 
 def _document_id(value: object, path: str, position: int) -> str:
@@ -158,8 +200,10 @@ def _read_parquet(path: str, config: InputConfig) -> Iterator[Record]:
         except (pa.ArrowException, OSError) as error:
             yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
             return
-        columns = [name for name in (config.id_field, config.text_field)
-                   if name in parquet.schema_arrow.names]
+        columns = parquet.schema_arrow.names
+        if not config.keeps_all_fields:
+            wanted = {config.id_field, config.text_field, *config.keep_fields}
+            columns = [name for name in columns if name in wanted]
         position = 0
         try:
             for batch in parquet.iter_batches(batch_size=1024, columns=columns):
@@ -175,7 +219,7 @@ def _parquet_row(row: dict, path: str, position: int, config: InputConfig) -> Re
     def quarantine(reason: str, detail: str) -> Quarantined:
         return Quarantined(path, position, reason, repr(row)[:RAW_PREFIX_BYTES].encode(), detail)
 
-    return _document_from_fields(row, path, position, config, quarantine)
+    return _document_from_record(row, path, position, config, quarantine)
 
 
 def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
@@ -187,7 +231,7 @@ def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
             yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
             return
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # without a leading byte order mark
     except UnicodeDecodeError as error:
         yield Quarantined(path, 0, "invalid_utf8", raw[:RAW_PREFIX_BYTES], str(error))
         return

@@ -538,12 +538,14 @@ def removed_examples(run_dir: str, reason: str, n: int = 5) -> list[dict[str, An
 
 
 def _example_row(folder: str, row: dict[str, Any]) -> dict[str, Any]:
+    # Runs written before the input_file/input_position columns named them source/position.
+    where = {"input_file": row.get("input_file", row.get("source")),
+             "input_position": row.get("input_position", row.get("position"))}
     if folder == "removed":
-        return {"id": row["id"], "stage": row["stage"], "source": row["source"],
-                "position": row["position"], "details": row["details"] or "",
-                "text": row["text"] or ""}
-    return {"id": row["id"], "stage": "read (quarantined)", "source": row["source"],
-            "position": row["position"], "details": row["detail"] or "",
+        return {"id": row["id"], "stage": row["stage"], **where,
+                "details": row["details"] or "", "text": row["text"] or ""}
+    return {"id": row["id"], "stage": "read (quarantined)", **where,
+            "details": row["detail"] or "",
             "text": (row["raw_prefix"] or b"").decode("utf-8", "replace")}
 
 
@@ -857,8 +859,8 @@ def format_examples(view: RunView, reason: str, examples: list[dict[str, Any]],
                             bool(cut) and len(example["text"]) >= cut)
         details = display_text(example["details"], DETAILS_CHARS)
         lines += ["", f"[{number}] {example['id']}",
-                  f"    stage: {example['stage']}   source: {example['source']}:"
-                  f"{example['position']}   details: {details or '{}'}"]
+                  f"    stage: {example['stage']}   input: {example['input_file']}:"
+                  f"{example['input_position']}   details: {details or '{}'}"]
         lines += [f"    | {piece}" for line in text.splitlines() or [""]
                   for piece in textwrap.wrap(line, 96) or [""]]
     return "\n".join(lines)

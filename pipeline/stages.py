@@ -8,6 +8,7 @@ Stages that need whole-corpus grouping (exact and near dedup) are not here but i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -157,4 +158,4 @@ class PiiStage(Stage):
 
 
 def _with_text(doc: Document, text: str) -> Document:
-    return Document(doc.id, text, doc.source, doc.position, doc.metadata)
+    return dataclasses.replace(doc, text=text)

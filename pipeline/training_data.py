@@ -4,6 +4,7 @@ way the pipeline will show it. Quarantined records are skipped and counted on st
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 
@@ -22,7 +23,7 @@ def normalized_texts(patterns: list[str], text_field: str = "text") -> Iterator[
 
 def normalized_documents(patterns: list[str], text_field: str = "text") -> Iterator[Document]:
     """Every readable document the patterns name, normalized, empty ones left out."""
-    config = InputConfig(text_field=text_field)
+    config = InputConfig(text_field=text_field, keep_fields=())  # only the text is needed
     normalize = NormalizeConfig()
     quarantined = 0
     for path in expand_inputs(patterns):
@@ -32,6 +33,6 @@ def normalized_documents(patterns: list[str], text_field: str = "text") -> Itera
                 continue
             text = normalize_text(record.text, normalize)
             if text:
-                yield Document(record.id, text, record.source, record.position)
+                yield dataclasses.replace(record, text=text)
     if quarantined:
         print(f"skipped {quarantined} unreadable records in {patterns}", file=sys.stderr)

@@ -29,12 +29,16 @@ class Document:
     """Stable id: the input's id field, or ``<source>:<record index>`` when it has none."""
     text: str
     source: str
-    """The file the document was read from."""
+    """The file the document was read from (written as the ``input_file`` column)."""
     position: int = 0
-    """0-based record index in ``source``; with ``source`` it identifies the record even when
-    inputs repeat ids, and orders records deterministically."""
+    """0-based record index in ``source`` (the ``input_position`` column); with ``source`` it
+    identifies the record even when inputs repeat ids, and orders records deterministically."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """What stages add: ``language``, ``language_score``, ``pii_counts`` and so on."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The input record's other fields (``license``, ``url``, ...; not its id and text), as
+    ``input.keep_fields`` and ``input.rename_fields`` select them. Every stage carries them
+    unchanged (``dataclasses.replace``) into kept/ or removed/ (``schemas.fields``)."""
 
     def with_metadata(self, **values: Any) -> Document:
         return dataclasses.replace(self, metadata={**self.metadata, **values})
@@ -55,10 +59,13 @@ class Removed:
     position: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     """Reason-specific context, e.g. ``survivor_id`` for duplicates."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The removed document's input fields (``Document.fields``)."""
 
     @classmethod
     def of(cls, doc: Document, stage: str, reason: str, **details: Any) -> Removed:
-        return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details)
+        return cls(doc.id, stage, reason, doc.text, doc.source, doc.position, details,
+                   doc.fields)
 
     @property
     def sort_key(self) -> tuple[str, str, int]:
@@ -85,17 +92,22 @@ class Quarantined:
         return (self.id, self.source, self.position)
 
 
-# Parquet schemas of the run folder. Metadata is stored as a JSON string so that stages can add
-# keys without a schema migration; the report reads typed columns from it.
+# Parquet schemas of the run folder. ``source``/``position`` of the records are written as
+# ``input_file``/``input_position``: an input record's own ``source`` field (a corpus name, a
+# URL) goes in ``fields`` with its other fields. Metadata and details are JSON strings so that
+# stages can add keys without a schema migration; the report reads typed columns from them.
+# ``fields`` is a struct whose type a run unifies over all its documents
+# (``schemas.fields``, ``with_fields_type``); the schemas below hold null in its place.
 KEPT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("text", pa.large_string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("language", pa.string()),
         ("language_score", pa.float32()),
         ("metadata", pa.string()),
+        ("fields", pa.null()),
     ]
 )
 
@@ -105,19 +117,27 @@ REMOVED_SCHEMA = pa.schema(
         ("stage", pa.string()),
         ("reason", pa.string()),
         ("text", pa.large_string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("details", pa.string()),
+        ("fields", pa.null()),
     ]
 )
 
 QUARANTINED_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
-        ("source", pa.string()),
-        ("position", pa.int64()),
+        ("input_file", pa.string()),
+        ("input_position", pa.int64()),
         ("reason", pa.string()),
         ("raw_prefix", pa.binary()),
         ("detail", pa.string()),
     ]
 )
+
+FIELDS_COLUMN = "fields"
+
+
+def with_fields_type(schema: pa.Schema, fields: pa.Field) -> pa.Schema:
+    """``schema`` with its ``fields`` column given the run's unified type."""
+    return schema.set(schema.get_field_index(FIELDS_COLUMN), fields.with_name(FIELDS_COLUMN))

@@ -18,6 +18,7 @@ from pipeline.report import format_report
 from schemas.config import config_from_dict
 from schemas.report import check_accounting
 from tests.pipeline.bad_inputs import GOOD_TEXT, write_bad_corpus
+from tests.pipeline.field_inputs import write_inputs as write_field_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample"
@@ -98,14 +99,21 @@ def test_removed_text_is_redacted_and_examples_listed(tmp_path):
 def test_in_memory_and_multi_processing_runs_write_identical_bytes(tmp_path):
     config = config_from_dict({"output": {"num_shards": 3},
                                "shards": {"examples_per_shard": 400, "group_documents": 10}})
-    first = run_curation([str(SAMPLE)], str(tmp_path / "a"), config)
-    second = run_curation([str(SAMPLE)], str(tmp_path / "b"), config, MULTI_PROCESSING)
+    # The sample's records carry source and license; these add nested, null and conflicting
+    # fields, whose type the workers unify in whatever order they meet them.
+    write_field_inputs(tmp_path / "fields")
+    inputs = [str(SAMPLE), str(tmp_path / "fields")]
+    first = run_curation(inputs, str(tmp_path / "a"), config)
+    second = run_curation(inputs, str(tmp_path / "b"), config, MULTI_PROCESSING)
     assert output_bytes(tmp_path / "a") == output_bytes(tmp_path / "b")
     files = set(output_bytes(tmp_path / "a"))
     assert len([f for f in files if f.endswith(".parquet")]) == 9
     assert {"shards/manifest.json", "shards/shard-00000.tokens.bin",
             "shards/shard-00000.documents.jsonl", "shards/shard-00000.provenance.npy",
             "tokenizer/tokenizer.model"} <= files
+    kept_fields = pq.read_schema(tmp_path / "a" / "kept" / "part-00000-of-00003.parquet").field(
+        "fields").type
+    assert {"license", "meta", "big"} <= set(kept_fields.names)
     for report in (first, second):
         for stage in report["stages"]:
             stage.pop("seconds")

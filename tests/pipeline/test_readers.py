@@ -1,5 +1,8 @@
 import gzip
+import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.readers import file_format, parse_jsonl_line, read_records
@@ -79,3 +82,66 @@ def test_a_text_file_is_one_document(tmp_path):
 def test_format_from_file_name(name, expected):
     assert file_format(name, "auto") == expected
     assert file_format(name, "text") == "text"
+
+
+RECORD = {"id": "d1", "text": "words", "source": "crawl-2024", "license": "CC-BY-4.0",
+          "url": "https://example.org/a", "lang": None, "label": 3,
+          "meta": {"authors": ["Ann", "Bo"], "depth": {"level": 2}, "empty": {}}}
+OTHER_FIELDS = {name: value for name, value in RECORD.items() if name not in ("id", "text")}
+
+
+def test_every_other_field_of_a_jsonl_record_is_kept_as_is():
+    doc = parse_jsonl_line(json.dumps(RECORD).encode(), "in.jsonl", 4, CONFIG)
+    assert (doc.id, doc.text, doc.source, doc.position) == ("d1", "words", "in.jsonl", 4)
+    assert doc.fields == OTHER_FIELDS
+
+
+def test_fields_are_limited_and_renamed_by_the_config():
+    config = InputConfig(keep_fields=("license", "meta", "missing"),
+                         rename_fields={"meta": "crawl_meta"})
+    doc = parse_jsonl_line(json.dumps(RECORD).encode(), "in.jsonl", 0, config)
+    assert doc.fields == {"license": "CC-BY-4.0", "crawl_meta": RECORD["meta"]}
+    # A renamed field wins over a kept field that already has its new name.
+    swap = InputConfig(rename_fields={"source": "license"})
+    doc = parse_jsonl_line(json.dumps(RECORD).encode(), "in.jsonl", 0, swap)
+    assert doc.fields["license"] == "crawl-2024" and "source" not in doc.fields
+    none = parse_jsonl_line(json.dumps(RECORD).encode(), "in.jsonl", 0,
+                            InputConfig(keep_fields=()))
+    assert none.fields == {}
+
+
+def test_parquet_records_keep_every_column(tmp_path):
+    path = tmp_path / "t.parquet"
+    meta = {"authors": ["Ann", "Bo"], "depth": {"level": 2}}  # Parquet has no empty struct
+    record = {**RECORD, "meta": meta}
+    pq.write_table(pa.Table.from_pylist([record, {"id": "d2", "text": "more", "label": None}]),
+                   path)
+    first, second = read_records(str(path), CONFIG)
+    assert first.fields == {**OTHER_FIELDS, "meta": meta}
+    # Parquet columns are typed over the file: a record without a column reads it as null.
+    assert second.fields == {name: None for name in OTHER_FIELDS}
+    (limited, _) = read_records(str(path), InputConfig(keep_fields=("url",)))
+    assert limited.fields == {"url": RECORD["url"]}
+
+
+def test_a_lone_surrogate_in_a_field_is_replaced_not_quarantined():
+    raw = b'{"text": "ok", "title": "a \\ud800 b", "emoji": "\\ud83d\\ude00", "k": {"\\udc80": 1}}'
+    doc = parse_jsonl_line(raw, "in.jsonl", 0, CONFIG)
+    assert doc.fields == {"title": "a \ufffd b", "emoji": "\U0001f600", "k": {"\ufffd": 1}}
+
+
+@pytest.mark.parametrize("name, compress", [("bom.jsonl", bytes), ("bom.jsonl.gz", gzip.compress)])
+def test_a_byte_order_mark_and_crlf_line_ends_do_not_quarantine_jsonl(tmp_path, name, compress):
+    path = tmp_path / name
+    path.write_bytes(compress(b'\xef\xbb\xbf{"id": "a", "text": "first"}\r\n\r\n'
+                              b'{"id": "b", "text": "second\\r\\nline"}\r\n'))
+    records = list(read_records(str(path), CONFIG))
+    assert [(r.id, r.text, r.position) for r in records] == [
+        ("a", "first", 0), ("b", "second\r\nline", 1)]
+
+
+def test_a_text_file_loses_its_byte_order_mark(tmp_path):
+    path = tmp_path / "page.txt"
+    path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")
+    (record,) = read_records(str(path), CONFIG)
+    assert record.text == "line one\r\nline two\r\n"  # the normalize stage folds CRLF

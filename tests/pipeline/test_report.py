@@ -95,6 +95,9 @@ def test_reason_prints_the_smallest_ids_with_stage_and_details(pii_on, capsys):
     assert ids[:2] == ["0000-pii-short", "0002-pii-ssn"] and ids == sorted(ids) and len(ids) == 3
     assert [line.split()[1] for line in out.splitlines() if line.startswith("[")] == ids
     assert "stage: heuristics" in out
+    first = examples[0]  # where it was read, from the input_file/input_position columns
+    assert first["input_file"].endswith(".jsonl") and first["input_position"] >= 0
+    assert f"input: {first['input_file']}:{first['input_position']}" in out
     code, out = winnow_report(capsys, pii_on, "--reason", "near_duplicate")
     assert code == 0 and '"survivor_id": "winnow/duplicate-a"' in out
     code, out = winnow_report(capsys, pii_on, "--reason", "no_such_reason")

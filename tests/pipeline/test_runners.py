@@ -46,7 +46,8 @@ def test_the_pipeline_translates_for_dataflow():
     names = {transform.unique_name for transform in transforms}
     for step in ("Read/ParseRecords", "normalize", "heuristics", "language",
                  "exact_dedup/GroupByText", "boilerplate/JoinRemovals", "pii",
-                 "WriteKept/WriteShard", "WriteRemoved/WriteShard", "Report/WriteReport"):
+                 "UnifyFieldTypes/UnifyTypes", "WriteKept/WriteShard", "WriteRemoved/WriteShard",
+                 "Report/WriteReport"):
         assert step in names, step
 
 

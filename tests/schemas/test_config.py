@@ -67,3 +67,24 @@ def test_keys_that_moved_are_named_with_their_new_place():
         "exact_dedup.boilerplate_lines: moved to boilerplate.enabled",
         "exact_dedup.boilerplate_min_chars: moved to boilerplate.min_chars",
         "pii.typo: unknown key (known: enabled, types, phone_regions, redact_private_ips)"]
+
+
+def test_kept_and_renamed_fields_are_validated_before_the_run():
+    config = config_from_dict({"input": {"keep_fields": ["license", "meta"],
+                                         "rename_fields": {"meta": "crawl"}}})
+    assert config.input.kept_field_names() == ["license", "crawl"]
+    assert config_from_dict({}).input.keeps_all_fields
+    with pytest.raises(ConfigError) as raised:
+        config_from_dict({"input": {"keep_fields": ["*", "text", "url", "url", "b", "c", "d"],
+                                    "rename_fields": {"id": "doc", "a": "x", "url": "x",
+                                                      "b": 3, "c": "d"}}})
+    assert raised.value.problems == [
+        'input.keep_fields: "*" keeps every field and stands alone',
+        "input.keep_fields: names repeat in ['*', 'text', 'url', 'url', 'b', 'c', 'd']",
+        "input.keep_fields: 'text' is the text field, stored in its own column",
+        "input.rename_fields: 'id' is the id field, stored in its own column",
+        "input.rename_fields: 'a' is not in keep_fields",
+        "input.rename_fields: 'b': 3 must map a name to a non-empty name",
+        "input.rename_fields: 'c' would replace the kept field 'd'",
+        "input.rename_fields: two fields get the same name in ['doc', 'x', 'x', 3, 'd']",
+    ]
