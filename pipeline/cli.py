@@ -244,13 +244,15 @@ def _add_shards(commands) -> None:
         "show", help="print decoded examples (and where they came from)",
         description="Print decoded examples of a shard folder; with --provenance, also the "
                     "documents segment A and segment B came from: id, input file and record "
-                    "position in it, e.g. 'winnow shards show DIR --start 1234 -n 1 "
-                    "--provenance'.")
+                    "position in it, and, when DIR is a run folder, the input record's other "
+                    "fields from kept/ (licence, URL, ...), e.g. 'winnow shards show RUN "
+                    "--start 1234 -n 1 --provenance'.")
     show.add_argument("-n", type=int, default=5, help="number of examples (default: 5)")
     show.add_argument("--start", type=int, default=0, help="first example index (default: 0)")
     show.add_argument("--provenance", action="store_true",
                       help="also print the refs (id, input_file, input_position) of the "
-                           "documents of A and of B")
+                           "documents of A and of B, with their input fields when DIR is a run "
+                           "folder")
     show.add_argument("--json", action="store_true",
                       help="one JSON object per line: segment_a, segment_b, label, objective "
                            "(and document_a, document_b with --provenance)")
@@ -282,6 +284,8 @@ def _run_shards(args, _extra: list[str]) -> int:
             print(json.dumps(shard_stats(folder), indent=2))
             return 0
         for example in decode_examples(folder, args.n, args.start, args.provenance):
+            if args.provenance:
+                _add_input_fields(example, args.shards_dir)
             if args.json:
                 print(json.dumps(example, ensure_ascii=False))
                 continue
@@ -295,6 +299,22 @@ def _run_shards(args, _extra: list[str]) -> int:
         print(f"winnow shards {args.action}: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_input_fields(example: dict, shards_dir: str) -> None:
+    """Add each document's input fields (licence, URL, ...) from kept/ to ``document_a`` and
+    ``document_b`` when ``shards_dir`` is a run folder; a bare shards folder has no kept/."""
+    import os
+
+    from pipeline.provenance import kept_records
+    from schemas.shards import DocumentRef
+
+    if not os.path.isdir(os.path.join(shards_dir, "kept")):
+        return
+    refs = {segment: DocumentRef(**example["document_" + segment]) for segment in ("a", "b")}
+    records = kept_records(shards_dir, refs.values())
+    for segment, ref in refs.items():
+        example["document_" + segment]["fields"] = records[ref]["fields"]
 
 
 def _add_trainer(commands) -> None:

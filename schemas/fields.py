@@ -170,3 +170,17 @@ def to_json_text(value: Any) -> str:
     bytes; NaN and Infinity as Python's json writes them; other Python objects (a Parquet
     timestamp or decimal that clashed with another type) by their ``str``."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def decode(value: Any, field: pa.Field) -> Any:
+    """A value read back from a column of ``field`` (a ``fields`` struct, or one of its
+    children) with the JSON-text fields parsed: the record's field as the reader saw it."""
+    if value is None:
+        return None
+    if (field.metadata or {}).get(b"winnow.encoding") == b"json":
+        return json.loads(value)
+    if pa.types.is_struct(field.type):
+        return {child.name: decode(value.get(child.name), child) for child in field.type}
+    if pa.types.is_list(field.type):
+        return [decode(element, field.type.value_field) for element in value]
+    return value
