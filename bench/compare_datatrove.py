@@ -317,7 +317,7 @@ def run_datatrove(inputs_folder: str, work: str, dt_python: str, repetition: boo
 
 def winnow_config(repetition: bool, exact_dedup: bool, tokenizer_model: str = ""):
     sys.path.insert(0, ROOT)
-    from schemas.config import config_from_dict
+    from pipeline.config import config_from_dict
 
     return config_from_dict({
         "heuristics": {"gopher_quality": True, "gopher_repetition": repetition, "c4": False},

@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipeline.config import load_config  # noqa: E402
 from pipeline.curate import run_curation  # noqa: E402
-from schemas.config import load_config  # noqa: E402
 
 
 def main() -> None:

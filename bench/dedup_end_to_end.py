@@ -44,8 +44,8 @@ import pyarrow.parquet as pq
 from syndication_data import SyndicationBenchmark, build_syndication_benchmark
 
 from filters.pii import PiiConfig, PiiRedactor
+from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
-from schemas.config import config_from_dict
 from schemas.shards import read_documents, read_manifest, shard_files
 
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")

@@ -53,8 +53,8 @@ from near_dup_data import (  # noqa: E402  (bench/ is the script's folder)
 )
 
 from filters.minhash import MinHasher, band_keys, estimated_jaccard  # noqa: E402
+from pipeline.config import config_from_dict  # noqa: E402
 from pipeline.curate import run_curation  # noqa: E402
-from schemas.config import config_from_dict  # noqa: E402
 
 CORPORA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
                        "shared", "corpora")

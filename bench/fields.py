@@ -18,9 +18,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline.readers import read_records  # noqa: E402
+from pipeline.readers import (
+    InputConfig,  # noqa: E402
+    read_records,  # noqa: E402
+)
 from pipeline.writers import FieldTypesFn, encode_parquet, kept_row  # noqa: E402
-from schemas.config import InputConfig  # noqa: E402
 from schemas.fields import arrow_field, declared_struct, encode, fields_column_type  # noqa: E402
 from schemas.records import FIELDS_COLUMN, KEPT_SCHEMA, Document, with_fields_type  # noqa: E402
 

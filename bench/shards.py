@@ -146,8 +146,8 @@ CURATION_STAGES_OFF = ("heuristics", "language", "exact_dedup", "quality", "near
 
 
 def corpus_run(args: argparse.Namespace) -> None:
+    from pipeline.config import config_from_dict
     from pipeline.curate import run_curation
-    from schemas.config import config_from_dict
 
     config = config_from_dict({
         **{stage: {"enabled": False} for stage in CURATION_STAGES_OFF},

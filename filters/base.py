@@ -16,7 +16,6 @@ them all at once before a run starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,6 @@ Reason = str | None
 """``None`` keeps the document; a string drops it for that reason."""
 
 KEEP: Reason = None
-
-TextFilter = Callable[[str], Reason]
 
 
 @dataclass(frozen=True)
@@ -39,15 +36,6 @@ class Drop:
 
 Verdict = Drop | None
 """``None`` keeps the document; a ``Drop`` removes it for ``Drop.reason``."""
-
-
-def first_reason(text: str, filters: list[TextFilter]) -> Reason:
-    """Apply ``filters`` in order (cheapest first) and return the first drop reason, if any."""
-    for text_filter in filters:
-        reason = text_filter(text)
-        if reason is not None:
-            return reason
-    return KEEP
 
 
 def check_fraction(name: str, value: float) -> list[str]:

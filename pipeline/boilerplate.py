@@ -24,7 +24,7 @@ from filters.boilerplate import (
     remove_lines,
 )
 from pipeline.dedup import doc_ref
-from pipeline.transforms import REMOVED, STATS, BundleStats
+from pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
 from schemas.records import Removed
 
 STAGE = "boilerplate"
@@ -109,7 +109,7 @@ class RemoveBoilerplate(beam.PTransform):
             | "RepeatedLines" >> beam.FlatMap(boilerplate_removals, min_documents)
         )
         doc_ref_to_doc = docs | "KeyByRef" >> beam.Map(lambda doc: (doc_ref(doc), doc))
-        return (
+        return stage_outputs(
             {"docs": doc_ref_to_doc, "lines": doc_ref_to_removed_line}
             | "JoinRemovals" >> beam.CoGroupByKey()
             | "RemoveLines" >> beam.ParDo(RemoveLinesFn(min_chars, self.min_words)).with_outputs(

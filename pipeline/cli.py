@@ -326,9 +326,9 @@ def _add_trainer(commands) -> None:
 
 
 def _run_curate(args, beam_args: list[str]) -> int:
+    from pipeline.config import ConfigError, config_to_yaml, load_config
     from pipeline.curate import CurationError, run_curation
     from pipeline.report import format_report
-    from schemas.config import ConfigError, config_to_yaml, load_config
 
     try:
         config = load_config(args.config)

@@ -1,20 +1,13 @@
 """``winnow curate``: build and run the curation pipeline.
 
-    read -> normalize -> heuristics -> language -> exact_dedup -> quality -> near_dedup
-         -> boilerplate -> pii -> kept/ -> shards/
-              \\___________________ removed/ (stage, reason) ___________________/
+    read -> the stages of pipeline.stage_list, in order -> kept/ -> shards/
+              \\_____ removed/ (stage, reason) _____/
     read -> quarantined/ (records that are not documents)
     everything -> report.json
 
-Cheap stages run first so that the expensive ones (language ID, the dedup shuffles) see fewer
-documents; quality runs before near dedup so that each cluster keeps its best-scored member.
-Documents are decided whole (exact, then near duplicates, one survivor per cluster) before
-``boilerplate`` cuts the lines that the surviving documents share: cut first, the copies of a
-syndicated article become fragments that no longer look like each other.
-Each per-document stage is a ``pipeline.stages.Stage`` run by the one generic ``ApplyStage``;
-exact dedup, near dedup and boilerplate are groupings in ``pipeline.dedup``,
-``pipeline.near_dedup`` and ``pipeline.boilerplate``. Every stage transform returns ``kept``,
-``removed`` and ``stats``.
+The stages, their order and why it is so are in ``pipeline.stage_list``; each stage transform
+returns ``kept``, ``removed`` and ``stats``. This module reads the inputs, chains the stages,
+writes the run folder and runs the pipeline.
 """
 
 from __future__ import annotations
@@ -29,21 +22,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from filters.pii import PiiConfig, PiiRedactor
 from filters.quality import load_quality_model
-from pipeline.boilerplate import RemoveBoilerplate
-from pipeline.dedup import ExactDedup
-from pipeline.near_dedup import CLUSTERS, NearDedup
+from pipeline.config import WinnowConfig
+from pipeline.near_dedup import CLUSTERS
 from pipeline.report import BuildReport, finish_report
 from pipeline.shards import BuildShards
-from pipeline.stages import (
-    HeuristicsStage,
-    LanguageStage,
-    NormalizeStage,
-    PiiStage,
-    QualityStage,
-    Stage,
-    open_binary,
-)
-from pipeline.transforms import QUARANTINED, REMOVED, STATS, ApplyStage, ReadInputs
+from pipeline.stage_list import STAGES, stage_order
+from pipeline.stages import open_binary
+from pipeline.transforms import QUARANTINED, REMOVED, STATS, ReadInputs
 from pipeline.writers import (
     UnifyFieldTypes,
     WriteParquetShards,
@@ -51,12 +36,9 @@ from pipeline.writers import (
     quarantined_row,
     removed_row,
 )
-from schemas.config import WinnowConfig
 from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Quarantined, Removed
 from schemas.report import REPORT_FILE
 
-STAGE_ORDER = ("read", "normalize", "heuristics", "language", "exact_dedup", "quality",
-               "near_dedup", "boilerplate", "pii", "shards")
 OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 
 
@@ -100,18 +82,6 @@ def prepare_output(output_dir: str, overwrite: bool) -> None:
             FileSystems.delete(stale)
     if FileSystems.exists(report_path):
         FileSystems.delete([report_path])
-
-
-def stage_enabled(config: WinnowConfig, name: str) -> bool:
-    if name == "read":
-        return True
-    if name == "quality":
-        return config.quality.active  # enabled and a model configured
-    return getattr(config, name).enabled
-
-
-def stage_order(config: WinnowConfig) -> list[tuple[str, bool]]:
-    return [(name, stage_enabled(config, name)) for name in STAGE_ORDER]
 
 
 def check_models(config: WinnowConfig) -> None:
@@ -159,39 +129,18 @@ class RedactQuarantinedFn(beam.DoFn):
             record, raw_prefix=raw_prefix)
 
 
-def per_document_stage(config: WinnowConfig, name: str) -> Stage | None:
-    stages = {"normalize": NormalizeStage, "heuristics": HeuristicsStage,
-              "language": LanguageStage, "quality": QualityStage, "pii": PiiStage}
-    return stages[name](getattr(config, name)) if name in stages else None
-
-
-def words_passed(config: WinnowConfig) -> int:
-    """The word count every document passed whole: the heuristics stage's ``min_words`` when
-    its Gopher rules ran, else 1. What boilerplate removal leaves must still reach it."""
-    heuristics = config.heuristics
-    return heuristics.min_words if heuristics.enabled and heuristics.gopher_quality else 1
-
-
 def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
                    output_dir: str, config: WinnowConfig) -> None:
     """Add the whole curation to ``pipeline``; ``paths`` are the expanded ``inputs``."""
     read = pipeline | "Read" >> ReadInputs(paths, config.input)
     docs, removed, stats, clusters = read["docs"], [], [read[STATS]], None
-    for name, enabled in stage_order(config)[1:]:
-        if not enabled or name == "shards":
+    for stage in STAGES:
+        if not stage.enabled(config):
             continue
-        stage = per_document_stage(config, name)
-        if stage is not None:
-            result = docs | ApplyStage(stage)
-        elif name == "exact_dedup":
-            result = docs | ExactDedup(config.exact_dedup)
-        elif name == "boilerplate":
-            result = docs | RemoveBoilerplate(config.boilerplate, words_passed(config))
-        else:
-            result = docs | NearDedup(config.near_dedup)
-            clusters = result[CLUSTERS]
+        result = docs | stage.build(config)
         removed.append(result[REMOVED])
         stats.append(result[STATS])
+        clusters = result.get(CLUSTERS, clusters)
         docs = result["kept"]
 
     all_removed = (removed | "AllRemoved" >> beam.Flatten()

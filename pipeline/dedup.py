@@ -10,7 +10,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from filters.dedup import ExactDedupConfig, document_key
-from pipeline.transforms import REMOVED, STATS, BundleStats
+from pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
 from schemas.records import Document, Removed
 
 STAGE = "exact_dedup"
@@ -60,7 +60,7 @@ class ExactDedup(beam.PTransform):
         self.config = config
 
     def expand(self, docs):
-        return (
+        return stage_outputs(
             docs
             | "KeyByText" >> beam.Map(lambda doc: (document_key(doc.text), doc))
             | "GroupByText" >> beam.GroupByKey()

@@ -21,6 +21,7 @@ import lzma
 import re
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import IO
 
 import pyarrow as pa
@@ -30,8 +31,84 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from filters.normalize import has_lone_surrogate
-from schemas.config import InputConfig
 from schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
+
+ALL_FIELDS = "*"
+"""``input.keep_fields: ["*"]``: keep every field of the input records."""
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    id_field: str = "id"
+    """JSONL/Parquet field holding the document id. Records without one get
+    ``<file>:<record index>``, which is stable across runs."""
+    text_field: str = "text"
+    """JSONL/Parquet field holding the document text."""
+    format: str = "auto"
+    """jsonl, parquet, text (one document per file), or auto (by file extension: .jsonl,
+    .jsonl.gz, .jsonl.zst, .json, .parquet; anything else is text)."""
+    keep_fields: tuple[str, ...] = (ALL_FIELDS,)
+    """The record's other fields (not the id and text fields) kept in the ``fields`` column of
+    kept/ and removed/: ``["*"]`` every field, ``[]`` none, or a list of names (a listed field a
+    record lacks is null)."""
+    rename_fields: dict[str, str] = field(default_factory=dict)
+    """Input field name -> its name in the ``fields`` column, e.g. ``{meta: crawl_meta}``.
+    With ``keep_fields: ["*"]``, a renamed field replaces a record's field that already has
+    the new name."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        if self.format not in ("auto", "jsonl", "parquet", "text"):
+            problems.append(f"format must be auto, jsonl, parquet or text, got {self.format!r}")
+        return problems + self._keep_fields_errors() + self._rename_fields_errors()
+
+    @property
+    def keeps_all_fields(self) -> bool:
+        return self.keep_fields == (ALL_FIELDS,)
+
+    def _column_clash(self, name: str) -> str | None:
+        """Why ``name`` cannot be a field (it is the id or the text field), else None."""
+        if name in (self.id_field, self.text_field):
+            kind = "id" if name == self.id_field else "text"
+            return f"{name!r} is the {kind} field, stored in its own column"
+        return None
+
+    def _keep_fields_errors(self) -> list[str]:
+        if self.keeps_all_fields:
+            return []
+        problems = []
+        if ALL_FIELDS in self.keep_fields:
+            problems.append('keep_fields: "*" keeps every field and stands alone')
+        if len(set(self.keep_fields)) < len(self.keep_fields):
+            problems.append(f"keep_fields: names repeat in {list(self.keep_fields)}")
+        problems += [f"keep_fields: {why}"
+                     for why in map(self._column_clash, self.keep_fields) if why]
+        return problems
+
+    def _rename_fields_errors(self) -> list[str]:
+        problems = []
+        for old, new in self.rename_fields.items():
+            if not isinstance(old, str) or not isinstance(new, str) or not new:
+                problems.append(f"rename_fields: {old!r}: {new!r} must map a name to a "
+                                "non-empty name")
+            elif self._column_clash(old):
+                problems.append(f"rename_fields: {self._column_clash(old)}")
+            elif not self.keeps_all_fields and old not in self.keep_fields:
+                problems.append(f"rename_fields: {old!r} is not in keep_fields")
+            elif new in self.keep_fields and new not in self.rename_fields:
+                problems.append(f"rename_fields: {old!r} would replace the kept field {new!r}")
+        targets = list(self.rename_fields.values())
+        if len(set(map(repr, targets))) < len(targets):
+            problems.append(f"rename_fields: two fields get the same name in {targets}")
+        return problems
+
+    def kept_field_names(self) -> list[str]:
+        """The names ``fields`` holds whatever the records hold (after renaming); empty when
+        every field is kept (the records decide then)."""
+        if self.keeps_all_fields:
+            return []
+        return [self.rename_fields.get(name, name) for name in self.keep_fields]
+
 
 Record = Document | Quarantined
 

@@ -30,11 +30,12 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.config import WinnowConfig, config_to_dict
 from pipeline.shards import LENGTH_BIN
+from pipeline.stage_list import STAGE_NAMES
 from pipeline.stages import QualityStage, length_bin_name, score_bin_name
 from pipeline.transforms import merge_stage_stats
 from pipeline.writers import write_atomically
-from schemas.config import WinnowConfig, config_to_dict
 from schemas.report import REPORT_FILE, REPORT_FORMAT_VERSION, StageStats
 
 EXAMPLE_CHARS = 500
@@ -393,14 +394,13 @@ def load_run(run_dir: str) -> RunView:
 
 
 def _run_warnings(view: RunView) -> list[str]:
-    from pipeline.curate import STAGE_ORDER
 
     report, warnings = view.report, []
     if not view.finished:
         # Beam writes kept/ and removed/ only once every stage before them has seen all its
         # input, so complete folders prove those stages finished.
         incomplete = [m for m in view.missing if m.split("/")[0] in ("kept", "removed")]
-        unfinished = [] if not incomplete else [s for s in STAGE_ORDER if s != "shards"]
+        unfinished = [] if not incomplete else [s for s in STAGE_NAMES if s != "shards"]
         if MANIFEST in view.missing:
             unfinished.append("shards")
         warnings.append(
@@ -618,10 +618,9 @@ def _config_value(value: Any) -> str:
 
 def removal_rows(report: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(stage, reason, documents): stages in pipeline order, reasons largest first."""
-    from pipeline.curate import STAGE_ORDER
 
     by_stage = report.get("removed_by_stage", {})
-    order = [stage["name"] for stage in report.get("stages", [])] or list(STAGE_ORDER)
+    order = [stage["name"] for stage in report.get("stages", [])] or list(STAGE_NAMES)
     stages = sorted(by_stage, key=lambda s: (order.index(s) if s in order else len(order), s))
     return [(stage, reason, count) for stage in stages
             for reason, count in sorted(by_stage[stage].items(),

@@ -21,6 +21,7 @@ byte-identical shards on any runner and worker count. The format is specified in
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -55,6 +56,25 @@ from schemas.shards import (
     shard_prefix,
     special_tokens_from_model,
 )
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    enabled: bool = True
+    """End the run in training shards (DIR/shards/): sentences, pairs, SentencePiece tokens."""
+    examples_per_shard: int = 100_000
+    """Examples in each shard file but the last. One shard is assembled in one worker's memory
+    (about 1 KB per example at max_seq_len 128)."""
+    group_documents: int = 1_000
+    """Documents per pairing group: the unit a worker turns into examples at once, and NSP's
+    pool of other documents for random next segments."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        for name in ("examples_per_shard", "group_documents"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        return problems
 
 STAGE = "shards"
 TOKENIZER_FILE = "tokenizer.model"

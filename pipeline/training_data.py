@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 from filters.normalize import NormalizeConfig, normalize_text
 from pipeline.curate import expand_inputs
-from pipeline.readers import read_records
-from schemas.config import InputConfig
+from pipeline.readers import InputConfig, read_records
 from schemas.records import Document
 
 

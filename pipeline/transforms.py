@@ -21,9 +21,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.readers import read_records
+from pipeline.readers import InputConfig, read_records
 from pipeline.stages import Stage, length_bin_name
-from schemas.config import InputConfig
 from schemas.records import Document, Quarantined, Removed
 from schemas.report import StageStats
 
@@ -152,7 +151,8 @@ class ApplyStage(beam.PTransform):
         self.stage = stage
 
     def expand(self, docs):
-        return docs | beam.ParDo(ApplyStageFn(self.stage)).with_outputs(REMOVED, STATS, main="kept")
+        return stage_outputs(
+            docs | beam.ParDo(ApplyStageFn(self.stage)).with_outputs(REMOVED, STATS, main="kept"))
 
 
 class ReadInputs(beam.PTransform):
@@ -176,6 +176,12 @@ class ReadInputs(beam.PTransform):
         )
         docs = parsed.docs | "SpreadDocuments" >> beam.Reshuffle()
         return {"docs": docs, QUARANTINED: parsed[QUARANTINED], STATS: parsed[STATS]}
+
+
+def stage_outputs(outputs) -> dict:
+    """A stage's multi-output ParDo result as the dict every stage transform returns:
+    {"kept": docs, "removed": Removed, "stats": (stage, StageStats)}."""
+    return {"kept": outputs.kept, REMOVED: outputs[REMOVED], STATS: outputs[STATS]}
 
 
 def merge_stage_stats(partials: list[StageStats]) -> StageStats:

@@ -18,6 +18,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 import xxhash
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.config import InputConfig
+from pipeline.readers import InputConfig
 from schemas.fields import (
     FieldType,
     arrow_field,
@@ -45,6 +46,27 @@ from schemas.records import (
 )
 
 ROW_GROUP_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    num_shards: int = 8
+    """Parquet files per output folder (kept/, removed/, quarantined/). Each file's records are
+    sorted by id inside one worker, so pick about total size / 256 MB for large corpora."""
+    removed_text_max_chars: int = 0
+    """Truncate the text stored in removed/ to this many characters; 0 keeps it whole."""
+    examples_per_reason: int = 5
+    """Example documents per removal reason kept in report.json (PII redacted)."""
+
+    def errors(self) -> list[str]:
+        problems = []
+        if self.num_shards < 1:
+            problems.append(f"num_shards must be at least 1, got {self.num_shards!r}")
+        if self.removed_text_max_chars < 0:
+            problems.append("removed_text_max_chars must be 0 or more")
+        if self.examples_per_reason < 0:
+            problems.append("examples_per_reason must be 0 or more")
+        return problems
 
 
 def shard_name(index: int, num_shards: int) -> str:

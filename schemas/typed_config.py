@@ -1,6 +1,6 @@
 """Typed configuration from YAML: frozen dataclasses built from (partial) mappings.
 
-Shared by the curation config (``schemas.config``) and the training config
+Shared by the curation config (``pipeline.config``) and the training config
 (``trainer.train``). A mapping names only what it changes; every unknown key, wrong type and
 invalid value is collected into one ``ConfigError`` before anything runs. A dataclass validates
 its values either with an ``errors() -> list[str]`` method or by raising a ``ValueError`` whose

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config import config_reference
+from pipeline.config import config_reference
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -19,7 +19,7 @@ def readme_block(marker: str) -> str:
 def test_config_reference_matches_the_code():
     assert readme_block("config-reference") == config_reference().strip(), (
         "README's config reference is stale: regenerate it with\n"
-        "python -c 'from schemas.config import config_reference; print(config_reference())'")
+        "python -c 'from pipeline.config import config_reference; print(config_reference())'")
 
 
 def test_training_config_reference_matches_the_code():

@@ -4,8 +4,8 @@ tests (terminal and HTML) through the session fixtures in conftest.py."""
 import json
 from pathlib import Path
 
+from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
-from schemas.config import config_from_dict
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
-from schemas.config import config_from_dict
 from tests.pipeline.bad_inputs import GOOD_TEXT
 from tests.pipeline.field_inputs import write_inputs
 

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
 from pipeline.html_report import render_html
 from pipeline.report import load_run
-from schemas.config import config_from_dict
 from tests.filters.test_heuristics import ENGLISH
 
 DOCS = [

@@ -11,6 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from filters.minhash import MinHasher, exact_jaccard
+from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
 from pipeline.near_dedup import (
     ConnectedComponents,
@@ -23,7 +24,6 @@ from pipeline.near_dedup import (
     small_star,
     star_edges,
 )
-from schemas.config import config_from_dict
 
 
 def union_find_roots(edges):

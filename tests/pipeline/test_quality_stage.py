@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import config_from_dict
 from pipeline.curate import CurationError, run_curation
-from schemas.config import config_from_dict
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 

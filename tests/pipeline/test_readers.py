@@ -5,8 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.readers import file_format, parse_jsonl_line, read_records
-from schemas.config import InputConfig
+from pipeline.readers import InputConfig, file_format, parse_jsonl_line, read_records
 from schemas.records import Document, Quarantined
 
 CONFIG = InputConfig()

@@ -10,8 +10,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.stager import Stager
 
+from pipeline.config import config_from_dict
 from pipeline.curate import build_pipeline, local_runner
-from schemas.config import config_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_EXTRA = REPO / "examples" / "sample" / "extra.jsonl"

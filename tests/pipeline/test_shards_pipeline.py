@@ -15,9 +15,9 @@ from filters.pairs import PairsConfig
 from filters.sentences import SentencesConfig
 from filters.tokenizer import TokenizerConfig
 from pipeline.cli import main
+from pipeline.config import config_from_dict
 from pipeline.curate import local_runner, run_curation
 from pipeline.shards import BuildShards
-from schemas.config import config_from_dict
 from schemas.records import Document
 from schemas.shards import (
     DocumentRef,

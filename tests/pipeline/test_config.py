@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from schemas.config import (
+from pipeline.config import (
     ConfigError,
     WinnowConfig,
     config_from_dict,
