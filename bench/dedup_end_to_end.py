@@ -46,7 +46,8 @@ from syndication_data import SyndicationBenchmark, build_syndication_benchmark
 from filters.pii import PiiConfig, PiiRedactor
 from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
-from schemas.shards import read_documents, read_manifest, shard_files
+from schemas.shard_format import shard_files
+from schemas.shard_reader import read_documents, read_manifest
 
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 _WORD = re.compile(r"\w+")

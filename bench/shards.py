@@ -43,18 +43,17 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from schemas.shards import (  # noqa: E402
+from schemas.shard_format import (  # noqa: E402
     MANIFEST_FILE,
     DocumentRef,
     ShardManifest,
-    ShardReader,
     encode_shard,
     sha256_bytes,
     shard_info,
     shard_prefix,
-    shard_stats,
-    verify_shards,
 )
+from schemas.shard_reader import ShardReader, shard_stats  # noqa: E402
+from schemas.shard_verify import verify_shards  # noqa: E402
 
 VOCAB = 32_000
 MAX_SEQ_LEN = 128

@@ -33,11 +33,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from schemas.shards import (  # noqa: E402
-    special_tokens_from_model,
-    verify_shards,
-    write_shard_set,
-)
+from schemas.shard_format import special_tokens_from_model, write_shard_set  # noqa: E402
+from schemas.shard_verify import verify_shards  # noqa: E402
 
 MAX_SEQ_LEN = 128
 TOKENIZER_VOCAB = 1_000

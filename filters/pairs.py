@@ -52,7 +52,7 @@ import numpy as np
 import xxhash
 
 from filters.base import check_fraction
-from schemas.shards import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
+from schemas.shard_format import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
 
 OBJECTIVES = ("sop", "nsp")
 
@@ -125,8 +125,9 @@ class ExampleBlock:
     """Consecutive examples in columns, so that thousands move, slice and join as a few arrays
     instead of thousands of objects. Row ``i`` is ``tokens[starts[i]:starts[i] + lengths[i]]``,
     ``A`` being its first ``lengths_a[i]`` ids; shapes ``(tokens,)`` uint32 and ``(rows,)``.
-    Provenance is held as the shard files hold it (``schemas.shards``): ``documents`` once each,
-    and two uint32 positions in it per row, so a block carries a ref per document, not per row."""
+    Provenance is held as the shard files hold it (``schemas.shard_format``): ``documents`` once
+    each, and two uint32 positions in it per row, so a block carries a ref per document, not per
+    row."""
 
     tokens: np.ndarray
     lengths_a: np.ndarray

@@ -22,7 +22,7 @@ import xxhash
 
 from filters.base import check_fraction
 from filters.pii import PLACEHOLDERS
-from schemas.shards import SPECIAL_TOKENS
+from schemas.shard_format import SPECIAL_TOKENS
 
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 PII_PIECES = tuple(PLACEHOLDERS.values())

@@ -268,7 +268,8 @@ def _add_shards(commands) -> None:
 def _run_shards(args, _extra: list[str]) -> int:
     import json
 
-    from schemas.shards import decode_examples, shard_stats, shards_folder, verify_shards
+    from schemas.shard_reader import decode_examples, shard_stats, shards_folder
+    from schemas.shard_verify import verify_shards
 
     folder = shards_folder(args.shards_dir)
     if args.action == "verify":
@@ -307,7 +308,7 @@ def _add_input_fields(example: dict, shards_dir: str) -> None:
     import os
 
     from pipeline.provenance import kept_records
-    from schemas.shards import DocumentRef
+    from schemas.shard_format import DocumentRef
 
     if not os.path.isdir(os.path.join(shards_dir, "kept")):
         return

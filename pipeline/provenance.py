@@ -1,8 +1,8 @@
 """From a training example back to the input records it came from, with their licences.
 
 A shard names, for each example, the documents of its segments A and B (shard format 2:
-``schemas.shards.DocumentRef``: id, input file, position). A run folder's kept/ holds each of
-those documents with the record's other input fields (``license``, ``url``, ``source``, ...;
+``schemas.shard_format.DocumentRef``: id, input file, position). A run folder's kept/ holds each
+of those documents with the record's other input fields (``license``, ``url``, ``source``, ...;
 ``schemas.fields``). ``example_sources`` joins the two:
 
     >>> from pipeline.provenance import example_sources
@@ -23,7 +23,8 @@ import pyarrow.dataset as ds
 
 from schemas.fields import decode
 from schemas.records import FIELDS_COLUMN
-from schemas.shards import DocumentRef, ShardReader, shards_folder
+from schemas.shard_format import DocumentRef
+from schemas.shard_reader import ShardReader, shards_folder
 
 
 def kept_records(run_dir: str, refs: Iterable[DocumentRef]) -> dict[DocumentRef, dict[str, Any]]:

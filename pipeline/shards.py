@@ -15,7 +15,7 @@ carries the refs of its A's and B's documents into the shard's provenance files.
 numbered by (group, document ref, example index), so every shard holds exactly
 ``examples_per_shard`` examples (the last one fewer) and the same input, config and seed give
 byte-identical shards on any runner and worker count. The format is specified in
-``schemas.shards``.
+``schemas.shard_format``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pipeline.stages import open_binary
 from pipeline.transforms import STATS, BundleStats
 from pipeline.writers import write_atomically
 from schemas.records import Document
-from schemas.shards import (
+from schemas.shard_format import (
     MANIFEST_FILE,
     DocumentRef,
     ShardManifest,

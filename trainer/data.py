@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.shards import ShardReader
+from schemas.shard_reader import ShardReader
 from schemas.typed_config import ConfigError
 
 WORD_BOUNDARY = "\u2581"

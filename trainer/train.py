@@ -52,13 +52,9 @@ import yaml
 from torch import nn
 
 from schemas import typed_config
-from schemas.shards import (
-    ShardManifest,
-    read_manifest,
-    sha256_file,
-    shards_folder,
-    verify_shards,
-)
+from schemas.shard_format import ShardManifest, sha256_file
+from schemas.shard_reader import read_manifest, shards_folder
+from schemas.shard_verify import verify_shards
 from trainer.data import (
     IGNORE_INDEX,
     Batches,

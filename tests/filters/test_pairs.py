@@ -18,7 +18,7 @@ from filters.pairs import (
     truncate_pair,
     unpack_sentences,
 )
-from schemas.shards import DocumentRef
+from schemas.shard_format import DocumentRef
 
 # Token ids encode where they come from: document d, sentence i, position k -> d*100_000 +
 # i*100 + k (sentences shorter than 100 tokens, fewer than 1000 per document).

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.provenance import example_sources, kept_records
-from schemas.shards import DocumentRef, ShardReader
+from schemas.shard_format import DocumentRef
+from schemas.shard_reader import ShardReader
 from tests.pipeline.report_runs import SAMPLE
 
 

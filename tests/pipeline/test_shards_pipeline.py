@@ -19,13 +19,9 @@ from pipeline.config import config_from_dict
 from pipeline.curate import local_runner, run_curation
 from pipeline.shards import BuildShards
 from schemas.records import Document
-from schemas.shards import (
-    DocumentRef,
-    ShardReader,
-    decode_examples,
-    read_documents,
-    verify_shards,
-)
+from schemas.shard_format import DocumentRef
+from schemas.shard_reader import ShardReader, decode_examples, read_documents
+from schemas.shard_verify import verify_shards
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 

@@ -9,27 +9,24 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from schemas.shards import (
+from schemas.shard_format import (
     INDEX_DTYPE,
     MANIFEST_FILE,
     DocumentRef,
     ExampleProvenance,
     ShardInfo,
     ShardManifest,
-    ShardReader,
-    decode_examples,
     encode_shard,
     encode_shard_columns,
-    read_documents,
     sha256_bytes,
     sha256_file,
     shard_info,
     shard_prefix,
-    shard_stats,
     special_tokens_from_model,
     token_dtype,
-    verify_shards,
 )
+from schemas.shard_reader import ShardReader, decode_examples, read_documents, shard_stats
+from schemas.shard_verify import verify_shards
 from tests.tiny_tokenizer import train_tokenizer
 
 
@@ -604,9 +601,9 @@ def test_decode_examples_gives_back_the_text(tmp_path, tokenizer):
 
 
 def test_the_verifier_streams_across_chunk_boundaries(tmp_path, tokenizer, monkeypatch):
-    import schemas.shards
+    import schemas.shard_verify
 
-    monkeypatch.setattr(schemas.shards, "_CHUNK_BYTES", 36)  # 2 rows, 18 ids, 36 source bytes
+    monkeypatch.setattr(schemas.shard_verify, "_CHUNK_BYTES", 36)  # 2 rows, 18 ids, 36 source bytes
     rng = random.Random(3)
     examples = [([rng.randrange(100) for _ in range(rng.randint(1, 8))],
                  [rng.randrange(100) for _ in range(rng.randint(1, 8))], rng.randint(0, 1))

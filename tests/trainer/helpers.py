@@ -4,7 +4,7 @@ import random
 
 import sentencepiece
 
-from schemas.shards import write_shard_set
+from schemas.shard_format import write_shard_set
 from tests.tiny_tokenizer import WORDS
 
 

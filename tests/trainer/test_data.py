@@ -6,7 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 sentencepiece = pytest.importorskip("sentencepiece")
 
-from schemas.shards import special_tokens_from_model, verify_shards  # noqa: E402
+from schemas.shard_format import special_tokens_from_model  # noqa: E402
+from schemas.shard_verify import verify_shards  # noqa: E402
 from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
 from trainer.data import (  # noqa: E402
     BATCH_KEYS,

@@ -1,0 +1,255 @@
+"""Reading a token shard folder: its manifest, its examples (memory-mapped) and their provenance.
+
+The format is specified in ``schemas.shard_format``; this module only reads what it describes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from schemas.shard_format import (
+    _PROVENANCE_ROW,
+    INDEX_DTYPE,
+    MANIFEST_FILE,
+    SPECIAL_TOKENS_PER_EXAMPLE,
+    DocumentRef,
+    ExampleProvenance,
+    ShardManifest,
+    _check_npy_rows,
+    _load_sentencepiece,
+    shard_files,
+)
+from schemas.shard_verify import verify_shards
+
+
+def shards_folder(path: str | os.PathLike) -> str:
+    """``path`` itself, or ``path/shards`` when ``path`` is a run folder holding the shards, so
+    commands accept either."""
+    nested = os.path.join(path, "shards")
+    return nested if os.path.isfile(os.path.join(nested, MANIFEST_FILE)) else str(path)
+
+
+def read_manifest(directory: str | os.PathLike) -> ShardManifest:
+    with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
+        return ShardManifest.from_json(handle.read())
+
+
+
+
+def read_documents(path: str | os.PathLike) -> list[DocumentRef]:
+    """The refs of a documents.jsonl file, in line order."""
+    with open(path, "rb") as handle:
+        return [DocumentRef.from_json(line) for line in handle.read().split(b"\n")[:-1]]
+
+
+# --- reader ------------------------------------------------------------------------------------
+
+class ShardReader:
+    """Random access to the examples of a local shard folder, through memory maps.
+
+    Each shard's tokens.bin (with the manifest's dtype) and index.npy are mapped on first use;
+    ``example`` returns views into the map, so reading never copies the corpus. Pickling (e.g. to
+    DataLoader workers) sends the manifest only; each process maps the files again.
+    ``provenance`` reads documents.jsonl and provenance.npy, which training never opens.
+    """
+
+    def __init__(self, directory: str | os.PathLike, verify: bool = False):
+        self.directory = os.fspath(directory)
+        if verify:
+            problems = verify_shards(self.directory)
+            if problems:
+                raise ValueError(f"{self.directory} failed verification:\n  "
+                                 + "\n  ".join(problems))
+        self.manifest = read_manifest(self.directory)
+        counts = np.array([shard.examples for shard in self.manifest.shards], dtype=np.int64)
+        self._ends = np.cumsum(counts)
+        self._starts = self._ends - counts
+        self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._provenance: dict[int, tuple[list[DocumentRef], np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}, "_provenance": {}}
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        opened = self._maps.get(shard)
+        if opened is not None:
+            return opened
+        info = self.manifest.shards[shard]
+        tokens_file, index_file, _, _ = shard_files(info.name)
+        dtype = self.manifest.dtype
+        tokens_path = os.path.join(self.directory, tokens_file)
+        size = os.path.getsize(tokens_path)
+        if size != info.tokens * dtype.itemsize:
+            raise ValueError(f"{tokens_file}: {size} bytes, the manifest says {info.tokens} "
+                             f"{self.manifest.token_dtype} tokens ({info.tokens * dtype.itemsize})")
+        # Plain ndarray views of the maps: slicing an np.memmap subclass costs a Python call.
+        tokens = np.memmap(tokens_path, dtype=dtype, mode="r").view(np.ndarray)
+        index = np.load(os.path.join(self.directory, index_file), mmap_mode="r")
+        _check_npy_rows(index, INDEX_DTYPE, info.examples, index_file)
+        opened = (tokens, index.view(np.ndarray))
+        self._maps[shard] = opened
+        return opened
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"example {i} out of range for {n} examples")
+        if i < 0:
+            i += n
+        shard = int(np.searchsorted(self._ends, i, side="right"))
+        return shard, i - int(self._starts[shard])
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(ids of A, ids of B, label) of global example ``i``; the arrays are read-only views."""
+        shard, local = self._locate(int(i))
+        tokens, index = self._open(shard)
+        offset, length, length_a, label = index[local].item()
+        return (tokens[offset:offset + length_a], tokens[offset + length_a:offset + length],
+                label)
+
+    __getitem__ = example
+
+    def provenance(self, i: int) -> ExampleProvenance:
+        """The documents segment A and segment B of global example ``i`` came from."""
+        shard, local = self._locate(int(i))
+        documents, lines = self._open_provenance(shard)
+        line_a, line_b = lines[local].tolist()
+        if max(line_a, line_b) >= len(documents):
+            raise ValueError(f"{shard_files(self.manifest.shards[shard].name)[3]}: row {local} "
+                             f"names line {max(line_a, line_b)}, documents.jsonl has "
+                             f"{len(documents)}")
+        return ExampleProvenance(documents[line_a], documents[line_b])
+
+    def _open_provenance(self, shard: int) -> tuple[list[DocumentRef], np.ndarray]:
+        opened = self._provenance.get(shard)
+        if opened is None:
+            info = self.manifest.shards[shard]
+            _, _, documents_file, provenance_file = shard_files(info.name)
+            documents = read_documents(os.path.join(self.directory, documents_file))
+            if len(documents) != info.documents:
+                raise ValueError(f"{documents_file}: {len(documents)} lines, the manifest says "
+                                 f"{info.documents} documents")
+            lines = np.load(os.path.join(self.directory, provenance_file), mmap_mode="r")
+            _check_npy_rows(lines, _PROVENANCE_ROW, info.examples, provenance_file)
+            opened = self._provenance[shard] = (documents, lines)
+        return opened
+
+    def batch(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """``[self.example(i) for i in indices]``, with the index lookups vectorized."""
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if len(wanted) and (wanted.min() < -n or wanted.max() >= n):
+            raise IndexError(f"an index is out of range for {n} examples")
+        wanted = np.where(wanted < 0, wanted + n, wanted)
+        shards = np.searchsorted(self._ends, wanted, side="right")
+        local = wanted - self._starts[shards]
+        if len(self._ends) == 1:
+            return self._batch_of_shard(0, local, list(range(len(wanted))), [None] * len(wanted))
+        out: list[Any] = [None] * len(wanted)
+        for shard in np.unique(shards).tolist():
+            positions = np.flatnonzero(shards == shard)
+            self._batch_of_shard(shard, local[positions], positions.tolist(), out)
+        return out
+
+    def _batch_of_shard(self, shard: int, local: np.ndarray, positions: list[int],
+                        out: list[Any]) -> list[Any]:
+        tokens, index = self._open(shard)
+        rows = index[local]
+        starts = rows["offset"].astype(np.int64)
+        for position, start, middle, end, label in zip(
+                positions, starts.tolist(), (starts + rows["length_a"]).tolist(),
+                (starts + rows["length"]).tolist(), rows["label"].tolist(), strict=True):
+            out[position] = (tokens[start:middle], tokens[middle:end], label)
+        return out
+
+    def lengths(self) -> np.ndarray:
+        """Tokens (A + B) of every example, in global order (for length-aware sampling)."""
+        return np.concatenate([self._open(shard)[1]["length"].astype(np.int64)
+                               for shard in range(len(self.manifest.shards))])
+
+
+# --- inspection --------------------------------------------------------------------------------
+
+def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, Any]:
+    """Counts, label balance and length distribution of a shard folder (JSON-ready).
+
+    ``length_histogram.counts[k]`` counts examples with ``k * bin_width <= length <
+    (k + 1) * bin_width``, for lengths up to ``max_seq_len``.
+    """
+    reader = ShardReader(directory)
+    manifest = reader.manifest
+    bins = manifest.max_seq_len // bin_width + 1
+    histogram = np.zeros(bins, dtype=np.int64)
+    sum_length = sum_a = full = 0
+    per_shard = []
+    rows_per_chunk = 1 << 20
+    for number, shard in enumerate(manifest.shards):
+        _, index = reader._open(number)
+        labels = np.zeros(2, dtype=np.int64)
+        for start in range(0, len(index), rows_per_chunk):
+            rows = index[start:start + rows_per_chunk]
+            lengths = rows["length"].astype(np.int64)
+            histogram += np.bincount(np.minimum(lengths // bin_width, bins - 1),
+                                     minlength=bins)
+            sum_length += int(lengths.sum())
+            sum_a += int(rows["length_a"].sum(dtype=np.int64))
+            full += int((lengths == manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE).sum())
+            labels += np.bincount(np.minimum(rows["label"], 1), minlength=2)
+        per_shard.append({"name": shard.name, "examples": shard.examples,
+                          "tokens": shard.tokens, "documents": shard.documents,
+                          "label_counts": {"0": int(labels[0]), "1": int(labels[1])}})
+    examples = len(reader)
+    label_counts = {str(k): sum(s["label_counts"][str(k)] for s in per_shard) for k in (0, 1)}
+    return {
+        "objective": manifest.objective,
+        "max_seq_len": manifest.max_seq_len,
+        "vocab_size": manifest.vocab_size,
+        "token_dtype": manifest.token_dtype,
+        "shards": len(manifest.shards),
+        "examples": examples,
+        "tokens": sum_length,
+        "documents": sum(shard.documents for shard in manifest.shards),
+        "label_counts": label_counts,
+        "label_balance": label_counts["1"] / examples,
+        "mean_length": sum_length / examples,
+        "mean_length_a": sum_a / examples,
+        "mean_length_b": (sum_length - sum_a) / examples,
+        "full_length_fraction": full / examples,
+        "length_histogram": {
+            "bin_width": bin_width,
+            "edges": [k * bin_width for k in range(bins + 1)],
+            "counts": histogram.tolist(),
+        },
+        "per_shard": per_shard,
+    }
+
+
+def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
+                    provenance: bool = False) -> Iterator[dict]:
+    """The text of examples ``start .. start + n - 1``, decoded with the folder's tokenizer;
+    with ``provenance``, also ``document_a`` and ``document_b``: the refs (as dicts) of the
+    documents A and B came from."""
+    reader = ShardReader(directory)
+    processor = _load_sentencepiece(
+        os.path.join(reader.directory, reader.manifest.tokenizer_file))
+    for i in range(max(start, 0), min(start + n, len(reader))):
+        a, b, label = reader.example(i)
+        example = {
+            "index": i,
+            "segment_a": processor.decode(a.tolist()),
+            "segment_b": processor.decode(b.tolist()),
+            "label": label,
+            "objective": reader.manifest.objective,
+        }
+        if provenance:
+            documents = reader.provenance(i)
+            example["document_a"] = documents.a._asdict()
+            example["document_b"] = documents.b._asdict()
+        yield example
