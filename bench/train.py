@@ -124,16 +124,11 @@ def bench_gpu(shards: str, preset: str, batch_size: int, steps: int,
     """Tokens/s and MFU of training steps on the GPU; None without CUDA."""
     import torch
 
+    from trainer.config import TrainConfig
     from trainer.data import PretrainingData, step_positions
+    from trainer.metrics import peak_flops
     from trainer.model import ModelConfig
-    from trainer.train import (
-        TrainConfig,
-        Trainer,
-        build_model,
-        build_optimizer,
-        peak_flops,
-        train_step,
-    )
+    from trainer.train import Trainer, build_model, build_optimizer, train_step
 
     if not torch.cuda.is_available():
         return None

@@ -1,7 +1,7 @@
 """Typed configuration from YAML: frozen dataclasses built from (partial) mappings.
 
 Shared by the curation config (``pipeline.config``) and the training config
-(``trainer.train``). A mapping names only what it changes; every unknown key, wrong type and
+(``trainer.config``). A mapping names only what it changes; every unknown key, wrong type and
 invalid value is collected into one ``ConfigError`` before anything runs. A dataclass validates
 its values either with an ``errors() -> list[str]`` method or by raising a ``ValueError`` whose
 ``problems`` attribute lists them from ``__post_init__``.

@@ -24,11 +24,11 @@ def test_config_reference_matches_the_code():
 
 def test_training_config_reference_matches_the_code():
     pytest.importorskip("torch")
-    from trainer.train import config_reference as train_config_reference
+    from trainer.config import config_reference as train_config_reference
 
     assert readme_block("train-config-reference") == train_config_reference().strip(), (
         "README's training config reference is stale: regenerate it with\n"
-        "python -c 'from trainer.train import config_reference; print(config_reference())'")
+        "python -c 'from trainer.config import config_reference; print(config_reference())'")
 
 
 def test_readme_shows_the_two_setup_commands_that_ci_runs():

@@ -32,7 +32,7 @@ def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
                           help="run folder for config.yaml, metrics.jsonl and checkpoints/")
     pretrain.add_argument("--config", metavar="FILE",
                           help="YAML training config naming only what differs from the "
-                               "defaults (see trainer.train.TrainConfig)")
+                               "defaults (see trainer.config.TrainConfig)")
     pretrain.add_argument("--preset", metavar="NAME",
                           help="model size: tiny, mini, small, medium, base or large "
                                "(replaces model.preset of --config; default base)")
@@ -75,13 +75,9 @@ def _fail(command: str, error: Exception) -> int:
 def run_pretrain(args, _extra: list[str]) -> int:
     import yaml
 
-    from trainer.train import (
-        ConfigError,
-        PretrainError,
-        config_to_dict,
-        load_config,
-        pretrain,
-    )
+    from trainer.checkpoints import PretrainError
+    from trainer.config import ConfigError, config_to_dict, load_config
+    from trainer.train import pretrain
 
     try:
         config = None
@@ -100,7 +96,8 @@ def run_pretrain(args, _extra: list[str]) -> int:
 
 
 def run_export(args, _extra: list[str]) -> int:
-    from trainer.train import PretrainError, export
+    from trainer.checkpoints import PretrainError
+    from trainer.train import export
 
     try:
         written = export(args.run_dir, args.output)

@@ -1,7 +1,9 @@
 """The pretraining loop: masked LM + sentence order (or next sentence) on verified shards.
 
-Read top to bottom: config, learning-rate schedule, errors and checks, checkpoints, metrics,
-setup, the train step, validate, fit, and the two entry points ``pretrain`` and ``export``.
+Read top to bottom: learning-rate schedule, checks of the shards, setup, the train step,
+validate, fit, and the two entry points ``pretrain`` and ``export``. The config is in
+``trainer.config``, checkpoint files in ``trainer.checkpoints``, the metrics log and the sums it
+is made from in ``trainer.metrics``.
 
 Layout of a run folder (``RUN``)::
 
@@ -34,10 +36,8 @@ Decisions:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import random
 import sys
 import time
 import typing
@@ -45,204 +45,36 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from schemas import typed_config
 from schemas.shard_format import ShardManifest, sha256_file
 from schemas.shard_reader import read_manifest, shards_folder
 from schemas.shard_verify import verify_shards
+from trainer.checkpoints import (
+    CHECKPOINT_FORMAT,
+    PretrainError,
+    checkpoint_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_states,
+    set_rng_states,
+    write_checkpoint,
+    write_text,
+)
+from trainer.config import TrainConfig, config_from_dict, config_to_dict
 from trainer.data import (
     IGNORE_INDEX,
     Batches,
-    MaskingConfig,
     PretrainingData,
     hash_keys,
     held_out_examples,
     step_positions,
 )
-from trainer.model import PRESETS, ModelConfig, PreTrainingModel
-
-CHECKPOINT_FORMAT = 1
-MANIFEST_FIELDS = ("vocab_size", "max_seq_len", "objective", "pad_token_id")
-"""ModelConfig fields that come from the shards' manifest, not from the config."""
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
-"""Dense bf16 peak FLOP/s by GPU name (SXM parts), for MFU."""
-
-
-# --- config ------------------------------------------------------------------------------------
-
-class ConfigError(typed_config.ConfigError):
-    """Every problem of a training config, one per line (``problems`` holds them)."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__(problems, "invalid training config")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: dict[str, Any] = field(default_factory=lambda: {"preset": "base"})
-    """``preset`` (one of trainer.model.PRESETS: tiny, mini, small, medium, base, large) and any
-    ModelConfig field to override, e.g. ``share_layers: all``, ``embedding_size: 128``,
-    ``pre_layernorm: true``, ``dropout: 0.0``. vocab_size, max_seq_len, objective and
-    pad_token_id come from the shards' manifest (if given they must match it)."""
-    batch_size: int = 256
-    """Global batch in examples, over all ranks and accumulation steps."""
-    grad_accum_steps: int = 1
-    """Micro-batches per optimizer step on each rank; batch_size must be a multiple of
-    world size * grad_accum_steps."""
-    max_steps: int = 100_000
-    """Optimizer steps of the whole run; the schedule ends here."""
-    lr: float = 1e-4
-    """Peak learning rate (after warmup)."""
-    weight_decay: float = 0.01
-    """AdamW decoupled weight decay, on matrices and embeddings only (not on biases and
-    LayerNorm weights)."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW beta1, beta2."""
-    eps: float = 1e-6
-    """AdamW epsilon (BERT's 1e-6)."""
-    warmup_steps: int = 1_000
-    """Linear warmup from lr / warmup_steps to lr."""
-    schedule: str = "linear"
-    """Decay after warmup: "linear" or "cosine", down to lr * min_lr_ratio at max_steps."""
-    min_lr_ratio: float = 0.0
-    """Final learning rate as a fraction of lr."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this; 0 disables clipping (the norm is still logged)."""
-    precision: str = "auto"
-    """"auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"."""
-    compile: bool = False
-    """Wrap the model in torch.compile (fixed sequence length keeps the shapes static)."""
-    log_every: int = 10
-    """Write the metrics of every log_every-th step (and the last one)."""
-    eval_every: int = 1_000
-    """Evaluate on the held-out split every eval_every steps; 0 never."""
-    eval_batches: int = 10
-    """Global batches per evaluation (the same held-out examples and masks every time)."""
-    checkpoint_every: int = 1_000
-    """Write a checkpoint every checkpoint_every steps; 0 only at the end."""
-    seed: int = 0
-    """Seeds the initialization, the data order, the masks and dropout."""
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-    """Dynamic masking (trainer.data.MaskingConfig)."""
-    eval_examples: int = 1_000
-    """Examples held out for evaluation (at most a tenth of the corpus); 0 disables it."""
-    num_workers: int = 4
-    """DataLoader worker processes building batches; 0 builds them in the training process."""
-
-    def errors(self) -> list[str]:
-        problems = _type_problems(self)
-        if problems:  # the range checks below assume the types
-            return problems
-        problems += _model_problems(self.model)
-        positive = ("batch_size", "grad_accum_steps", "max_steps", "log_every", "eval_batches")
-        problems += [f"{name}: must be at least 1, got {getattr(self, name)}"
-                     for name in positive if getattr(self, name) < 1]
-        not_negative = ("weight_decay", "warmup_steps", "grad_clip", "eval_every",
-                        "checkpoint_every", "eval_examples", "num_workers")
-        problems += [f"{name}: must be 0 or more, got {getattr(self, name)}"
-                     for name in not_negative if getattr(self, name) < 0]
-        if self.batch_size >= 1 and self.grad_accum_steps >= 1 and (
-                self.batch_size % self.grad_accum_steps):
-            problems.append(f"batch_size {self.batch_size} is not a multiple of "
-                            f"grad_accum_steps {self.grad_accum_steps}")
-        if not self.lr > 0:
-            problems.append(f"lr: must be > 0, got {self.lr}")
-        if not self.eps > 0:
-            problems.append(f"eps: must be > 0, got {self.eps}")
-        if len(self.betas) != 2 or not all(
-                isinstance(beta, (int, float)) and not isinstance(beta, bool)
-                and 0.0 <= beta < 1.0 for beta in self.betas):
-            problems.append(f"betas: expected two numbers in [0, 1), got {list(self.betas)}")
-        if self.schedule not in ("linear", "cosine"):
-            problems.append(f"schedule: expected linear or cosine, got {self.schedule!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            problems.append(f"min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append(f"precision: expected auto, bf16 or fp32, got {self.precision!r}")
-        return problems
-
-    def __post_init__(self) -> None:
-        problems = self.errors()
-        if problems:
-            raise ConfigError(problems)
-
-
-def _type_problems(config: Any) -> list[str]:
-    """Types of a directly constructed config (YAML input is already checked by the builder)."""
-    problems = []
-    for name, hint in typing.get_type_hints(type(config)).items():
-        value = getattr(config, name)
-        if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, tuple):
-            expected = (hint if dataclasses.is_dataclass(hint) else typing.get_origin(hint))
-        else:
-            expected = (int, float) if hint is float else hint
-        if not isinstance(value, expected) or (hint in (int, float) and isinstance(value, bool)):
-            problems.append(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-    return problems
-
-
-def _model_problems(model: dict[str, Any]) -> list[str]:
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    problems = [f"model.{key}: unknown key (known: preset, {', '.join(sorted(known))})"
-                for key in sorted(set(model) - known - {"preset"})]
-    preset = model.get("preset", "base")
-    if preset not in PRESETS:
-        problems.append(f"model.preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
-    if problems:
-        return problems
-    overrides = {key: value for key, value in model.items() if key != "preset"}
-    try:  # ModelConfig validates itself; a placeholder vocabulary stands in for the manifest's
-        ModelConfig.preset(preset, **{"vocab_size": 1000, **overrides})
-    except ValueError as error:
-        return [f"model: {line.strip()}" for line in str(error).splitlines()[1:]]
-    return []
-
-
-def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:
-    """A TrainConfig from a (partial) mapping; ConfigError listing every problem."""
-    try:
-        return typed_config.build_config(TrainConfig, data)
-    except typed_config.ConfigError as error:
-        raise ConfigError(error.problems) from None
-
-
-def load_config(path: str | os.PathLike | None, preset: str | None = None) -> TrainConfig:
-    """The YAML file at ``path`` (None: defaults) merged over the defaults; ``preset`` replaces
-    ``model.preset``. ConfigError names the file and every problem."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError([f"{path}: cannot be read as YAML: {error}"]) from None
-        if not isinstance(data, dict):
-            raise ConfigError([f"{path}: the top level must be a mapping"])
-    if preset is not None:
-        model = data.get("model") if isinstance(data.get("model"), dict) else {}
-        data = {**data, "model": {**model, "preset": preset}}
-    try:
-        return config_from_dict(data)
-    except ConfigError as error:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError([where + problem for problem in error.problems]) from None
-
-
-def config_reference() -> str:
-    """The README's training config reference, from the dataclasses' docstrings."""
-    lines = typed_config.reference_table(TrainConfig) + ["", "`masking`:", ""]
-    return "\n".join(lines + typed_config.reference_table(MaskingConfig))
-
-
-def config_to_dict(config: TrainConfig) -> dict[str, Any]:
-    """Plain dict (tuples as lists) of a config: YAML, JSON and torch.load(weights_only)."""
-    return typed_config.to_plain_dict(config)
-
+from trainer.metrics import MetricsLog, Sums, peak_flops, summarize
+from trainer.model import ModelConfig, PreTrainingModel
 
 # --- schedule ----------------------------------------------------------------------------------
 
@@ -264,10 +96,6 @@ def get_lr(step: int, config: TrainConfig) -> float:
 
 
 # --- errors and checks -------------------------------------------------------------------------
-
-class PretrainError(Exception):
-    """A problem the user can fix (shards, run folder, checkpoint); the message says which."""
-
 
 def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]:
     """What a checkpoint records of its shards, to refuse incompatible ones on resume."""
@@ -321,162 +149,6 @@ def model_config_for(config: TrainConfig, manifest: ShardManifest, shards_dir: s
         raise PretrainError(f"the shards in {shards_dir} do not match the config: "
                             + "; ".join(mismatches) + " (config != manifest)")
     return ModelConfig.preset(config.model.get("preset", "base"), **{**overrides, **derived})
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-
-def checkpoint_dir(run_dir: str) -> str:
-    return os.path.join(run_dir, "checkpoints")
-
-
-def latest_checkpoint(run_dir: str) -> str | None:
-    """Path of the checkpoint named by ``RUN/checkpoints/latest``; None when there is none."""
-    pointer = os.path.join(checkpoint_dir(run_dir), "latest")
-    if not os.path.exists(pointer):
-        return None
-    with open(pointer, encoding="utf-8") as handle:
-        name = handle.read().strip()
-    path = os.path.join(checkpoint_dir(run_dir), name)
-    if not os.path.exists(path):
-        raise PretrainError(f"{pointer} names {name}, which does not exist")
-    return path
-
-
-def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A checkpoint's payload, loaded with ``weights_only=True`` (no code runs); on the CPU
-    by default (load_state_dict copies the tensors to where the parameters are)."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as error:
-        raise PretrainError(f"{path}: cannot be loaded ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise PretrainError(f"{path}: not a winnow checkpoint of format {CHECKPOINT_FORMAT}")
-    return payload
-
-
-def _atomic_write(path: str, write: typing.Callable[[str], None]) -> None:
-    """``write(temporary path)`` then rename over ``path``: readers never see a partial file."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    write(temporary)
-    os.replace(temporary, path)
-
-
-def _write_text(path: str, text: str) -> None:
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    _atomic_write(path, write)
-
-
-def rng_states() -> dict[str, Any]:
-    """python, numpy, torch and CUDA RNG states as tensors and plain numbers (weights_only)."""
-    version, python_state, gauss = random.getstate()
-    _, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
-    return {
-        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64),
-                   "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    python = states["python"]
-    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))
-    numpy = states["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
-    torch.set_rng_state(states["torch"].cpu())
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
-
-
-# --- metrics -----------------------------------------------------------------------------------
-
-class MetricsLog:
-    """metrics.jsonl, TensorBoard (when installed) and a progress line; a no-op off rank 0."""
-
-    def __init__(self, run_dir: str, start_step: int, end_step: int, enabled: bool):
-        self.enabled = enabled
-        self.path = os.path.join(run_dir, "metrics.jsonl")
-        self.tensorboard = self.bar = None
-        if not enabled:
-            return
-        _keep_entries_up_to(self.path, start_step)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            print("note: TensorBoard is not installed (pip install tensorboard); metrics go "
-                  "to metrics.jsonl only", file=sys.stderr)
-        else:
-            self.tensorboard = SummaryWriter(os.path.join(run_dir, "tensorboard"))
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            pass
-        else:
-            self.bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
-
-    def step(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def write(self, entry: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-        if self.tensorboard is not None:
-            for key, value in entry.items():
-                if isinstance(value, (int, float)) and key != "step":
-                    self.tensorboard.add_scalar(f"{entry['split']}/{key}", value, entry["step"])
-        shown = {key: entry[key] for key in entry
-                 if key.endswith(("loss", "accuracy")) or key in ("lr", "tokens_per_s")}
-        text = " ".join(f"{key}={value:.4g}" for key, value in shown.items())
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{entry['split']} {text}", refresh=False)
-        else:
-            print(f"step {entry['step']} {entry['split']}: {text}", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def _keep_entries_up_to(path: str, step: int) -> None:
-    """Drop the entries after ``step`` (logged after the checkpoint a run resumes from)."""
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        lines = [line for line in handle if line.strip() and json.loads(line)["step"] <= step]
-    _write_text(path, "".join(lines))
-
-
-def peak_flops(device: torch.device) -> float | None:
-    """Dense bf16 peak FLOP/s of a known GPU; None on CPU or an unknown GPU."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
-
-
-def _summarize(sums: list[float], objective: str) -> dict[str, float]:
-    """Losses and accuracies from STAT sums (global over ranks)."""
-    mlm_loss_sum, mlm_correct, pair_loss_sum, pair_correct, masked, examples = sums[:6]
-    mlm_loss = mlm_loss_sum / max(masked, 1)
-    pair_loss = pair_loss_sum / max(examples, 1)
-    return {
-        "loss": mlm_loss + pair_loss,
-        "mlm_loss": mlm_loss,
-        "pair_loss": pair_loss,
-        "mlm_accuracy": mlm_correct / max(masked, 1),
-        f"{objective}_accuracy": pair_correct / max(examples, 1),
-    }
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -597,7 +269,7 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
     _setup_data(trainer, shards_dir)
     if rank == 0:
         os.makedirs(checkpoint_dir(run_dir), exist_ok=True)
-        _write_text(os.path.join(run_dir, "config.yaml"),
+        write_text(os.path.join(run_dir, "config.yaml"),
                     yaml.safe_dump(config_to_dict(config), sort_keys=False))
     return trainer
 
@@ -651,39 +323,44 @@ def _setup_data(trainer: Trainer, shards_dir: str) -> None:
 
 # --- the train step ----------------------------------------------------------------------------
 
-STATS = ("mlm_loss_sum", "mlm_correct", "pair_loss_sum", "pair_correct", "masked", "examples",
-         "tokens", "padded_tokens")
-"""What a step accumulates (sums over its micro-batches), all-reduced when logged."""
-
-
 def _split(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
     size = len(batch["pair_labels"]) // parts
     return [{key: value[i * size:(i + 1) * size] for key, value in batch.items()}
             for i in range(parts)]
 
 
-def _forward_sums(trainer: Trainer, micro: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """[MLM loss sum, MLM correct, pair loss sum, pair correct] of one micro-batch (on device)."""
+def _forward_sums(trainer: Trainer, micro: dict[str, torch.Tensor]) -> Sums:
+    """The loss sums and correct counts of one micro-batch (on device, with autograd)."""
     with trainer.autocast:
         out = trainer.model(**micro)
-    mlm_loss_sum = F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum")
-    pair_loss_sum = F.cross_entropy(out.pair_logits.float(), micro["pair_labels"],
-                                    reduction="sum")
-    mlm_correct = (out.mlm_logits.argmax(-1) == out.mlm_targets).sum()
-    pair_correct = (out.pair_logits.argmax(-1) == micro["pair_labels"]).sum()
-    return [mlm_loss_sum, mlm_correct, pair_loss_sum, pair_correct]
+    return Sums(
+        mlm_loss_sum=F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
+        mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float(),
+        pair_loss_sum=F.cross_entropy(out.pair_logits.float(), micro["pair_labels"],
+                                      reduction="sum"),
+        pair_correct=(out.pair_logits.argmax(-1) == micro["pair_labels"]).sum().float(),
+    )
 
 
-def _counts(batch: dict[str, torch.Tensor]) -> list[int]:
-    """[masked, examples, real tokens, padded tokens] of a CPU batch."""
-    return [int((batch["mlm_labels"] != IGNORE_INDEX).sum()), len(batch["pair_labels"]),
-            int(batch["attention_mask"].sum()), batch["input_ids"].numel()]
+def _counts(batch: dict[str, torch.Tensor]) -> Sums:
+    """The masked, example, real and padded token counts of a CPU batch."""
+    return Sums(masked=int((batch["mlm_labels"] != IGNORE_INDEX).sum()),
+                examples=len(batch["pair_labels"]), tokens=int(batch["attention_mask"].sum()),
+                padded_tokens=batch["input_ids"].numel())
 
 
 def _all_reduce(trainer: Trainer, values: torch.Tensor) -> torch.Tensor:
     if trainer.world_size > 1:
         torch.distributed.all_reduce(values)
     return values
+
+
+def _all_reduce_sums(trainer: Trainer, sums: Sums) -> Sums:
+    """``sums`` added over ranks, as Python floats: one all-reduce of a float32 vector holding
+    the fields in order."""
+    vector = torch.stack([torch.as_tensor(value, dtype=torch.float32, device=trainer.device)
+                          for value in sums.values()])
+    return Sums(*_all_reduce(trainer, vector).tolist())
 
 
 def _global_count(trainer: Trainer, count: int) -> float | torch.Tensor:
@@ -695,30 +372,28 @@ def _global_count(trainer: Trainer, count: int) -> float | torch.Tensor:
     return _all_reduce(trainer, total.to(trainer.device, non_blocking=True)).clamp(min=1)
 
 
-def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]
-               ) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> tuple[Sums, torch.Tensor]:
     """One optimizer step on this rank's part of the global batch (CPU tensors).
 
-    Returns this rank's loss sums and correct counts (the first four STATS, on device), its
-    counts (the last four, from the CPU batch) and the global gradient norm before clipping;
-    nothing here waits for the GPU.
+    Returns this rank's sums (loss sums and correct counts on device, counts from the CPU
+    batch) and the global gradient norm before clipping; nothing here waits for the GPU.
     """
     config, device = trainer.config, trainer.device
     torch.manual_seed(int(hash_keys(config.seed, trainer.step, trainer.rank)[0]))  # dropout
-    counts = _counts(batch)
-    masked = _global_count(trainer, counts[0])
+    sums = _counts(batch)
+    masked = _global_count(trainer, sums.masked)
     micro_batches = _split(batch, config.grad_accum_steps)
-    sums = torch.zeros(4, device=device)
     for number, micro in enumerate(micro_batches):
         micro = {key: value.to(device, non_blocking=True) for key, value in micro.items()}
         last = number == len(micro_batches) - 1
         sync = nullcontext() if last or trainer.world_size == 1 else trainer.model.no_sync()
         with sync:
-            parts = _forward_sums(trainer, micro)
+            micro_sums = _forward_sums(trainer, micro)
             # Global means (see the module docstring); DDP divides gradients by world_size.
-            loss = (parts[0] / masked + parts[2] / config.batch_size) * trainer.world_size
+            loss = (micro_sums.mlm_loss_sum / masked
+                    + micro_sums.pair_loss_sum / config.batch_size) * trainer.world_size
             loss.backward()
-        sums += torch.stack([part.detach().float() for part in parts])
+        sums = sums + micro_sums.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(
         trainer.raw_model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
     lr = get_lr(trainer.step, config)
@@ -727,7 +402,7 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]
     trainer.optimizer.step()
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.step += 1
-    return sums, counts, grad_norm
+    return sums, grad_norm
 
 
 # --- validate ----------------------------------------------------------------------------------
@@ -738,19 +413,17 @@ def validate(trainer: Trainer) -> dict[str, Any]:
     (the same examples and masks at every evaluation)."""
     config = trainer.config
     trainer.model.eval()
-    totals = torch.zeros(len(STATS), device=trainer.device)
+    sums = Sums()
     for number in range(config.eval_batches):
         batch = trainer.eval_data.batch(step_positions(number, config.batch_size, trainer.rank,
                                                        trainer.world_size))
         for micro in _split(batch, config.grad_accum_steps):
             counts = _counts(micro)
             micro = {key: value.to(trainer.device) for key, value in micro.items()}
-            totals += torch.cat([torch.stack([p.float() for p in _forward_sums(trainer, micro)]),
-                                 torch.tensor(counts, dtype=torch.float32,
-                                              device=trainer.device)])
+            sums = sums + counts + _forward_sums(trainer, micro)
     trainer.model.train()
-    sums = _all_reduce(trainer, totals).tolist()
-    return {"step": trainer.step, "split": "eval", **_summarize(sums, trainer.objective)}
+    return {"step": trainer.step, "split": "eval",
+            **summarize(_all_reduce_sums(trainer, sums), trainer.objective)}
 
 
 # --- fit ---------------------------------------------------------------------------------------
@@ -770,19 +443,18 @@ def _fit(trainer: Trainer, end_step: int, log: MetricsLog) -> None:
     batches = iter(Batches(trainer.train_data, config.batch_size, trainer.step, trainer.rank,
                            trainer.world_size, config.num_workers,
                            pin_memory=trainer.device.type == "cuda"))
-    window = [0, 0]  # real and padded tokens of this rank since the last measurement
+    tokens = padded_tokens = 0  # of this rank since the last measurement
     started = time.perf_counter()
     trainer.model.train()
     while trainer.step < end_step:
-        sums, counts, grad_norm = train_step(trainer, next(batches))
-        window = [window[0] + counts[2], window[1] + counts[3]]
+        sums, grad_norm = train_step(trainer, next(batches))
+        tokens, padded_tokens = tokens + sums.tokens, padded_tokens + sums.padded_tokens
         log.step()
         step = trainer.step
         if step % config.log_every == 0 or step == config.max_steps:
-            stats = torch.cat([sums, torch.tensor(counts + window, dtype=torch.float32,
-                                                  device=trainer.device)])
-            log.write(_train_entry(trainer, stats, grad_norm, time.perf_counter() - started))
-            window = [0, 0]
+            window = dataclasses.replace(sums, tokens=tokens, padded_tokens=padded_tokens)
+            log.write(_train_entry(trainer, window, grad_norm, time.perf_counter() - started))
+            tokens = padded_tokens = 0
             started = time.perf_counter()
         if config.eval_every and step % config.eval_every == 0 and trainer.eval_data:
             log.write(validate(trainer))
@@ -792,12 +464,11 @@ def _fit(trainer: Trainer, end_step: int, log: MetricsLog) -> None:
             started = time.perf_counter()
 
 
-def _train_entry(trainer: Trainer, stats: torch.Tensor, grad_norm: torch.Tensor,
+def _train_entry(trainer: Trainer, sums: Sums, grad_norm: torch.Tensor,
                  seconds: float) -> dict[str, Any]:
-    """The metrics.jsonl entry of the step just taken: its global losses and accuracies (STATS
-    of the step), and throughput over the window (two more sums: real and padded tokens)."""
-    reduced = _all_reduce(trainer, stats).tolist()
-    tokens, padded = reduced[len(STATS):]
+    """The metrics.jsonl entry of the step just taken: its global losses and accuracies, and
+    throughput over ``seconds`` (``sums.tokens`` and ``padded_tokens`` count that window)."""
+    sums = _all_reduce_sums(trainer, sums)
     seconds = max(seconds, 1e-9)
     peak = peak_flops(trainer.device)
     flops = trainer.model_config.flops_per_token(trainer.model_config.max_seq_len,
@@ -805,13 +476,14 @@ def _train_entry(trainer: Trainer, stats: torch.Tensor, grad_norm: torch.Tensor,
     return {
         "step": trainer.step,
         "split": "train",
-        **_summarize(reduced, trainer.objective),
+        **summarize(sums, trainer.objective),
         "lr": get_lr(trainer.step - 1, trainer.config),
         "grad_norm": float(grad_norm),
         "epoch": (trainer.step * trainer.config.batch_size - 1) // len(trainer.train_data),
-        "tokens_per_s": tokens / seconds,
-        "padded_tokens_per_s": padded / seconds,
-        "mfu": None if peak is None else padded / seconds * flops / (peak * trainer.world_size),
+        "tokens_per_s": sums.tokens / seconds,
+        "padded_tokens_per_s": sums.padded_tokens / seconds,
+        "mfu": (None if peak is None
+                else sums.padded_tokens / seconds * flops / (peak * trainer.world_size)),
     }
 
 
@@ -821,8 +493,6 @@ def save_checkpoint(trainer: Trainer) -> str | None:
     so it loads with ``torch.load(weights_only=True)``."""
     if trainer.rank != 0:
         return None
-    name = f"step-{trainer.step:06d}.pt"
-    path = os.path.join(checkpoint_dir(trainer.run_dir), name)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "step": trainer.step,
@@ -835,9 +505,7 @@ def save_checkpoint(trainer: Trainer) -> str | None:
         "model_config": dataclasses.asdict(trainer.model_config),
         "manifest": trainer.manifest,
     }
-    _atomic_write(path, lambda temporary: torch.save(payload, temporary))
-    _write_text(os.path.join(checkpoint_dir(trainer.run_dir), "latest"), name + "\n")
-    return path
+    return write_checkpoint(trainer.run_dir, trainer.step, payload)
 
 
 # --- entry points ------------------------------------------------------------------------------

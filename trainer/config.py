@@ -1,0 +1,189 @@
+"""The training config: TrainConfig, its validation, YAML loading and the README reference.
+
+A mapping names only what it changes (``config_from_dict``); every problem of a config is
+reported at once, one per line (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from schemas import typed_config
+from trainer.data import MaskingConfig
+from trainer.model import PRESETS, ModelConfig
+
+
+class ConfigError(typed_config.ConfigError):
+    """Every problem of a training config, one per line (``problems`` holds them)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(problems, "invalid training config")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=lambda: {"preset": "base"})
+    """``preset`` (one of trainer.model.PRESETS: tiny, mini, small, medium, base, large) and any
+    ModelConfig field to override, e.g. ``share_layers: all``, ``embedding_size: 128``,
+    ``pre_layernorm: true``, ``dropout: 0.0``. vocab_size, max_seq_len, objective and
+    pad_token_id come from the shards' manifest (if given they must match it)."""
+    batch_size: int = 256
+    """Global batch in examples, over all ranks and accumulation steps."""
+    grad_accum_steps: int = 1
+    """Micro-batches per optimizer step on each rank; batch_size must be a multiple of
+    world size * grad_accum_steps."""
+    max_steps: int = 100_000
+    """Optimizer steps of the whole run; the schedule ends here."""
+    lr: float = 1e-4
+    """Peak learning rate (after warmup)."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay, on matrices and embeddings only (not on biases and
+    LayerNorm weights)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW beta1, beta2."""
+    eps: float = 1e-6
+    """AdamW epsilon (BERT's 1e-6)."""
+    warmup_steps: int = 1_000
+    """Linear warmup from lr / warmup_steps to lr."""
+    schedule: str = "linear"
+    """Decay after warmup: "linear" or "cosine", down to lr * min_lr_ratio at max_steps."""
+    min_lr_ratio: float = 0.0
+    """Final learning rate as a fraction of lr."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this; 0 disables clipping (the norm is still logged)."""
+    precision: str = "auto"
+    """"auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"."""
+    compile: bool = False
+    """Wrap the model in torch.compile (fixed sequence length keeps the shapes static)."""
+    log_every: int = 10
+    """Write the metrics of every log_every-th step (and the last one)."""
+    eval_every: int = 1_000
+    """Evaluate on the held-out split every eval_every steps; 0 never."""
+    eval_batches: int = 10
+    """Global batches per evaluation (the same held-out examples and masks every time)."""
+    checkpoint_every: int = 1_000
+    """Write a checkpoint every checkpoint_every steps; 0 only at the end."""
+    seed: int = 0
+    """Seeds the initialization, the data order, the masks and dropout."""
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    """Dynamic masking (trainer.data.MaskingConfig)."""
+    eval_examples: int = 1_000
+    """Examples held out for evaluation (at most a tenth of the corpus); 0 disables it."""
+    num_workers: int = 4
+    """DataLoader worker processes building batches; 0 builds them in the training process."""
+
+    def errors(self) -> list[str]:
+        problems = _type_problems(self)
+        if problems:  # the range checks below assume the types
+            return problems
+        problems += _model_problems(self.model)
+        positive = ("batch_size", "grad_accum_steps", "max_steps", "log_every", "eval_batches")
+        problems += [f"{name}: must be at least 1, got {getattr(self, name)}"
+                     for name in positive if getattr(self, name) < 1]
+        not_negative = ("weight_decay", "warmup_steps", "grad_clip", "eval_every",
+                        "checkpoint_every", "eval_examples", "num_workers")
+        problems += [f"{name}: must be 0 or more, got {getattr(self, name)}"
+                     for name in not_negative if getattr(self, name) < 0]
+        if self.batch_size >= 1 and self.grad_accum_steps >= 1 and (
+                self.batch_size % self.grad_accum_steps):
+            problems.append(f"batch_size {self.batch_size} is not a multiple of "
+                            f"grad_accum_steps {self.grad_accum_steps}")
+        if not self.lr > 0:
+            problems.append(f"lr: must be > 0, got {self.lr}")
+        if not self.eps > 0:
+            problems.append(f"eps: must be > 0, got {self.eps}")
+        if len(self.betas) != 2 or not all(
+                isinstance(beta, (int, float)) and not isinstance(beta, bool)
+                and 0.0 <= beta < 1.0 for beta in self.betas):
+            problems.append(f"betas: expected two numbers in [0, 1), got {list(self.betas)}")
+        if self.schedule not in ("linear", "cosine"):
+            problems.append(f"schedule: expected linear or cosine, got {self.schedule!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            problems.append(f"min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append(f"precision: expected auto, bf16 or fp32, got {self.precision!r}")
+        return problems
+
+    def __post_init__(self) -> None:
+        problems = self.errors()
+        if problems:
+            raise ConfigError(problems)
+
+
+def _type_problems(config: Any) -> list[str]:
+    """Types of a directly constructed config (YAML input is already checked by the builder)."""
+    problems = []
+    for name, hint in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, tuple):
+            expected = (hint if dataclasses.is_dataclass(hint) else typing.get_origin(hint))
+        else:
+            expected = (int, float) if hint is float else hint
+        if not isinstance(value, expected) or (hint in (int, float) and isinstance(value, bool)):
+            problems.append(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return problems
+
+
+def _model_problems(model: dict[str, Any]) -> list[str]:
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    problems = [f"model.{key}: unknown key (known: preset, {', '.join(sorted(known))})"
+                for key in sorted(set(model) - known - {"preset"})]
+    preset = model.get("preset", "base")
+    if preset not in PRESETS:
+        problems.append(f"model.preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
+    if problems:
+        return problems
+    overrides = {key: value for key, value in model.items() if key != "preset"}
+    try:  # ModelConfig validates itself; a placeholder vocabulary stands in for the manifest's
+        ModelConfig.preset(preset, **{"vocab_size": 1000, **overrides})
+    except ValueError as error:
+        return [f"model: {line.strip()}" for line in str(error).splitlines()[1:]]
+    return []
+
+
+def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:
+    """A TrainConfig from a (partial) mapping; ConfigError listing every problem."""
+    try:
+        return typed_config.build_config(TrainConfig, data)
+    except typed_config.ConfigError as error:
+        raise ConfigError(error.problems) from None
+
+
+def load_config(path: str | os.PathLike | None, preset: str | None = None) -> TrainConfig:
+    """The YAML file at ``path`` (None: defaults) merged over the defaults; ``preset`` replaces
+    ``model.preset``. ConfigError names the file and every problem."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError([f"{path}: cannot be read as YAML: {error}"]) from None
+        if not isinstance(data, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping"])
+    if preset is not None:
+        model = data.get("model") if isinstance(data.get("model"), dict) else {}
+        data = {**data, "model": {**model, "preset": preset}}
+    try:
+        return config_from_dict(data)
+    except ConfigError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError([where + problem for problem in error.problems]) from None
+
+
+def config_reference() -> str:
+    """The README's training config reference, from the dataclasses' docstrings."""
+    lines = typed_config.reference_table(TrainConfig) + ["", "`masking`:", ""]
+    return "\n".join(lines + typed_config.reference_table(MaskingConfig))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain dict (tuples as lists) of a config: YAML, JSON and torch.load(weights_only)."""
+    return typed_config.to_plain_dict(config)
+

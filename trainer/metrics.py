@@ -1,0 +1,141 @@
+"""Metrics of a run: the per-step sums, the losses and accuracies made from them, and the log
+(``RUN/metrics.jsonl``, TensorBoard when installed, a progress line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from trainer.checkpoints import write_text
+
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+"""Dense bf16 peak FLOP/s by GPU name (SXM parts), for MFU."""
+
+
+@dataclass(frozen=True)
+class Sums:
+    """What a train step or an evaluation adds up over its micro-batches (then over ranks).
+
+    The loss sums and correct counts are device tensors while a step runs (reading them would
+    wait for the GPU); the counts come from the CPU batch as ints. trainer.train adds them
+    over ranks into Python floats (one float32 vector, the fields in order) for ``summarize``.
+    """
+
+    mlm_loss_sum: Any = 0
+    """Cross-entropy summed over the masked tokens."""
+    mlm_correct: Any = 0
+    """Masked tokens predicted right."""
+    pair_loss_sum: Any = 0
+    """Sentence-order (or next-sentence) cross-entropy summed over the examples."""
+    pair_correct: Any = 0
+    """Examples whose pair label is predicted right."""
+    masked: Any = 0
+    """Tokens selected for prediction."""
+    examples: Any = 0
+    tokens: Any = 0
+    """Real (not padding) tokens."""
+    padded_tokens: Any = 0
+    """All token positions, padding included (what the model computes on)."""
+
+    def values(self) -> list[Any]:
+        """The fields in declaration order (the order of the all-reduced vector)."""
+        return [getattr(self, item.name) for item in fields(self)]
+
+    def __add__(self, other: Sums) -> Sums:
+        pairs = zip(self.values(), other.values(), strict=True)
+        return Sums(*(mine + theirs for mine, theirs in pairs))
+
+    def detach(self) -> Sums:
+        """The same sums without autograd history (kept across micro-batches)."""
+        return Sums(*(value.detach() if isinstance(value, torch.Tensor) else value
+                      for value in self.values()))
+
+
+def summarize(sums: Sums, objective: str) -> dict[str, float]:
+    """Losses and accuracies from global sums."""
+    masked, examples = max(sums.masked, 1), max(sums.examples, 1)
+    mlm_loss = sums.mlm_loss_sum / masked
+    pair_loss = sums.pair_loss_sum / examples
+    return {
+        "loss": mlm_loss + pair_loss,
+        "mlm_loss": mlm_loss,
+        "pair_loss": pair_loss,
+        "mlm_accuracy": sums.mlm_correct / masked,
+        f"{objective}_accuracy": sums.pair_correct / examples,
+    }
+
+
+class MetricsLog:
+    """metrics.jsonl, TensorBoard (when installed) and a progress line; a no-op off rank 0."""
+
+    def __init__(self, run_dir: str, start_step: int, end_step: int, enabled: bool):
+        self.enabled = enabled
+        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.tensorboard = self.bar = None
+        if not enabled:
+            return
+        _keep_entries_up_to(self.path, start_step)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("note: TensorBoard is not installed (pip install tensorboard); metrics go "
+                  "to metrics.jsonl only", file=sys.stderr)
+        else:
+            self.tensorboard = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            self.bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        if self.tensorboard is not None:
+            for key, value in entry.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.tensorboard.add_scalar(f"{entry['split']}/{key}", value, entry["step"])
+        shown = {key: entry[key] for key in entry
+                 if key.endswith(("loss", "accuracy")) or key in ("lr", "tokens_per_s")}
+        text = " ".join(f"{key}={value:.4g}" for key, value in shown.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{entry['split']} {text}", refresh=False)
+        else:
+            print(f"step {entry['step']} {entry['split']}: {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _keep_entries_up_to(path: str, step: int) -> None:
+    """Drop the entries after ``step`` (logged after the checkpoint a run resumes from)."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip() and json.loads(line)["step"] <= step]
+    write_text(path, "".join(lines))
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """Dense bf16 peak FLOP/s of a known GPU; None on CPU or an unknown GPU."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
