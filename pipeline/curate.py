@@ -31,6 +31,7 @@ from filters.pii import PiiConfig, PiiRedactor
 from filters.quality import load_quality_model
 from pipeline.boilerplate import RemoveBoilerplate
 from pipeline.dedup import ExactDedup
+from pipeline.filesystem import open_binary
 from pipeline.near_dedup import CLUSTERS, NearDedup
 from pipeline.report import BuildReport, finish_report
 from pipeline.shards import BuildShards
@@ -41,7 +42,6 @@ from pipeline.stages import (
     PiiStage,
     QualityStage,
     Stage,
-    open_binary,
 )
 from pipeline.transforms import QUARANTINED, REMOVED, STATS, ApplyStage, ReadInputs
 from pipeline.writers import (
