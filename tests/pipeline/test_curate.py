@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from filters.normalize import NormalizeConfig, normalize_text
 from pipeline import transforms
 from pipeline.curate import CurationError, build_pipeline, expand_inputs, run_curation
-from pipeline.report import format_report
+from pipeline.report_text import format_report
 from schemas.config import config_from_dict
 from schemas.report import check_accounting
 from tests.pipeline.bad_inputs import GOOD_TEXT, write_bad_corpus

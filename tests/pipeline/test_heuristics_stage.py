@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.curate import run_curation
 from pipeline.html_report import render_html
-from pipeline.report import load_run
+from pipeline.run_folder import load_run
 from schemas.config import config_from_dict
 from tests.filters.test_heuristics import ENGLISH
 
