@@ -329,7 +329,7 @@ def _add_trainer(commands) -> None:
 def _run_curate(args, beam_args: list[str]) -> int:
     from pipeline.config import ConfigError, config_to_yaml, load_config
     from pipeline.curate import CurationError, run_curation
-    from pipeline.report import format_report
+    from pipeline.report_text import format_report
 
     try:
         config = load_config(args.config)
@@ -356,15 +356,13 @@ def _run_curate(args, beam_args: list[str]) -> int:
 def _run_report(args, _extra: list[str]) -> int:
     import json
 
-    from pipeline.report import (
-        RunNotFound,
+    from pipeline.report_text import (
         display_examples,
         format_comparison,
         format_examples,
         format_report,
-        load_run,
-        removed_examples,
     )
+    from pipeline.run_folder import RunNotFound, load_run, removed_examples
 
     if args.n < 1:
         print("winnow report: -n must be at least 1", file=sys.stderr)

@@ -23,11 +23,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from filters.pii import PiiConfig, PiiRedactor
 from filters.quality import load_quality_model
 from pipeline.config import WinnowConfig
+from pipeline.filesystem import open_binary
 from pipeline.near_dedup import CLUSTERS
 from pipeline.report import BuildReport, finish_report
 from pipeline.shards import BuildShards
 from pipeline.stage_list import STAGES, stage_order
-from pipeline.stages import open_binary
 from pipeline.transforms import QUARANTINED, REMOVED, STATS, ReadInputs
 from pipeline.writers import (
     UnifyFieldTypes,

@@ -3,7 +3,7 @@
 Every plot is inline SVG drawn here by ``bar_chart_svg``; the page has no script and fetches no
 stylesheet, font or image, so it opens offline and can be attached to a ticket as it is. There
 is one function per section, in the order the page shows them. All text is escaped with
-``html.escape``, and document text also goes through ``pipeline.report.display_text`` (PII
+``html.escape``, and document text also goes through ``pipeline.report_text.display_text`` (PII
 redacted again, whatever the run's pii settings were).
 """
 
@@ -14,14 +14,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.report import (
-    RunView,
+from pipeline.report_text import (
     display_examples,
     flatten_config,
     length_bin_label,
     non_default_config,
     removal_rows,
 )
+from pipeline.run_folder import RunView
 from pipeline.writers import write_atomically
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")

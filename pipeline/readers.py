@@ -27,10 +27,9 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from filters.normalize import has_lone_surrogate
+from pipeline.filesystem import open_binary
 from schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
 ALL_FIELDS = "*"
@@ -152,7 +151,7 @@ def open_decompressed(path: str) -> IO[bytes]:
     gzip, bz2 and xz readers are buffered already and are iterated directly: wrapping them in
     another buffer would drop the lines decoded just before a truncation error.
     """
-    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    raw = open_binary(path)
     name = path.lower()
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)
@@ -271,7 +270,7 @@ def _document_id(value: object, path: str, position: int) -> str:
 
 
 def _read_parquet(path: str, config: InputConfig) -> Iterator[Record]:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+    with open_binary(path) as raw:
         try:
             parquet = pq.ParquetFile(raw)
         except (pa.ArrowException, OSError) as error:

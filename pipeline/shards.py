@@ -43,7 +43,7 @@ from filters.tokenizer import (
     sample_rank,
     train_tokenizer,
 )
-from pipeline.stages import open_binary
+from pipeline.filesystem import open_binary
 from pipeline.transforms import STATS, BundleStats
 from pipeline.writers import write_atomically
 from schemas.records import Document

@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 from filters.heuristics import HeuristicFilter, HeuristicsConfig
 from filters.language import LanguageConfig, LanguageIdentifier, language_verdict
 from filters.normalize import NormalizeConfig, check_not_empty, normalize_text
 from filters.pii import PiiConfig, PiiRedactor
 from filters.quality import QualityConfig, QualityScorer, load_quality_model, quality_verdict
+from pipeline.filesystem import open_binary
 from schemas.records import Document, Removed
 
 Outcome = Document | Removed
@@ -133,11 +131,6 @@ def length_bin_name(chars: int) -> str:
     """Tally key of the log2 length bin of a text of ``chars`` characters: ``chars_bin:07``.
     Bin k holds lengths in [2 ** (k - 1), 2 ** k) (bin 0: empty), i.e. ``chars.bit_length()``."""
     return f"chars_bin:{chars.bit_length():02d}"
-
-
-def open_binary(path: str):
-    """Beam's FileSystems (gs://, s3://, hdfs://, local) as a plain binary opener."""
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 class PiiStage(Stage):

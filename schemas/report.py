@@ -1,62 +1,9 @@
 """``report.json``: what a curation run did, written into the run folder.
 
-Layout (``REPORT_FORMAT_VERSION`` 1)::
-
-    {
-      "format_version": 1,
-      "inputs": ["data/*.jsonl.gz"],           # the patterns given on the command line
-      "runner": "DirectRunner",                 # added by the driver at the end, with:
-      "wall_seconds": 12.3,                     # launch to finish, measured by the driver
-      "documents": {
-        "input": 1000,                          # records read: documents + quarantined
-        "kept": 800,
-        "removed": {"too_few_words": 150, ...}, # reason -> documents, over all stages
-        "quarantined": {"malformed_json": 3, ...}
-      },
-      "removed_by_stage": {"heuristics": {"too_few_words": 150}, ...},
-      "stages": [                               # in pipeline order, enabled or not
-        {"name": "normalize", "enabled": true, "documents_in": 997, "documents_out": 990,
-         "bytes_in": ..., "bytes_out": ..., "seconds": 1.2, "removed": {"empty": 7},
-         "tallies": {...}}, ...                 # stage-specific counts, see below
-      ],
-      "pii": {"EMAIL": 12, "PHONE": 3},         # spans redacted in kept documents
-      "quality": {"enabled": false, "note": "quality stage off: no model configured"}
-             or {"enabled": true, "model": ..., "mode": "threshold", "threshold": 0.5,
-                 "pareto_alpha": null,
-                 "histogram": {"bin_edges": [0.0, 0.05, ..., 1.0],  # 21 edges, 20 bins
-                               "counts": [...]}},                  # documents scored, by bin
-      "languages": {                            # the language mix
-        "enabled": true,                        # language stage on
-        "at_stage": {"en": {"kept": 89, "removed": 2}, "de": {"kept": 0, "removed": 1}},
-        "kept": {"en": 87}                      # language of the documents in kept/
-      },                                        # ("unidentified" when the stage was off)
-      "lengths": {                              # document length distributions
-        "unit": "characters",
-        "bin_edges": [16, 32, 64, ..., 32768],  # log2 bins: bin i holds [edges[i], edges[i+1])
-        "before": [51, 85, ...],                # documents as read, before any stage
-        "after": [0, 0, ...]                    # documents as written to kept/
-      },
-      "near_dedup": {"enabled": false}
-                 or {"enabled": true, "threshold": 0.8, "bands": 16, "rows": 8,
-                     "clusters": 1, "documents_in_clusters": 2,
-                     "cluster_size_histogram": {"2": 1, "5-8": 2},  # sizes 2, 3-4,
-                                                # 5-8, ...: the bins holding clusters
-                     "largest_clusters": [{"cluster_id", "size", "survivor_id",
-                                           "member_ids"}, ...],        # 10 at most
-                     "fraction_removed": 0.011},
-      "shards": {"enabled": false}
-             or {"enabled": true, "objective": "sop", "max_seq_len": 128, "examples": 1413,
-                 "tokens": 160313, "shards": 1, "label_counts": {"0": 713, "1": 700},
-                 "vocab_size": 8542, "tokenizer_sha256": ...,
-                 "length_histogram": {"bin_width": 16, "counts": {"0": 2, "16": 28, ...}},
-                 "pairs": {"documents": 87, "truncated": 1084, ...}},  # pairing tallies
-      "examples": {"too_few_words": [{"id": ..., "stage": ..., "text": ...,
-                                      "details": {"words": 12, "min": 50}}, ...]},
-                                                # the smallest ids per reason, first 500
-                                                # characters, PII redacted when pii is on;
-                                                # details as in removed/ (absent in older ones)
-      "config": {...}                           # the full effective config
-    }
+The layout (``REPORT_FORMAT_VERSION`` 1) is the ``Report`` TypedDict below and the section
+types it names, field by field; ``report_to_json`` and ``report_from_json`` are the only
+places a report turns into bytes and back. The pipeline writes it (``pipeline.report``), the
+driver adds ``runner`` and ``wall_seconds`` at the end, readers load it (``pipeline.run_folder``).
 
 Length bins: a text of n characters (Unicode code points) falls in bin ``n.bit_length()``,
 which holds [2 ** (k - 1), 2 ** k) (bin 0: empty text); ``bin_edges`` covers the bins from the
@@ -73,12 +20,196 @@ Invariant, checked by ``check_accounting``: input = kept + sum(removed) + sum(qu
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NotRequired, Required, TypedDict
 
 REPORT_FORMAT_VERSION = 1
 REPORT_FILE = "report.json"
+
+
+class Documents(TypedDict):
+    """The document balance of a run."""
+
+    input: int
+    """Records read: documents + quarantined."""
+    kept: int
+    """Documents written to kept/."""
+    removed: dict[str, int]
+    """Reason -> documents removed for it, over all stages; reasons sorted."""
+    quarantined: dict[str, int]
+    """Reason -> records quarantined at read (e.g. ``malformed_json``); reasons sorted."""
+
+
+class StageRow(TypedDict):
+    """One stage of the funnel: its name, whether it ran, and its ``StageStats.to_json``."""
+
+    name: str
+    enabled: bool
+    documents_in: int
+    documents_out: int
+    bytes_in: int
+    bytes_out: int
+    seconds: float
+    """Worker CPU seconds summed over workers, rounded to ms."""
+    removed: dict[str, int]
+    """Reason -> documents this stage removed."""
+    tallies: dict[str, int]
+    """Stage-specific counts (see the module docstring), keys sorted."""
+
+
+class Histogram(TypedDict):
+    bin_edges: list[float]
+    """21 edges over [0, 1]: 20 bins."""
+    counts: list[int]
+    """Documents scored, by bin."""
+
+
+class QualitySection(TypedDict, total=False):
+    """``{"enabled": false, "note": why}`` or the score histogram with the cut."""
+
+    enabled: Required[bool]
+    note: str
+    """Off only: ``quality stage off: no model configured`` or ``... disabled``."""
+    model: str
+    mode: str
+    """``threshold`` or ``pareto``."""
+    threshold: float | None
+    """Set in threshold mode, else null."""
+    pareto_alpha: float | None
+    """Set in pareto mode, else null."""
+    histogram: Histogram
+
+
+class LanguageCounts(TypedDict):
+    kept: int
+    removed: int
+
+
+class LanguagesSection(TypedDict, total=False):
+    """The language mix; languages by count, largest first. A rebuilt report has ``kept`` only
+    (or nothing when kept/ is empty)."""
+
+    enabled: bool
+    """The language stage was on."""
+    at_stage: dict[str, LanguageCounts]
+    """Language -> what the language stage kept and removed."""
+    kept: dict[str, int]
+    """Language of the documents in kept/ (``unidentified`` when the stage was off)."""
+
+
+class LengthsSection(TypedDict):
+    """Document length distributions in log2 bins: bin i holds [edges[i], edges[i+1])."""
+
+    unit: str
+    """``characters``."""
+    bin_edges: list[int]
+    """E.g. [16, 32, 64, ..., 32768]; empty when no document was read."""
+    before: list[int]
+    """Documents as read, before any stage, by bin."""
+    after: list[int]
+    """Documents as written to kept/, by bin."""
+
+
+class NearDedupSection(TypedDict, total=False):
+    """``{"enabled": false}`` or the clusters near-dedup found."""
+
+    enabled: Required[bool]
+    threshold: float
+    bands: int
+    rows: int
+    clusters: int
+    documents_in_clusters: int
+    cluster_size_histogram: dict[str, int]
+    """Size bin (``2``, ``3-4``, ``5-8``, ...) -> clusters; only the bins holding clusters."""
+    largest_clusters: list[dict[str, Any]]
+    """At most 10, largest first: ``cluster_id``, ``size``, ``survivor_id``, ``member_ids``."""
+    fraction_removed: float
+    """Near duplicates removed / documents into the stage, rounded to 6 places."""
+
+
+class LengthHistogram(TypedDict):
+    bin_width: int
+    """Tokens per bin (16)."""
+    counts: dict[str, int]
+    """Bin's lowest length -> examples (JSON keys are strings)."""
+
+
+class ShardsSection(TypedDict, total=False):
+    """``{"enabled": false}`` or what DIR/shards/ holds (from its manifest)."""
+
+    enabled: Required[bool]
+    objective: str
+    """``sop`` or ``nsp``."""
+    max_seq_len: int
+    examples: int
+    tokens: int
+    shards: int
+    """Number of shard files."""
+    label_counts: dict[str, int]
+    """Label -> examples, e.g. ``{"0": 713, "1": 700}``."""
+    vocab_size: int | None
+    tokenizer_sha256: str | None
+    length_histogram: LengthHistogram
+    pairs: dict[str, int]
+    """Pairing tallies of the shards stage (``documents``, ``truncated``, ...)."""
+    note: str
+    """Only when the manifest has one (e.g. why no shard was written)."""
+
+
+class Example(TypedDict):
+    """A removed document: the smallest ids per reason are kept as examples."""
+
+    id: str
+    stage: str
+    text: str
+    """The first 500 characters, PII redacted when the pii stage was on."""
+    details: dict[str, Any]
+    """As in removed/'s ``details`` column, e.g. ``{"words": 12, "min": 50}``."""
+
+
+class Report(TypedDict, total=False):
+    """``report.json``, keys in the order they are written. A report rebuilt from the folders
+    of a run that did not finish (``rebuilt_from_folders``) has ``documents``,
+    ``removed_by_stage``, ``languages.kept`` and ``shards`` only."""
+
+    rebuilt_from_folders: bool
+    """Only in a rebuilt report, never written."""
+    format_version: int
+    inputs: list[str]
+    """The patterns given on the command line."""
+    documents: Required[Documents]
+    removed_by_stage: dict[str, dict[str, int]]
+    """Stage -> reason -> documents; stages and reasons sorted by name."""
+    stages: list[StageRow]
+    """In pipeline order, enabled or not."""
+    pii: dict[str, int]
+    """PII type -> spans redacted in kept documents, e.g. ``{"EMAIL": 12}``."""
+    quality: QualitySection
+    languages: LanguagesSection
+    lengths: LengthsSection
+    near_dedup: NearDedupSection
+    shards: ShardsSection
+    examples: dict[str, list[Example]]
+    """Reason -> examples, reasons sorted."""
+    config: dict[str, Any]
+    """The full effective config (``schemas.config.config_to_dict``)."""
+    wall_seconds: NotRequired[float]
+    """Launch to finish, measured by the driver; written after the pipeline, with ``runner``."""
+    runner: NotRequired[str]
+    """E.g. ``DirectRunner``."""
+
+
+def report_to_json(report: Report) -> bytes:
+    """The bytes of report.json: indented, UTF-8 as is, keys in the order built."""
+    return (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def report_from_json(data: bytes) -> Report:
+    """report.json's bytes as a ``Report``: the JSON object as it is (a report from an older
+    winnow may lack sections; readers treat all but ``documents`` as optional)."""
+    return json.loads(data.decode("utf-8"))
 
 
 @dataclass
@@ -113,7 +244,7 @@ class StageStats:
         return values
 
 
-def check_accounting(report: dict[str, Any]) -> list[str]:
+def check_accounting(report: Report) -> list[str]:
     """Problems with the document balance of a report; empty when every record is accounted for."""
     documents = report["documents"]
     accounted = (documents["kept"] + sum(documents["removed"].values())

@@ -15,7 +15,7 @@ from filters.normalize import NormalizeConfig, normalize_text
 from pipeline import transforms
 from pipeline.config import config_from_dict
 from pipeline.curate import CurationError, build_pipeline, expand_inputs, run_curation
-from pipeline.report import format_report
+from pipeline.report_text import format_report
 from schemas.report import check_accounting
 from tests.pipeline.bad_inputs import GOOD_TEXT, write_bad_corpus
 from tests.pipeline.field_inputs import write_inputs as write_field_inputs

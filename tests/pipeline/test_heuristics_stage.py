@@ -11,7 +11,7 @@ from pipeline.cli import main
 from pipeline.config import config_from_dict
 from pipeline.curate import run_curation
 from pipeline.html_report import render_html
-from pipeline.report import load_run
+from pipeline.run_folder import load_run
 from tests.filters.test_heuristics import ENGLISH
 
 DOCS = [

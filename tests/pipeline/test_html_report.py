@@ -12,7 +12,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.html_report import SECTIONS, bar_chart_svg, render_html
-from pipeline.report import format_report, load_run
+from pipeline.report_text import format_report
+from pipeline.run_folder import load_run
 from tests.pipeline.report_runs import assert_no_planted_pii
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,8 +10,19 @@ from apache_beam.io.filesystem import MatchResult
 from apache_beam.io.localfilesystem import LocalFileSystem
 
 from pipeline.cli import main
-from pipeline.report import EXAMPLE_CHARS, display_text, load_run, removed_examples
-from schemas.report import check_accounting
+from pipeline.report import EXAMPLE_CHARS
+from pipeline.report_text import display_text
+from pipeline.run_folder import load_run, removed_examples
+from schemas.report import (
+    Documents,
+    Example,
+    Report,
+    ShardsSection,
+    StageRow,
+    check_accounting,
+    report_from_json,
+    report_to_json,
+)
 from tests.pipeline.report_runs import PLANTED, PLANTED_DOCS, assert_no_planted_pii
 
 
@@ -61,6 +72,19 @@ def test_report_json_has_the_language_and_length_figures(pii_on):
     edges = lengths["bin_edges"]
     assert len(edges) == len(lengths["before"]) + 1
     assert all(high == 2 * low for low, high in zip(edges[1:], edges[2:], strict=False))
+
+
+def test_the_typed_layout_names_every_key_a_run_writes_in_order(pii_on):
+    data = (pii_on / "report.json").read_bytes()
+    report = report_from_json(data)
+    written = [key for key in Report.__annotations__ if key != "rebuilt_from_folders"]
+    assert list(report) == written
+    assert list(report["documents"]) == list(Documents.__annotations__)
+    assert all(list(stage) == list(StageRow.__annotations__) for stage in report["stages"])
+    assert all(list(example) == list(Example.__annotations__)
+               for examples in report["examples"].values() for example in examples)
+    assert set(report["shards"]) <= set(ShardsSection.__annotations__)
+    assert report_to_json(report) == data
 
 
 @pytest.mark.parametrize("run", ["pii_on", "pii_off"])

@@ -1,0 +1,32 @@
+"""Beam's FileSystems (local, gs://, s3://, hdfs://) as the few plain calls winnow needs.
+
+Beam's ``FileSystems.open`` guesses a decompression from the file name unless told otherwise;
+every winnow reader decides that itself (``pipeline.readers``), so files open as raw bytes.
+"""
+
+from __future__ import annotations
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+
+def open_binary(path: str):
+    """The file's bytes as they are stored (no decompression), as a binary file object."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def exists(path: str) -> bool:
+    """``path`` exists; False also when its filesystem cannot answer (e.g. unknown scheme)."""
+    try:
+        return FileSystems.exists(path)
+    except Exception:  # noqa: BLE001 - a filesystem that cannot answer holds nothing for us
+        return False
+
+
+def matching_paths(pattern: str) -> list[str]:
+    """Paths matching a glob, sorted; empty when nothing matches or the folder is absent."""
+    try:
+        results = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # noqa: BLE001 - Beam raises BeamIOError for "no such folder" on some FS
+        return []
+    return sorted(m.path for m in results)
