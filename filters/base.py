@@ -22,7 +22,8 @@ from typing import Any
 Reason = str | None
 """``None`` keeps the document; a string drops it for that reason."""
 
-KEEP: Reason = None
+KEEP = None
+"""The verdict that keeps a document, as a ``Reason`` or a ``Verdict``."""
 
 
 @dataclass(frozen=True)

@@ -519,6 +519,7 @@ class MinHasher:
             b_signed = (b + np.uint32(1 << 31)).view(np.int32)
             self._b_block = np.ascontiguousarray(np.broadcast_to(b_signed[:, None], shape))
             self._a_block = np.ascontiguousarray(np.broadcast_to(a.view(np.int32)[:, None], shape))
+        assert self._b_block is not None
         return self._a_block, self._b_block
 
     def _signature_legacy(self, values: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 import ftfy
 
@@ -96,7 +97,8 @@ def normalize_text(text: str, config: NormalizeConfig) -> str:
     if config.fix_mojibake and not text.isascii() and _MOJIBAKE_HINT.search(text):
         text = ftfy.fix_text(text, _FTFY_CONFIG)
     if config.unicode_form != "none" and not text.isascii():
-        text = unicodedata.normalize(config.unicode_form, text)
+        form: Literal["NFC", "NFKC"] = "NFKC" if config.unicode_form == "NFKC" else "NFC"
+        text = unicodedata.normalize(form, text)
     if config.normalize_whitespace or config.remove_control_chars:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if config.remove_control_chars:

@@ -162,9 +162,12 @@ class ExampleBlock:
         firsts = np.cumsum([0] + [len(b.documents) for b in blocks[:-1]])
         provenance = np.concatenate([b.provenance.astype(np.int64) + first
                                      for b, first in zip(blocks, firsts.tolist(), strict=True)])
-        return cls(*(np.concatenate([getattr(b, name) for b in blocks])
-                     for name in ("tokens", "lengths_a", "lengths", "labels")),
-                   *canonical_documents([ref for b in blocks for ref in b.documents], provenance))
+        documents, rows = canonical_documents(
+            [ref for b in blocks for ref in b.documents], provenance)
+        return cls(np.concatenate([b.tokens for b in blocks]),
+                   np.concatenate([b.lengths_a for b in blocks]),
+                   np.concatenate([b.lengths for b in blocks]),
+                   np.concatenate([b.labels for b in blocks]), documents, rows)
 
     def __len__(self) -> int:
         return len(self.lengths)

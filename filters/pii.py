@@ -626,8 +626,9 @@ def _general_patterns(country_code: int) -> tuple[re.Pattern[str], ...]:
     patterns = []
     for region in phonenumbers.region_codes_for_country_code(country_code):
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        if metadata is not None and metadata.general_desc.national_number_pattern:
-            patterns.append(re.compile(metadata.general_desc.national_number_pattern))
+        general = metadata.general_desc if metadata is not None else None
+        if general is not None and general.national_number_pattern:
+            patterns.append(re.compile(general.national_number_pattern))
     return tuple(patterns)
 
 

@@ -72,7 +72,7 @@ def describe(value: Any) -> FieldType:
     if isinstance(value, dict):
         return describe_struct(value)
     if isinstance(value, (list, tuple)):
-        item = NULL
+        item: FieldType = NULL
         for element in value:
             item = merge(item, describe(element))
         return ("list", item)

@@ -21,9 +21,15 @@ Invariant, checked by ``check_accounting``: input = kept + sum(removed) + sum(qu
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, NotRequired, Required, TypedDict
+from typing import Any, TypedDict
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, Required
+else:  # winnow supports Python 3.10
+    from typing_extensions import NotRequired, Required
 
 REPORT_FORMAT_VERSION = 1
 REPORT_FILE = "report.json"

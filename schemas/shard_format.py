@@ -148,7 +148,7 @@ PROVENANCE_DTYPE = np.dtype("<u4")
 """The line numbers in provenance.npy, two per example (A's document, B's document)."""
 _PROVENANCE_ROW = np.dtype((PROVENANCE_DTYPE, (2,)))
 
-_TOKEN_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_TOKEN_DTYPES: dict[str, np.dtype] = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 _ARRAY_CODES = {2: "H", 4: "I" if array.array("I").itemsize == 4 else "L"}
 UINT32_ARRAY_CODE = _ARRAY_CODES[4]
 """``array.array`` type code of 4-byte unsigned ids: ``extend`` from a list of ints runs in C."""

@@ -188,7 +188,7 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
     bins = manifest.max_seq_len // bin_width + 1
     histogram = np.zeros(bins, dtype=np.int64)
     sum_length = sum_a = full = 0
-    per_shard = []
+    per_shard: list[dict[str, Any]] = []
     rows_per_chunk = 1 << 20
     for number, shard in enumerate(manifest.shards):
         _, index = reader._open(number)

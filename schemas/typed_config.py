@@ -52,8 +52,9 @@ def to_plain_dict(config: Any) -> dict[str, Any]:
 
 def field_docstrings(cls: type) -> dict[str, str]:
     """Field name -> the string literal written under it in the class body."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
+    class_def = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(class_def, ast.ClassDef), f"{cls} is not a class"
+    body = class_def.body
     docs = {}
     for node, following in zip(body, body[1:], strict=False):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
@@ -97,7 +98,7 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
 
 def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where + ".", problems)
     if origin is tuple:
         return _coerce_tuple(typing.get_args(hint), value, where, problems)
