@@ -24,11 +24,10 @@ the line surgery.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import xxhash
 
-from filters.base import KEEP, Reason
+from filters.base import KEEP, Drop, Verdict
 from filters.heuristics import content_words
 
 REASONS = ("only_boilerplate", "too_short_after_boilerplate")
@@ -73,13 +72,13 @@ def remove_lines(text: str, keys_to_remove: set[bytes], min_chars: int) -> str:
     return "\n".join(kept_lines).strip()
 
 
-def fragment_verdict(text: str, min_words: int) -> tuple[Reason, dict[str, Any]]:
-    """Keep (``None``, {}) or drop what line removal left of a document, with details.
-
-    ``min_words`` is the word count the document passed whole (1 when no such rule ran)."""
+def fragment_verdict(text: str, min_words: int) -> Verdict:
+    """Keep (``None``) or drop what line removal left of a document. ``min_words`` is the word
+    count the document passed whole (1 when no such rule ran); the details give the words left
+    against it, as the heuristics' ``too_few_words`` does."""
     if not text.strip():
-        return "only_boilerplate", {}
+        return Drop("only_boilerplate")
     words = len(content_words(text.split()))
     if words < min_words:
-        return "too_short_after_boilerplate", {"words": words, "min": min_words}
-    return KEEP, {}
+        return Drop("too_short_after_boilerplate", {"words": words, "min": min_words})
+    return KEEP

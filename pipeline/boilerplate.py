@@ -67,15 +67,16 @@ class RemoveLinesFn(beam.DoFn):
             stats.documents_in += 1
             stats.bytes_in += len(doc.text.encode("utf-8"))
             text = remove_lines(doc.text, line_keys, self.min_chars)
-            reason, details = fragment_verdict(text, self.min_words) if line_keys else (None, {})
+            drop = fragment_verdict(text, self.min_words) if line_keys else None
             stats.seconds += time.perf_counter() - started
             if line_keys:
                 stats.tallies["lines_removed"] += len(line_keys)
                 stats.tallies["documents_cut"] += 1
-            if reason:
-                stats.removed[reason] += 1
-                self._stats.count(f"{STAGE}/removed:{reason}")
-                removed = Removed.of(doc, STAGE, reason, lines_removed=len(line_keys), **details)
+            if drop:
+                stats.removed[drop.reason] += 1
+                self._stats.count(f"{STAGE}/removed:{drop.reason}")
+                removed = Removed.of(doc, STAGE, drop.reason, lines_removed=len(line_keys),
+                                     **drop.details)
                 yield beam.pvalue.TaggedOutput(REMOVED, removed)
                 continue
             stats.documents_out += 1

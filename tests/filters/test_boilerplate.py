@@ -1,3 +1,4 @@
+from filters.base import Drop
 from filters.boilerplate import (
     BoilerplateConfig,
     boilerplate_candidate_keys,
@@ -23,11 +24,11 @@ def test_remove_lines_keeps_short_lines_and_other_lines():
 
 
 def test_a_fragment_must_keep_the_words_the_document_passed_with():
-    assert fragment_verdict("", 50) == ("only_boilerplate", {})
-    assert fragment_verdict("  \n ", 1) == ("only_boilerplate", {})
-    assert fragment_verdict("one two, three -- four.", 5) == (
+    assert fragment_verdict("", 50) == Drop("only_boilerplate")
+    assert fragment_verdict("  \n ", 1) == Drop("only_boilerplate")
+    assert fragment_verdict("one two, three -- four.", 5) == Drop(
         "too_short_after_boilerplate", {"words": 4, "min": 5})
-    assert fragment_verdict("one two, three -- four.", 4) == (None, {})
+    assert fragment_verdict("one two, three -- four.", 4) is None
 
 
 def test_config_errors():
