@@ -284,9 +284,10 @@ def _run_shards(args, _extra: list[str]) -> int:
         if args.action == "stats":
             print(json.dumps(shard_stats(folder), indent=2))
             return 0
-        for example in decode_examples(folder, args.n, args.start, args.provenance):
-            if args.provenance:
-                _add_input_fields(example, args.shards_dir)
+        examples = list(decode_examples(folder, args.n, args.start, args.provenance))
+        if args.provenance:
+            _add_input_fields(examples, args.shards_dir)
+        for example in examples:
             if args.json:
                 print(json.dumps(example, ensure_ascii=False))
                 continue
@@ -302,9 +303,10 @@ def _run_shards(args, _extra: list[str]) -> int:
     return 0
 
 
-def _add_input_fields(example: dict, shards_dir: str) -> None:
-    """Add each document's input fields (licence, URL, ...) from kept/ to ``document_a`` and
-    ``document_b`` when ``shards_dir`` is a run folder; a bare shards folder has no kept/."""
+def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
+    """Add each document's input fields (licence, URL, ...) from kept/ to the examples'
+    ``document_a`` and ``document_b`` when ``shards_dir`` is a run folder (a bare shards folder
+    has no kept/), looking every document up in one read of kept/."""
     import os
 
     from pipeline.provenance import kept_records
@@ -312,10 +314,10 @@ def _add_input_fields(example: dict, shards_dir: str) -> None:
 
     if not os.path.isdir(os.path.join(shards_dir, "kept")):
         return
-    refs = {segment: DocumentRef(**example["document_" + segment]) for segment in ("a", "b")}
-    records = kept_records(shards_dir, refs.values())
-    for segment, ref in refs.items():
-        example["document_" + segment]["fields"] = records[ref]["fields"]
+    documents = [example[f"document_{segment}"] for example in examples for segment in "ab"]
+    records = kept_records(shards_dir, {DocumentRef(**document) for document in documents})
+    for document in documents:
+        document["fields"] = records[DocumentRef(**document)]["fields"]
 
 
 def _add_trainer(commands) -> None:
