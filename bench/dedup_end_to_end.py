@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -54,8 +55,6 @@ _WORD = re.compile(r"\w+")
 
 
 def write_input(benchmark: SyndicationBenchmark, path: str, seed: int) -> None:
-    import random
-
     order = list(benchmark.docs)
     random.Random(seed).shuffle(order)
     with open(path, "w", encoding="utf-8") as handle:
