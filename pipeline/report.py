@@ -21,7 +21,7 @@ from pipeline.filesystem import open_binary
 from pipeline.shards import LENGTH_BIN
 from pipeline.stages import QualityStage, length_bin_name, score_bin_name
 from pipeline.transforms import merge_stage_stats
-from pipeline.writers import write_atomically
+from pipeline.writers import json_column, write_atomically
 from schemas.report import (
     REPORT_FILE,
     REPORT_FORMAT_VERSION,
@@ -250,12 +250,7 @@ def example_entry(removed) -> tuple[str, tuple]:
     """(reason, comparable example): the smallest ids per reason become the examples. The
     details travel as their JSON text, which (unlike a dict) compares."""
     return removed.reason, (removed.sort_key, removed.stage, removed.text[:EXAMPLE_CHARS],
-                            details_json(removed.details))
-
-
-def details_json(details: dict[str, Any]) -> str:
-    """A removal's details as stored in the ``details`` column of removed/."""
-    return json.dumps(details, sort_keys=True, ensure_ascii=False)
+                            json_column(removed.details))
 
 
 class BuildReport(beam.PTransform):

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipeline.config import WinnowConfig, config_to_dict
-from pipeline.report import EXAMPLE_CHARS, details_json
+from pipeline.report import EXAMPLE_CHARS
 from pipeline.run_folder import RunView, pipeline_stages
+from pipeline.writers import json_column
 from schemas.report import Report
 
 DETAILS_CHARS = 300
@@ -62,7 +63,7 @@ def display_examples(report: Report) -> dict[str, list[dict[str, str]]]:
     return {reason: [{"id": str(example.get("id", "")), "stage": str(example.get("stage", "")),
                       "text": display_text(example.get("text", ""), EXAMPLE_CHARS,
                                            len(example.get("text", "")) >= EXAMPLE_CHARS),
-                      "details": display_text(details_json(example["details"]), DETAILS_CHARS)
+                      "details": display_text(json_column(example["details"]), DETAILS_CHARS)
                       if example.get("details") else ""}
                      for example in examples]
             for reason, examples in report.get("examples", {}).items()}

@@ -87,6 +87,12 @@ def write_atomically(path: str, data: bytes) -> None:
     FileSystems.rename([temporary], [path])
 
 
+def json_column(value: dict[str, Any]) -> str:
+    """The JSON text of a ``metadata`` or ``details`` column: keys sorted, so equal values give
+    equal bytes."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
 def kept_row(doc: Document) -> dict[str, Any]:
     return {
         "id": doc.id,
@@ -95,7 +101,7 @@ def kept_row(doc: Document) -> dict[str, Any]:
         "input_position": doc.position,
         "language": doc.metadata.get("language"),
         "language_score": doc.metadata.get("language_score"),
-        "metadata": json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False),
+        "metadata": json_column(doc.metadata),
         FIELDS_COLUMN: doc.fields,  # encoded to the run's type by WriteParquetShards
     }
 
@@ -108,7 +114,7 @@ def removed_row(removed: Removed) -> dict[str, Any]:
         "text": removed.text,
         "input_file": removed.source,
         "input_position": removed.position,
-        "details": json.dumps(removed.details, sort_keys=True, ensure_ascii=False),
+        "details": json_column(removed.details),
         FIELDS_COLUMN: removed.fields,
     }
 
