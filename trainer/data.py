@@ -313,9 +313,6 @@ class PretrainingData:
             within = shuffled
         return self._corpus_order(within + self._offset)
 
-    def example_index(self, position: int) -> int:
-        return int(self.example_indices([position])[0])
-
     # Examples ------------------------------------------------------------------------------
 
     def __getitem__(self, position: int) -> dict[str, np.ndarray]:

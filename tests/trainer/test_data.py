@@ -8,7 +8,6 @@ sentencepiece = pytest.importorskip("sentencepiece")
 
 from schemas.shard_format import special_tokens_from_model  # noqa: E402
 from schemas.shard_verify import verify_shards  # noqa: E402
-from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
 from trainer.data import (  # noqa: E402
     BATCH_KEYS,
     IGNORE_INDEX,
@@ -22,6 +21,8 @@ from trainer.data import (  # noqa: E402
     step_positions,
     word_start_mask,
 )
+
+from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
 
 # --- fixtures ----------------------------------------------------------------------------------
 
@@ -46,6 +47,11 @@ def long_shards(tmp_path_factory, tokenizer):
                 for i in range(400)]
     write_shards(directory, examples, tokenizer, max_seq_len=128)
     return directory
+
+
+def example_index(data: PretrainingData, position: int) -> int:
+    """The corpus example at one stream position."""
+    return int(data.example_indices([position])[0])
 
 
 def original_ids(batch):
@@ -79,7 +85,7 @@ def test_collate_lays_out_cls_a_sep_b_sep_and_padding(shards):
     assert batch["pair_labels"].shape == (5,)
     restored = original_ids(batch)
     for row, position in enumerate(positions):
-        a, b, label = data.reader.example(data.example_index(position))
+        a, b, label = data.reader.example(example_index(data, position))
         a, b = a.tolist(), b.tolist()
         length = len(a) + len(b) + 3
         assert restored[row].tolist() == [cls, *a, sep, *b, sep] + [pad] * (40 - length)
@@ -131,11 +137,11 @@ def test_masking_is_deterministic_per_seed_epoch_and_example(long_shards):
     assert torch.equal(alone["mlm_labels"][0], PretrainingData(long_shards, seed=5)
                        .batch([7])["mlm_labels"][0])
     # The same example in the next epoch is masked differently; so is it under another seed.
-    index = data.example_index(7)
-    later = next(p for p in range(n, 2 * n) if data.example_index(p) == index)
+    index = example_index(data, 7)
+    later = next(p for p in range(n, 2 * n) if example_index(data, p) == index)
     assert not torch.equal(alone["mlm_labels"][0], data.batch([later])["mlm_labels"][0])
     other = PretrainingData(long_shards, seed=6)
-    same_example = next(p for p in range(n) if other.example_index(p) == index)
+    same_example = next(p for p in range(n) if example_index(other, p) == index)
     assert not torch.equal(alone["mlm_labels"][0], other.batch([same_example])["mlm_labels"][0])
 
 
