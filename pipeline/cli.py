@@ -1,10 +1,12 @@
-"""The ``winnow`` command. Each subcommand imports its heavy modules only when it runs, so
-``winnow pretrain`` never loads Beam and ``winnow curate`` never loads torch."""
+"""The curation side of the ``winnow`` command: curate, report, quality, tokenizer and shards.
+
+``winnow/cli.py`` builds the command from this module and from ``trainer/cli.py``. Each
+subcommand imports its heavy modules only when it runs, so ``winnow --help`` loads neither Beam
+nor torch."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 CURATE_EPILOG = """\
@@ -15,22 +17,13 @@ Any option not listed above is passed to Apache Beam as a pipeline option, for e
 See the README for the config reference and the output layout."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="winnow",
-        description="Curate raw text into a clean pretraining corpus.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_curation_commands(commands) -> None:
+    """Add curate, report, quality, tokenizer and shards to the ``winnow`` command's parser."""
     _add_curate(commands)
     _add_report(commands)
     _add_quality(commands)
     _add_tokenizer(commands)
     _add_shards(commands)
-    _add_trainer(commands)
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "curate":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    return args.run(args, extra)
 
 
 def _add_curate(commands) -> None:
@@ -51,7 +44,7 @@ def _add_curate(commands) -> None:
                              "as YAML and exit")
     curate.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in --output instead of refusing")
-    curate.set_defaults(run=_run_curate)
+    curate.set_defaults(run=_run_curate, passes_beam_options=True)
 
 
 def _add_report(commands) -> None:
@@ -80,7 +73,7 @@ def _add_report(commands) -> None:
 
 
 def _add_quality(commands) -> None:
-    from filters.quality import TrainSettings
+    from winnow.filters.quality import TrainSettings
 
     quality = commands.add_parser("quality", help="train the fastText quality classifier")
     actions = quality.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -107,9 +100,9 @@ def _add_quality(commands) -> None:
 
 
 def _run_quality_train(args, _extra: list[str]) -> int:
-    from filters.quality import TrainSettings, train_quality_model
-    from pipeline.curate import CurationError
-    from pipeline.training_data import normalized_texts
+    from winnow.filters.quality import TrainSettings, train_quality_model
+    from winnow.pipeline.curate import CurationError
+    from winnow.pipeline.training_data import normalized_texts
 
     settings = _dataclass_from_args(TrainSettings, args)
     try:
@@ -155,7 +148,7 @@ def _quality_summary(metrics: dict) -> str:
 
 
 def _add_tokenizer(commands) -> None:
-    from filters.tokenizer import TokenizerConfig
+    from winnow.filters.tokenizer import TokenizerConfig
 
     tokenizer = commands.add_parser("tokenizer", help="train a SentencePiece tokenizer")
     actions = tokenizer.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -177,7 +170,7 @@ def _add_dataclass_options(parser, cls: type, skip: tuple[str, ...] = ()) -> Non
     """One --option per field of a config dataclass, documented by the field's docstring."""
     import dataclasses
 
-    from schemas.typed_config import field_docstrings
+    from winnow.schemas.typed_config import field_docstrings
 
     docs = field_docstrings(cls)
     for setting in dataclasses.fields(cls):
@@ -198,11 +191,11 @@ def _dataclass_from_args(cls, args):
 def _run_tokenizer_train(args, _extra: list[str]) -> int:
     import heapq
 
-    from filters.sentences import SentencesConfig
-    from filters.tokenizer import Tokenizer, TokenizerConfig, sample_rank, train_tokenizer
-    from pipeline.curate import CurationError
-    from pipeline.shards import training_sentences
-    from pipeline.training_data import normalized_documents
+    from winnow.filters.sentences import SentencesConfig
+    from winnow.filters.tokenizer import Tokenizer, TokenizerConfig, sample_rank, train_tokenizer
+    from winnow.pipeline.curate import CurationError
+    from winnow.pipeline.shards import training_sentences
+    from winnow.pipeline.training_data import normalized_documents
 
     config = _dataclass_from_args(TokenizerConfig, args)
     problems = config.errors()
@@ -268,8 +261,8 @@ def _add_shards(commands) -> None:
 def _run_shards(args, _extra: list[str]) -> int:
     import json
 
-    from schemas.shard_reader import decode_examples, shard_stats, shards_folder
-    from schemas.shard_verify import verify_shards
+    from winnow.schemas.shard_reader import decode_examples, shard_stats, shards_folder
+    from winnow.schemas.shard_verify import verify_shards
 
     folder = shards_folder(args.shards_dir)
     if args.action == "verify":
@@ -309,8 +302,8 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
     has no kept/), looking every document up in one read of kept/."""
     import os
 
-    from pipeline.provenance import kept_records
-    from schemas.shard_format import DocumentRef
+    from winnow.pipeline.provenance import kept_records
+    from winnow.schemas.shard_format import DocumentRef
 
     if not os.path.isdir(os.path.join(shards_dir, "kept")):
         return
@@ -320,18 +313,10 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
         document["fields"] = records[DocumentRef(**document)]["fields"]
 
 
-def _add_trainer(commands) -> None:
-    """``pretrain`` and ``export`` live in trainer/; torch is imported only when they run."""
-    from trainer.cli import add_export_parser, add_pretrain_parser
-
-    add_pretrain_parser(commands)
-    add_export_parser(commands)
-
-
 def _run_curate(args, beam_args: list[str]) -> int:
-    from pipeline.config import ConfigError, config_to_yaml, load_config
-    from pipeline.curate import CurationError, run_curation
-    from pipeline.report_text import format_report
+    from winnow.pipeline.config import ConfigError, config_to_yaml, load_config
+    from winnow.pipeline.curate import CurationError, run_curation
+    from winnow.pipeline.report_text import format_report
 
     try:
         config = load_config(args.config)
@@ -358,13 +343,13 @@ def _run_curate(args, beam_args: list[str]) -> int:
 def _run_report(args, _extra: list[str]) -> int:
     import json
 
-    from pipeline.report_text import (
+    from winnow.pipeline.report_text import (
         display_examples,
         format_comparison,
         format_examples,
         format_report,
     )
-    from pipeline.run_folder import RunNotFound, load_run, removed_examples
+    from winnow.pipeline.run_folder import RunNotFound, load_run, removed_examples
 
     if args.n < 1:
         print("winnow report: -n must be at least 1", file=sys.stderr)
@@ -392,7 +377,7 @@ def _run_report(args, _extra: list[str]) -> int:
         else:
             print(format_report(view.report, view))
         if args.html:
-            from pipeline.html_report import write_html
+            from winnow.pipeline.html_report import write_html
 
             write_html(view, args.html)
             print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
@@ -403,7 +388,3 @@ def _run_report(args, _extra: list[str]) -> int:
         print(f"winnow report: cannot read the run in {args.run_dir}: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

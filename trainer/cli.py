@@ -1,10 +1,10 @@
-"""``winnow pretrain`` and ``winnow export``: argument parsers and their run functions.
+"""The training side of the ``winnow`` command: ``pretrain`` and ``export``.
 
-This module imports nothing heavy at import time (torch is imported inside the run functions),
-so that ``winnow --help`` works without torch. It also runs on its own, which is how torchrun
-starts one process per GPU::
+``winnow/cli.py`` builds the command from this module and from ``pipeline/cli.py``. Nothing
+heavy is imported here (torch is imported inside the run functions), so ``winnow --help`` works
+without torch, and torchrun starts one process per GPU through the same front door::
 
-    torchrun --nproc-per-node 8 -m trainer.cli pretrain --shards DIR --output RUN
+    torchrun --nproc-per-node 8 -m winnow pretrain --shards DIR --output RUN
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ import argparse
 import sys
 
 PRETRAIN_EPILOG = """\
-Several GPUs: torchrun --nproc-per-node N -m trainer.cli pretrain ... (one process per GPU,
+Several GPUs: torchrun --nproc-per-node N -m winnow pretrain ... (one process per GPU,
 DDP; batch_size stays the global batch). RUN holds config.yaml, metrics.jsonl, tensorboard/
 (when installed) and checkpoints/ (step-NNNNNN.pt and a `latest` pointer)."""
 
 
-def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
+def add_training_commands(commands) -> None:
+    """Add pretrain and export to the ``winnow`` command's parser."""
+    _add_pretrain(commands)
+    _add_export(commands)
+
+
+def _add_pretrain(subparsers) -> argparse.ArgumentParser:
     pretrain = subparsers.add_parser(
         "pretrain", help="pretrain a BERT/ALBERT encoder on token shards",
         description="Verify the shards, then train (or resume) a masked-LM + sentence-order\n"
@@ -32,7 +38,7 @@ def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
                           help="run folder for config.yaml, metrics.jsonl and checkpoints/")
     pretrain.add_argument("--config", metavar="FILE",
                           help="YAML training config naming only what differs from the "
-                               "defaults (see trainer.config.TrainConfig)")
+                               "defaults (see the README's training config reference)")
     pretrain.add_argument("--preset", metavar="NAME",
                           help="model size: tiny, mini, small, medium, base or large "
                                "(replaces model.preset of --config; default base)")
@@ -52,7 +58,7 @@ def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
     return pretrain
 
 
-def add_export_parser(subparsers) -> argparse.ArgumentParser:
+def _add_export(subparsers) -> argparse.ArgumentParser:
     export = subparsers.add_parser(
         "export", help="export a pretraining run as a Hugging Face model folder",
         description="Write the latest checkpoint of RUN as a transformers folder (config.json, "
@@ -75,9 +81,9 @@ def _fail(command: str, error: Exception) -> int:
 def run_pretrain(args, _extra: list[str]) -> int:
     import yaml
 
-    from trainer.checkpoints import PretrainError
-    from trainer.config import ConfigError, config_to_dict, load_config
-    from trainer.train import pretrain
+    from winnow.trainer.checkpoints import PretrainError
+    from winnow.trainer.config import ConfigError, config_to_dict, load_config
+    from winnow.trainer.train import pretrain
 
     try:
         config = None
@@ -96,8 +102,8 @@ def run_pretrain(args, _extra: list[str]) -> int:
 
 
 def run_export(args, _extra: list[str]) -> int:
-    from trainer.checkpoints import PretrainError
-    from trainer.train import export
+    from winnow.trainer.checkpoints import PretrainError
+    from winnow.trainer.train import export
 
     try:
         written = export(args.run_dir, args.output)
@@ -105,18 +111,3 @@ def run_export(args, _extra: list[str]) -> int:
         return _fail("export", error)
     print(f"wrote {written}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m trainer.cli pretrain|export ...`` (what torchrun starts)."""
-    parser = argparse.ArgumentParser(prog="trainer.cli",
-                                     description="Pretrain encoders on winnow token shards.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_pretrain_parser(commands)
-    add_export_parser(commands)
-    args = parser.parse_args(argv)
-    return args.run(args, [])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

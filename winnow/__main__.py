@@ -1,0 +1,7 @@
+"""``python -m winnow ...`` is the ``winnow`` command (torchrun starts it this way)."""
+
+import sys
+
+from winnow.cli import main
+
+sys.exit(main())
