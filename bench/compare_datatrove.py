@@ -316,8 +316,7 @@ def run_datatrove(inputs_folder: str, work: str, dt_python: str, repetition: boo
 # -- winnow side ---------------------------------------------------------------------------------
 
 def winnow_config(repetition: bool, exact_dedup: bool, tokenizer_model: str = ""):
-    sys.path.insert(0, ROOT)
-    from pipeline.config import config_from_dict
+    from winnow.pipeline.config import config_from_dict
 
     return config_from_dict({
         "heuristics": {"gopher_quality": True, "gopher_repetition": repetition, "c4": False},
@@ -329,8 +328,7 @@ def winnow_config(repetition: bool, exact_dedup: bool, tokenizer_model: str = ""
 
 def train_winnow_tokenizer(inputs: list[str], work: str) -> str:
     """``winnow tokenizer train`` on the input (its default seeded sample); the model's path."""
-    sys.path.insert(0, ROOT)
-    from pipeline.cli import main as winnow
+    from winnow.cli import main as winnow
 
     os.makedirs(work, exist_ok=True)
     prefix = os.path.join(work, "tokenizer")
@@ -354,8 +352,7 @@ def kept_and_removed(run_dir: str) -> tuple[list[str], dict[str, str]]:
 
 
 def run_winnow(inputs: list[str], work: str, workers: int, config) -> dict:
-    sys.path.insert(0, ROOT)
-    from pipeline.curate import run_curation
+    from winnow.pipeline.curate import run_curation
 
     beam_args = ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     run_dir = os.path.join(work, "run")

@@ -105,7 +105,7 @@ def run_winnow(docs, input_path: str, work: str, threshold: float, workers: int)
 def run_datasketch(docs, threshold: float) -> dict:
     from datasketch import MinHash, MinHashLSH
 
-    from filters.minhash import MinHasher
+    from winnow.filters.minhash import MinHasher
 
     hasher = MinHasher(num_perm=NUM_PERM)  # for its shingle strings only
     started = time.monotonic()
@@ -298,7 +298,6 @@ def main() -> None:
         text_dedup_side(sys.argv[2], sys.argv[4:])
         return
     args = parse_args()
-    sys.path[:0] = [BENCH, ROOT]
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)

@@ -14,14 +14,11 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pipeline.config import load_config  # noqa: E402
-from pipeline.curate import run_curation  # noqa: E402
+from winnow.pipeline.config import load_config
+from winnow.pipeline.curate import run_curation
 
 
 def main() -> None:

@@ -25,8 +25,9 @@ Scores, per seed and over all seeds:
 * shards/: documents listed in the shards, and truth clusters with more than one document
   there.
 
-To measure other code on the same data, run this script with ``PYTHONPATH`` set to that tree
-(it imports winnow, and ``near_dup_data`` from beside itself, and edits no ``sys.path``).
+It imports the installed ``winnow`` (``pip install -e .``), and ``near_dup_data`` from beside
+itself. To measure other code on the same data, run it in an environment where that tree is
+installed.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ from collections import Counter, defaultdict
 import pyarrow.parquet as pq
 from syndication_data import SyndicationBenchmark, build_syndication_benchmark
 
-from filters.pii import PiiConfig, PiiRedactor
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
-from schemas.shard_format import shard_files
-from schemas.shard_reader import read_documents, read_manifest
+from winnow.filters.pii import PiiConfig, PiiRedactor
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
+from winnow.schemas.shard_format import shard_files
+from winnow.schemas.shard_reader import read_documents, read_manifest
 
 DEDUP_REASONS = ("exact_duplicate", "near_duplicate")
 _WORD = re.compile(r"\w+")

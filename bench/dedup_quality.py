@@ -41,10 +41,7 @@ import time
 from collections import Counter, defaultdict
 
 import pyarrow.parquet as pq
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from near_dup_data import (  # noqa: E402  (bench/ is the script's folder)
+from near_dup_data import (  # bench/ is the script's folder
     BenchDoc,
     Benchmark,
     build_benchmark,
@@ -52,9 +49,9 @@ from near_dup_data import (  # noqa: E402  (bench/ is the script's folder)
     write_truth,
 )
 
-from filters.minhash import MinHasher, band_keys, estimated_jaccard  # noqa: E402
-from pipeline.config import config_from_dict  # noqa: E402
-from pipeline.curate import run_curation  # noqa: E402
+from winnow.filters.minhash import MinHasher, band_keys, estimated_jaccard
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
 
 CORPORA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
                        "shared", "corpora")

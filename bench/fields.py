@@ -12,19 +12,15 @@ are the Parquet bytes of all documents written as kept/ rows in one file.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from pipeline.readers import (
-    InputConfig,  # noqa: E402
-    read_records,  # noqa: E402
+from winnow.pipeline.readers import (
+    InputConfig,
+    read_records,
 )
-from pipeline.writers import FieldTypesFn, encode_parquet, kept_row  # noqa: E402
-from schemas.fields import arrow_field, declared_struct, encode, fields_column_type  # noqa: E402
-from schemas.records import FIELDS_COLUMN, KEPT_SCHEMA, Document, with_fields_type  # noqa: E402
+from winnow.pipeline.writers import FieldTypesFn, encode_parquet, kept_row
+from winnow.schemas.fields import arrow_field, declared_struct, encode, fields_column_type
+from winnow.schemas.records import FIELDS_COLUMN, KEPT_SCHEMA, Document, with_fields_type
 
 
 def best_of(repeat: int, step):

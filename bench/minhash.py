@@ -23,15 +23,12 @@ import gzip
 import json
 import os
 import random
-import sys
 import time
 
 import numpy as np
 from datasketch import MinHash
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from filters.minhash import MinHasher, estimated_jaccard, lsh_params  # noqa: E402
+from winnow.filters.minhash import MinHasher, estimated_jaccard, lsh_params
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "..", "shared", "corpora", "linux-doc.jsonl.gz")

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from filters.minhash import MinHasher, band_keys, exact_jaccard, lsh_params
-from filters.normalize import NormalizeConfig, normalize_text
+from winnow.filters.minhash import MinHasher, band_keys, exact_jaccard, lsh_params
+from winnow.filters.normalize import NormalizeConfig, normalize_text
 
 _WORD = re.compile(r"\w+")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")

@@ -53,9 +53,7 @@ from dataclasses import dataclass
 
 import blingfire
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from filters import pii as current_pii  # noqa: E402
+from winnow.filters import pii as current_pii
 
 HANDBOOK = "/usr/share/doc/debian-handbook/html/en-US"
 DEBIAN_TEXTS = ("/usr/share/debian-reference/debian-reference.en.txt.gz",

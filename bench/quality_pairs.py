@@ -60,8 +60,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = os.path.join(ROOT, "..", "shared", "corpora")
 HANDBOOK = "/usr/share/doc/debian-handbook/html/en-US/*.html"
@@ -337,7 +335,12 @@ def run_trial(train: dict[str, list[str]], test: dict[str, list[str]], settings,
     """Train on ``train`` and score ``test`` exactly as curation does (default QualityConfig).
     Weak models are saved and measured too; ``refused`` says whether training would have
     refused them."""
-    from filters.quality import QualityConfig, QualityScorer, quality_verdict, train_quality_model
+    from winnow.filters.quality import (
+        QualityConfig,
+        QualityScorer,
+        quality_verdict,
+        train_quality_model,
+    )
 
     path = os.path.join(workdir, "quality.bin")
     metrics = train_quality_model(train["hq"], train["lq"], path, settings, allow_weak=allow_weak)
@@ -367,7 +370,7 @@ def run_trial(train: dict[str, list[str]], test: dict[str, list[str]], settings,
 
 def normalized(texts: list[str]) -> list[str]:
     """The text curation's normalize stage hands to the quality stage, empty ones left out."""
-    from filters.normalize import NormalizeConfig, normalize_text
+    from winnow.filters.normalize import NormalizeConfig, normalize_text
 
     config = NormalizeConfig()
     return [t for t in (normalize_text(text, config) for text in texts) if t]
@@ -384,7 +387,7 @@ BEFORE = {"lr": 0.1, "epoch": 5}
 def variants(grid: bool, autotune: int, model_sizes: bool) -> list[tuple[str, object]]:
     """(name, TrainSettings) to compare: the defaults before issue 12, the defaults of the code
     under test, then smaller models, the lr x epoch grid and fastText's autotune when asked."""
-    from filters.quality import TrainSettings
+    from winnow.filters.quality import TrainSettings
 
     chosen = [("before (lr 0.1, epoch 5)", TrainSettings(**BEFORE)),
               ("defaults", TrainSettings())]

@@ -44,11 +44,10 @@ import tempfile
 import threading
 import time
 
+from near_dup_data import edit_words  # bench/ is the script's folder
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
-sys.path[:0] = [BENCH, ROOT]
-
-from near_dup_data import edit_words  # noqa: E402  (bench/ is the script's folder)
 
 CORPORA = os.path.join(ROOT, "..", "shared", "corpora")
 DEFAULT_CORPORA = [os.path.join(CORPORA, f"{name}.jsonl.gz")

@@ -38,15 +38,12 @@ import gzip
 import json
 import os
 import re
-import sys
 import time
 from itertools import pairwise
 
 import blingfire
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from filters.sentences import SentencesConfig, split_paragraphs, split_sentences  # noqa: E402
+from winnow.filters.sentences import SentencesConfig, split_paragraphs, split_sentences
 
 DEFAULT_CORPORA = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "corpora"

@@ -26,7 +26,7 @@ on (every document goes to the shards) and the given tokenizer (``winnow tokeniz
 same files, so no training in the timed run), FnApiRunner multi_processing with ``--workers``;
 prints the wall time, the shards stage's own CPU seconds (sentences, tokens, pairs), the size of
 the shard folder by kind of file, and ``verify_shards``'s time. Uses only ``run_curation`` and the
-config, so the same script measures older trees (``PYTHONPATH=OLD_TREE python bench/shards.py``).
+config, so the same script measures another tree installed in its own environment.
 """
 
 from __future__ import annotations
@@ -35,15 +35,12 @@ import argparse
 import collections
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from schemas.shard_format import (  # noqa: E402
+from winnow.schemas.shard_format import (
     MANIFEST_FILE,
     DocumentRef,
     ShardManifest,
@@ -52,8 +49,8 @@ from schemas.shard_format import (  # noqa: E402
     shard_info,
     shard_prefix,
 )
-from schemas.shard_reader import ShardReader, shard_stats  # noqa: E402
-from schemas.shard_verify import verify_shards  # noqa: E402
+from winnow.schemas.shard_reader import ShardReader, shard_stats
+from winnow.schemas.shard_verify import verify_shards
 
 VOCAB = 32_000
 MAX_SEQ_LEN = 128
@@ -145,8 +142,8 @@ CURATION_STAGES_OFF = ("heuristics", "language", "exact_dedup", "quality", "near
 
 
 def corpus_run(args: argparse.Namespace) -> None:
-    from pipeline.config import config_from_dict
-    from pipeline.curate import run_curation
+    from winnow.pipeline.config import config_from_dict
+    from winnow.pipeline.curate import run_curation
 
     config = config_from_dict({
         **{stage: {"enabled": False} for stage in CURATION_STAGES_OFF},

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 
 from near_dup_data import BenchDoc, edit_words, similar_pairs
 
-from filters.heuristics import HeuristicFilter, HeuristicsConfig
-from filters.language import LanguageConfig, LanguageIdentifier, language_verdict
-from filters.minhash import MinHasher, exact_jaccard
-from filters.normalize import NormalizeConfig, normalize_text
+from winnow.filters.heuristics import HeuristicFilter, HeuristicsConfig
+from winnow.filters.language import LanguageConfig, LanguageIdentifier, language_verdict
+from winnow.filters.minhash import MinHasher, exact_jaccard
+from winnow.filters.normalize import NormalizeConfig, normalize_text
 
 HANDBOOK = "/usr/share/doc/debian-handbook/html/en-US/*.html"
 REFERENCE = "/usr/share/debian-reference/*.en.html"

@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from schemas.shard_format import special_tokens_from_model, write_shard_set  # noqa: E402
-from schemas.shard_verify import verify_shards  # noqa: E402
+from winnow.schemas.shard_format import special_tokens_from_model, write_shard_set
+from winnow.schemas.shard_verify import verify_shards
 
 MAX_SEQ_LEN = 128
 TOKENIZER_VOCAB = 1_000
@@ -87,7 +84,7 @@ def tokens_of(batch) -> tuple[int, int]:
 
 def bench_data(shards: str, batch_size: int, steps: int, workers: list[int]) -> dict[str, tuple]:
     """{name: (real tokens/s, padded tokens/s)} of the data path variants."""
-    from trainer.data import Batches, MaskingConfig, PretrainingData, step_positions
+    from winnow.trainer.data import Batches, MaskingConfig, PretrainingData, step_positions
 
     results = {}
     for name, masking in (("one thread", MaskingConfig()),
@@ -124,11 +121,11 @@ def bench_gpu(shards: str, preset: str, batch_size: int, steps: int,
     """Tokens/s and MFU of training steps on the GPU; None without CUDA."""
     import torch
 
-    from trainer.config import TrainConfig
-    from trainer.data import PretrainingData, step_positions
-    from trainer.metrics import peak_flops
-    from trainer.model import ModelConfig
-    from trainer.train import Trainer, build_model, build_optimizer, train_step
+    from winnow.trainer.config import TrainConfig
+    from winnow.trainer.data import PretrainingData, step_positions
+    from winnow.trainer.metrics import peak_flops
+    from winnow.trainer.model import ModelConfig
+    from winnow.trainer.train import Trainer, build_model, build_optimizer, train_step
 
     if not torch.cuda.is_available():
         return None
@@ -175,7 +172,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the GPU model")
     args = parser.parse_args()
 
-    from trainer.model import ModelConfig
+    from winnow.trainer.model import ModelConfig
 
     with tempfile.TemporaryDirectory() as directory:
         shards = os.path.join(directory, "shards")

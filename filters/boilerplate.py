@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import xxhash
 
-from filters.base import KEEP, Drop, Verdict
-from filters.heuristics import content_words
+from winnow.filters.base import KEEP, Drop, Verdict
+from winnow.filters.heuristics import content_words
 
 REASONS = ("only_boilerplate", "too_short_after_boilerplate")
 

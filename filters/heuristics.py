@@ -49,7 +49,7 @@ from itertools import filterfalse, repeat
 
 import numpy as np
 
-from filters.base import KEEP, Drop, Verdict, check_fraction, check_positive
+from winnow.filters.base import KEEP, Drop, Verdict, check_fraction, check_positive
 
 # ---------------------------------------------------------------------------------------------
 # Reasons and shared constants

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from filters.base import KEEP, Reason, check_fraction
+from winnow.filters.base import KEEP, Reason, check_fraction
 
 REASONS = ("unwanted_language", "low_language_score")
 

@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-from filters.base import check_fraction, check_positive
+from winnow.filters.base import check_fraction, check_positive
 
 REASONS = ("near_duplicate",)
 

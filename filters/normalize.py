@@ -17,7 +17,7 @@ from typing import Literal
 
 import ftfy
 
-from filters.base import KEEP, Reason
+from winnow.filters.base import KEEP, Reason
 
 REASONS = ("empty",)
 

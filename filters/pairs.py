@@ -51,8 +51,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import xxhash
 
-from filters.base import check_fraction
-from schemas.shard_format import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
+from winnow.filters.base import check_fraction
+from winnow.schemas.shard_format import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
 
 OBJECTIVES = ("sop", "nsp")
 

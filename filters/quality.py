@@ -36,7 +36,7 @@ from typing import IO
 import numpy as np
 import xxhash
 
-from filters.base import KEEP, Reason, check_fraction, check_positive
+from winnow.filters.base import KEEP, Reason, check_fraction, check_positive
 
 REASONS = ("low_quality",)
 

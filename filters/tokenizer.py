@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import sentencepiece as spm
 import xxhash
 
-from filters.base import check_fraction
-from filters.pii import PLACEHOLDERS
-from schemas.shard_format import SPECIAL_TOKENS
+from winnow.filters.base import check_fraction
+from winnow.filters.pii import PLACEHOLDERS
+from winnow.schemas.shard_format import SPECIAL_TOKENS
 
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 PII_PIECES = tuple(PLACEHOLDERS.values())

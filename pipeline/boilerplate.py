@@ -17,15 +17,15 @@ import time
 
 import apache_beam as beam
 
-from filters.boilerplate import (
+from winnow.filters.boilerplate import (
     BoilerplateConfig,
     boilerplate_candidate_keys,
     fragment_verdict,
     remove_lines,
 )
-from pipeline.dedup import doc_ref
-from pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
-from schemas.records import Removed
+from winnow.pipeline.dedup import doc_ref
+from winnow.pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
+from winnow.schemas.records import Removed
 
 STAGE = "boilerplate"
 

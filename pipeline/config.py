@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from filters.pairs import PairsConfig
-from filters.sentences import SentencesConfig
-from filters.tokenizer import TokenizerConfig
-from pipeline.readers import InputConfig
-from pipeline.shards import ShardsConfig
-from pipeline.stage_list import STAGES
-from pipeline.writers import OutputConfig
-from schemas.typed_config import ConfigError, build_config, reference_table, to_plain_dict
+from winnow.filters.pairs import PairsConfig
+from winnow.filters.sentences import SentencesConfig
+from winnow.filters.tokenizer import TokenizerConfig
+from winnow.pipeline.readers import InputConfig
+from winnow.pipeline.shards import ShardsConfig
+from winnow.pipeline.stage_list import STAGES
+from winnow.pipeline.writers import OutputConfig
+from winnow.schemas.typed_config import ConfigError, build_config, reference_table, to_plain_dict
 
 ENABLED_DOC = "Run this stage; when false, documents pass through it untouched."
 

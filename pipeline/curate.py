@@ -20,24 +20,30 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from filters.pii import PiiConfig, PiiRedactor
-from filters.quality import load_quality_model
-from pipeline.config import WinnowConfig
-from pipeline.filesystem import open_binary
-from pipeline.near_dedup import CLUSTERS
-from pipeline.report import BuildReport, finish_report
-from pipeline.shards import BuildShards
-from pipeline.stage_list import STAGES, stage_order
-from pipeline.transforms import QUARANTINED, REMOVED, STATS, ReadInputs
-from pipeline.writers import (
+from winnow.filters.pii import PiiConfig, PiiRedactor
+from winnow.filters.quality import load_quality_model
+from winnow.pipeline.config import WinnowConfig
+from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.near_dedup import CLUSTERS
+from winnow.pipeline.report import BuildReport, finish_report
+from winnow.pipeline.shards import BuildShards
+from winnow.pipeline.stage_list import STAGES, stage_order
+from winnow.pipeline.transforms import QUARANTINED, REMOVED, STATS, ReadInputs
+from winnow.pipeline.writers import (
     UnifyFieldTypes,
     WriteParquetShards,
     kept_row,
     quarantined_row,
     removed_row,
 )
-from schemas.records import KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA, Quarantined, Removed
-from schemas.report import REPORT_FILE
+from winnow.schemas.records import (
+    KEPT_SCHEMA,
+    QUARANTINED_SCHEMA,
+    REMOVED_SCHEMA,
+    Quarantined,
+    Removed,
+)
+from winnow.schemas.report import REPORT_FILE
 
 OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from filters.dedup import ExactDedupConfig, document_key
-from pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
-from schemas.records import Document, Removed
+from winnow.filters.dedup import ExactDedupConfig, document_key
+from winnow.pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
+from winnow.schemas.records import Document, Removed
 
 STAGE = "exact_dedup"
 

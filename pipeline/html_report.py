@@ -14,15 +14,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.report_text import (
+from winnow.pipeline.report_text import (
     display_examples,
     flatten_config,
     length_bin_label,
     non_default_config,
     removal_rows,
 )
-from pipeline.run_folder import RunView
-from pipeline.writers import write_atomically
+from winnow.pipeline.run_folder import RunView
+from winnow.pipeline.writers import write_atomically
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2")
 TOP_LANGUAGES = 12

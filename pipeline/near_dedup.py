@@ -33,9 +33,9 @@ import time
 import apache_beam as beam
 import numpy as np
 
-from filters.minhash import MinHasher, NearDedupConfig, band_keys, exact_jaccard
-from pipeline.transforms import REMOVED, STATS, BundleStats
-from schemas.records import Document, Removed
+from winnow.filters.minhash import MinHasher, NearDedupConfig, band_keys, exact_jaccard
+from winnow.pipeline.transforms import REMOVED, STATS, BundleStats
+from winnow.schemas.records import Document, Removed
 
 STAGE = "near_dedup"
 CLUSTERS = "clusters"

@@ -21,10 +21,10 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from schemas.fields import decode
-from schemas.records import FIELDS_COLUMN
-from schemas.shard_format import DocumentRef
-from schemas.shard_reader import ShardReader, shards_folder
+from winnow.schemas.fields import decode
+from winnow.schemas.records import FIELDS_COLUMN
+from winnow.schemas.shard_format import DocumentRef
+from winnow.schemas.shard_reader import ShardReader, shards_folder
 
 
 def kept_records(run_dir: str, refs: Iterable[DocumentRef]) -> dict[DocumentRef, dict[str, Any]]:

@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from filters.normalize import has_lone_surrogate
-from pipeline.filesystem import open_binary
-from schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
+from winnow.filters.normalize import has_lone_surrogate
+from winnow.pipeline.filesystem import open_binary
+from winnow.schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
 ALL_FIELDS = "*"
 """``input.keep_fields: ["*"]``: keep every field of the input records."""

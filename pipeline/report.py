@@ -16,13 +16,13 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import WinnowConfig, config_to_dict
-from pipeline.filesystem import open_binary
-from pipeline.shards import LENGTH_BIN
-from pipeline.stages import QualityStage, length_bin_name, score_bin_name
-from pipeline.transforms import merge_stage_stats
-from pipeline.writers import json_column, write_atomically
-from schemas.report import (
+from winnow.pipeline.config import WinnowConfig, config_to_dict
+from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.shards import LENGTH_BIN
+from winnow.pipeline.stages import QualityStage, length_bin_name, score_bin_name
+from winnow.pipeline.transforms import merge_stage_stats
+from winnow.pipeline.writers import json_column, write_atomically
+from winnow.schemas.report import (
     REPORT_FILE,
     REPORT_FORMAT_VERSION,
     LanguagesSection,

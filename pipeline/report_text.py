@@ -15,11 +15,11 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.config import WinnowConfig, config_to_dict
-from pipeline.report import EXAMPLE_CHARS
-from pipeline.run_folder import RunView, pipeline_stages
-from pipeline.writers import json_column
-from schemas.report import Report
+from winnow.pipeline.config import WinnowConfig, config_to_dict
+from winnow.pipeline.report import EXAMPLE_CHARS
+from winnow.pipeline.run_folder import RunView, pipeline_stages
+from winnow.pipeline.writers import json_column
+from winnow.schemas.report import Report
 
 DETAILS_CHARS = 300
 """Characters of a removal's details (JSON) shown with an example."""
@@ -44,7 +44,7 @@ def display_text(text: str, limit: int = EXAMPLE_CHARS, arrived_cut: bool = Fals
     half a PII span."""
     global _display_redactor
     if _display_redactor is None:
-        from filters.pii import PiiConfig, PiiRedactor
+        from winnow.filters.pii import PiiConfig, PiiRedactor
 
         _display_redactor = PiiRedactor(PiiConfig())
     shown = _display_redactor.redact(text[:REDACT_CHARS]).text

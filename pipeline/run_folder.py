@@ -15,10 +15,10 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.filesystem import exists, matching_paths, open_binary
-from pipeline.report import read_report
-from pipeline.stage_list import STAGE_NAMES
-from schemas.report import REPORT_FILE, Report
+from winnow.pipeline.filesystem import exists, matching_paths, open_binary
+from winnow.pipeline.report import read_report
+from winnow.pipeline.stage_list import STAGE_NAMES
+from winnow.schemas.report import REPORT_FILE, Report
 
 RECORD_FOLDERS = ("kept", "removed", "quarantined")
 MANIFEST = "shards/manifest.json"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 
-from filters.pairs import (
+from winnow.filters.pairs import (
     ExampleBlock,
     PairsConfig,
     PairStats,
@@ -35,19 +35,19 @@ from filters.pairs import (
     sop_examples,
     unpack_sentences,
 )
-from filters.sentences import SentencesConfig, split_sentences
-from filters.tokenizer import (
+from winnow.filters.sentences import SentencesConfig, split_sentences
+from winnow.filters.tokenizer import (
     Tokenizer,
     TokenizerConfig,
     model_sha256,
     sample_rank,
     train_tokenizer,
 )
-from pipeline.filesystem import open_binary
-from pipeline.transforms import STATS, BundleStats
-from pipeline.writers import write_atomically
-from schemas.records import Document
-from schemas.shard_format import (
+from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.transforms import STATS, BundleStats
+from winnow.pipeline.writers import write_atomically
+from winnow.schemas.records import Document
+from winnow.schemas.shard_format import (
     MANIFEST_FILE,
     DocumentRef,
     ShardManifest,

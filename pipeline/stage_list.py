@@ -26,19 +26,25 @@ from typing import Any
 
 import apache_beam as beam
 
-from filters.boilerplate import BoilerplateConfig
-from filters.dedup import ExactDedupConfig
-from filters.heuristics import HeuristicsConfig
-from filters.language import LanguageConfig
-from filters.minhash import NearDedupConfig
-from filters.normalize import NormalizeConfig
-from filters.pii import PiiConfig
-from filters.quality import QualityConfig
-from pipeline.boilerplate import RemoveBoilerplate
-from pipeline.dedup import ExactDedup
-from pipeline.near_dedup import NearDedup
-from pipeline.stages import HeuristicsStage, LanguageStage, NormalizeStage, PiiStage, QualityStage
-from pipeline.transforms import ApplyStage
+from winnow.filters.boilerplate import BoilerplateConfig
+from winnow.filters.dedup import ExactDedupConfig
+from winnow.filters.heuristics import HeuristicsConfig
+from winnow.filters.language import LanguageConfig
+from winnow.filters.minhash import NearDedupConfig
+from winnow.filters.normalize import NormalizeConfig
+from winnow.filters.pii import PiiConfig
+from winnow.filters.quality import QualityConfig
+from winnow.pipeline.boilerplate import RemoveBoilerplate
+from winnow.pipeline.dedup import ExactDedup
+from winnow.pipeline.near_dedup import NearDedup
+from winnow.pipeline.stages import (
+    HeuristicsStage,
+    LanguageStage,
+    NormalizeStage,
+    PiiStage,
+    QualityStage,
+)
+from winnow.pipeline.transforms import ApplyStage
 
 Config = Any
 """The whole curation config (``pipeline.config.WinnowConfig``, assembled from this list)."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from filters.heuristics import HeuristicFilter, HeuristicsConfig
-from filters.language import LanguageConfig, LanguageIdentifier, language_verdict
-from filters.normalize import NormalizeConfig, check_not_empty, normalize_text
-from filters.pii import PiiConfig, PiiRedactor
-from filters.quality import QualityConfig, QualityScorer, load_quality_model, quality_verdict
-from pipeline.filesystem import open_binary
-from schemas.records import Document, Removed
+from winnow.filters.heuristics import HeuristicFilter, HeuristicsConfig
+from winnow.filters.language import LanguageConfig, LanguageIdentifier, language_verdict
+from winnow.filters.normalize import NormalizeConfig, check_not_empty, normalize_text
+from winnow.filters.pii import PiiConfig, PiiRedactor
+from winnow.filters.quality import QualityConfig, QualityScorer, load_quality_model, quality_verdict
+from winnow.pipeline.filesystem import open_binary
+from winnow.schemas.records import Document, Removed
 
 Outcome = Document | Removed
 

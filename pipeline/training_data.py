@@ -8,10 +8,10 @@ import dataclasses
 import sys
 from collections.abc import Iterator
 
-from filters.normalize import NormalizeConfig, normalize_text
-from pipeline.curate import expand_inputs
-from pipeline.readers import InputConfig, read_records
-from schemas.records import Document
+from winnow.filters.normalize import NormalizeConfig, normalize_text
+from winnow.pipeline.curate import expand_inputs
+from winnow.pipeline.readers import InputConfig, read_records
+from winnow.schemas.records import Document
 
 
 def normalized_texts(patterns: list[str], text_field: str = "text") -> Iterator[str]:

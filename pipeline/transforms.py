@@ -21,10 +21,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.readers import InputConfig, read_records
-from pipeline.stages import Stage, length_bin_name
-from schemas.records import Document, Quarantined, Removed
-from schemas.report import StageStats
+from winnow.pipeline.readers import InputConfig, read_records
+from winnow.pipeline.stages import Stage, length_bin_name
+from winnow.schemas.records import Document, Quarantined, Removed
+from winnow.schemas.report import StageStats
 
 REMOVED = "removed"
 QUARANTINED = "quarantined"

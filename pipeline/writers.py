@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 import xxhash
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.readers import InputConfig
-from schemas.fields import (
+from winnow.pipeline.readers import InputConfig
+from winnow.schemas.fields import (
     FieldType,
     arrow_field,
     declared_struct,
@@ -37,7 +37,7 @@ from schemas.fields import (
     fields_column_type,
     merge,
 )
-from schemas.records import (
+from winnow.schemas.records import (
     FIELDS_COLUMN,
     Document,
     Quarantined,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.shard_format import (
+from winnow.schemas.shard_format import (
     _PROVENANCE_ROW,
     INDEX_DTYPE,
     MANIFEST_FILE,
@@ -23,7 +23,7 @@ from schemas.shard_format import (
     _load_sentencepiece,
     shard_files,
 )
-from schemas.shard_verify import verify_shards
+from winnow.schemas.shard_verify import verify_shards
 
 
 def shards_folder(path: str | os.PathLike) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from schemas.shard_format import (
+from winnow.schemas.shard_format import (
     _CHUNK_BYTES,
     _PROVENANCE_ROW,
     INDEX_DTYPE,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import config_reference
+from winnow.pipeline.config import config_reference
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -24,7 +24,7 @@ def test_config_reference_matches_the_code():
 
 def test_training_config_reference_matches_the_code():
     pytest.importorskip("torch")
-    from trainer.config import config_reference as train_config_reference
+    from winnow.trainer.config import config_reference as train_config_reference
 
     assert readme_block("train-config-reference") == train_config_reference().strip(), (
         "README's training config reference is stale: regenerate it with\n"

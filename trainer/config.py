@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from schemas import typed_config
-from trainer.data import MaskingConfig
-from trainer.model import PRESETS, ModelConfig
+from winnow.schemas import typed_config
+from winnow.trainer.data import MaskingConfig
+from winnow.trainer.model import PRESETS, ModelConfig
 
 
 class ConfigError(typed_config.ConfigError):

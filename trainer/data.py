@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from schemas.shard_reader import ShardReader
-from schemas.typed_config import ConfigError
+from winnow.schemas.shard_reader import ShardReader
+from winnow.schemas.typed_config import ConfigError
 
 WORD_BOUNDARY = "\u2581"
 """SentencePiece's word-boundary mark: a piece starting with it begins a word (ALBERT's

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from trainer.model import ModelConfig, PreTrainingModel
+from winnow.trainer.model import ModelConfig, PreTrainingModel
 
 SPECIAL_TOKEN_NAMES = {
     "pad_token": "[PAD]",

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoints import write_text
+from winnow.trainer.checkpoints import write_text
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 """Dense bf16 peak FLOP/s by GPU name (SXM parts), for MFU."""

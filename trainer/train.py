@@ -50,10 +50,10 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from schemas.shard_format import ShardManifest, sha256_file
-from schemas.shard_reader import read_manifest, shards_folder
-from schemas.shard_verify import verify_shards
-from trainer.checkpoints import (
+from winnow.schemas.shard_format import ShardManifest, sha256_file
+from winnow.schemas.shard_reader import read_manifest, shards_folder
+from winnow.schemas.shard_verify import verify_shards
+from winnow.trainer.checkpoints import (
     CHECKPOINT_FORMAT,
     PretrainError,
     checkpoint_dir,
@@ -64,8 +64,8 @@ from trainer.checkpoints import (
     write_checkpoint,
     write_text,
 )
-from trainer.config import TrainConfig, config_from_dict, config_to_dict
-from trainer.data import (
+from winnow.trainer.config import TrainConfig, config_from_dict, config_to_dict
+from winnow.trainer.data import (
     IGNORE_INDEX,
     Batches,
     PretrainingData,
@@ -73,8 +73,8 @@ from trainer.data import (
     held_out_examples,
     step_positions,
 )
-from trainer.metrics import MetricsLog, Sums, peak_flops, summarize
-from trainer.model import ModelConfig, PreTrainingModel
+from winnow.trainer.metrics import MetricsLog, Sums, peak_flops, summarize
+from winnow.trainer.model import ModelConfig, PreTrainingModel
 
 # --- schedule ----------------------------------------------------------------------------------
 
@@ -537,7 +537,7 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
 def export(run_dir: str, output_dir: str) -> str:
     """Writes the latest checkpoint of ``run_dir`` as a Hugging Face folder (see
     trainer.export), with the tokenizer of the shards the run was trained on."""
-    from trainer.export import export_huggingface
+    from winnow.trainer.export import export_huggingface
 
     path = latest_checkpoint(run_dir)
     if path is None:

@@ -1,5 +1,5 @@
-from filters.base import Drop
-from filters.boilerplate import (
+from winnow.filters.base import Drop
+from winnow.filters.boilerplate import (
     BoilerplateConfig,
     boilerplate_candidate_keys,
     fragment_verdict,

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from filters.base import KEEP, Drop, Verdict
-from filters.heuristics import (
+from winnow.filters.base import KEEP, Drop, Verdict
+from winnow.filters.heuristics import (
     REASONS,
     HeuristicFilter,
     HeuristicsConfig,

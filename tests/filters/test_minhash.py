@@ -12,8 +12,8 @@ import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from filters import minhash
-from filters.minhash import (
+from winnow.filters import minhash
+from winnow.filters.minhash import (
     MinHasher,
     NearDedupConfig,
     band_keys,

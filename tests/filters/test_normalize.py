@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from filters.normalize import NormalizeConfig, check_not_empty, normalize_text
+from winnow.filters.normalize import NormalizeConfig, check_not_empty, normalize_text
 
 DEFAULT = NormalizeConfig()
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from filters.pairs import (
+from winnow.filters.pairs import (
     ExampleBlock,
     PairExample,
     PairsConfig,
@@ -18,7 +18,7 @@ from filters.pairs import (
     truncate_pair,
     unpack_sentences,
 )
-from schemas.shard_format import DocumentRef
+from winnow.schemas.shard_format import DocumentRef
 
 # Token ids encode where they come from: document d, sentence i, position k -> d*100_000 +
 # i*100 + k (sentences shorter than 100 tokens, fewer than 1000 per document).

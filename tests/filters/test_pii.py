@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from filters import pii
-from filters.pii import PII_TYPES, PLACEHOLDERS, PiiConfig, PiiRedactor, Redaction
+from winnow.filters import pii
+from winnow.filters.pii import PII_TYPES, PLACEHOLDERS, PiiConfig, PiiRedactor, Redaction
 
 # Credentials are assembled from pieces so that secret scanners do not flag this file.
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filters.quality import (
+from winnow.filters.quality import (
     REASONS,
     QualityConfig,
     QualityScorer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.sentences import SentencesConfig, cut_long, split_paragraphs, split_sentences
+from winnow.filters.sentences import SentencesConfig, cut_long, split_paragraphs, split_sentences
 
 
 def flat(paragraphs: list[list[str]]) -> list[str]:

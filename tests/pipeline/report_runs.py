@@ -4,8 +4,8 @@ tests (terminal and HTML) through the session fixtures in conftest.py."""
 import json
 from pathlib import Path
 
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 

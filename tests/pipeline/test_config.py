@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipeline.config import (
+from winnow.pipeline.config import (
     ConfigError,
     WinnowConfig,
     config_from_dict,

@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from filters.normalize import NormalizeConfig, normalize_text
-from pipeline import transforms
-from pipeline.config import config_from_dict
-from pipeline.curate import CurationError, build_pipeline, expand_inputs, run_curation
-from pipeline.report_text import format_report
-from schemas.report import check_accounting
 from tests.pipeline.bad_inputs import GOOD_TEXT, write_bad_corpus
 from tests.pipeline.field_inputs import write_inputs as write_field_inputs
+from winnow.filters.normalize import NormalizeConfig, normalize_text
+from winnow.pipeline import transforms
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import CurationError, build_pipeline, expand_inputs, run_curation
+from winnow.pipeline.report_text import format_report
+from winnow.schemas.report import check_accounting
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample"

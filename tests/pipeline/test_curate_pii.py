@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
 
 PLANTED = "write to jane.roe@example.org or call (344) 520-6478"
 REDACTED = "write to <EMAIL> or call <PHONE>"

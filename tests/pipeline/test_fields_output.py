@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
 from tests.pipeline.bad_inputs import GOOD_TEXT
 from tests.pipeline.field_inputs import write_inputs
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
 
 NO_SHARDS = {"shards": {"enabled": False}, "near_dedup": {"enabled": False},
              "output": {"num_shards": 3}}

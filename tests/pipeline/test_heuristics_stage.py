@@ -7,12 +7,12 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
-from pipeline.html_report import render_html
-from pipeline.run_folder import load_run
 from tests.filters.test_heuristics import ENGLISH
+from winnow.cli import main
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
+from winnow.pipeline.html_report import render_html
+from winnow.pipeline.run_folder import load_run
 
 DOCS = [
     {"id": "a-short", "text": "Only five words are here."},

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.html_report import SECTIONS, bar_chart_svg, render_html
-from pipeline.report_text import format_report
-from pipeline.run_folder import load_run
 from tests.pipeline.report_runs import assert_no_planted_pii
+from winnow.cli import main
+from winnow.pipeline.html_report import SECTIONS, bar_chart_svg, render_html
+from winnow.pipeline.report_text import format_report
+from winnow.pipeline.run_folder import load_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

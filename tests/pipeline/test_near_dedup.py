@@ -10,10 +10,10 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from filters.minhash import MinHasher, exact_jaccard
-from pipeline.config import config_from_dict
-from pipeline.curate import run_curation
-from pipeline.near_dedup import (
+from winnow.filters.minhash import MinHasher, exact_jaccard
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import run_curation
+from winnow.pipeline.near_dedup import (
     ConnectedComponents,
     NotConvergedError,
     _check_star,

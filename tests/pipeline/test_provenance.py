@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.provenance import example_sources, kept_records
-from schemas.shard_format import DocumentRef
-from schemas.shard_reader import ShardReader
 from tests.pipeline.report_runs import SAMPLE
+from winnow.cli import main
+from winnow.pipeline.provenance import example_sources, kept_records
+from winnow.schemas.shard_format import DocumentRef
+from winnow.schemas.shard_reader import ShardReader
 
 
 def input_records() -> dict[tuple[str, int], dict]:

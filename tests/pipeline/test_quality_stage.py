@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import config_from_dict
-from pipeline.curate import CurationError, run_curation
+from winnow.cli import main
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import CurationError, run_curation
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 

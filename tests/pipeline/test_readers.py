@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.readers import InputConfig, file_format, parse_jsonl_line, read_records
-from schemas.records import Document, Quarantined
+from winnow.pipeline.readers import InputConfig, file_format, parse_jsonl_line, read_records
+from winnow.schemas.records import Document, Quarantined
 
 CONFIG = InputConfig()
 

@@ -9,11 +9,12 @@ import pytest
 from apache_beam.io.filesystem import MatchResult
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from pipeline.cli import main
-from pipeline.report import EXAMPLE_CHARS
-from pipeline.report_text import display_text
-from pipeline.run_folder import load_run, removed_examples
-from schemas.report import (
+from tests.pipeline.report_runs import PLANTED, PLANTED_DOCS, assert_no_planted_pii
+from winnow.cli import main
+from winnow.pipeline.report import EXAMPLE_CHARS
+from winnow.pipeline.report_text import display_text
+from winnow.pipeline.run_folder import load_run, removed_examples
+from winnow.schemas.report import (
     Documents,
     Example,
     Report,
@@ -23,7 +24,6 @@ from schemas.report import (
     report_from_json,
     report_to_json,
 )
-from tests.pipeline.report_runs import PLANTED, PLANTED_DOCS, assert_no_planted_pii
 
 
 def winnow_report(capsys, *args) -> tuple[int, str]:

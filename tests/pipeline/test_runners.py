@@ -10,8 +10,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.stager import Stager
 
-from pipeline.config import config_from_dict
-from pipeline.curate import build_pipeline, local_runner
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import build_pipeline, local_runner
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_EXTRA = REPO / "examples" / "sample" / "extra.jsonl"
@@ -57,15 +57,18 @@ def test_the_staged_package_runs_a_curation_in_a_fresh_environment(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--target", str(site), sdist], check=True)
-    assert (site / "filters" / "models" / "lid.176.ftz").is_file()
+    assert (site / "winnow" / "filters" / "models" / "lid.176.ftz").is_file()
+    # One import name: nothing generic such as `pipeline` or `trainer` lands at the top level.
+    installed = {path.name for path in site.iterdir() if not path.name.endswith(".dist-info")}
+    assert installed - {"bin"} == {"winnow"}
 
     env = {**os.environ, "PYTHONPATH": str(site)}
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"],
+    where = subprocess.run([sys.executable, "-c", "import winnow.pipeline as p; print(p.__file__)"],
                            cwd=work, env=env, check=True, capture_output=True, text=True)
     assert where.stdout.startswith(str(site))
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", str(SAMPLE_EXTRA),
+    subprocess.run([sys.executable, "-m", "winnow", "curate", str(SAMPLE_EXTRA),
                     "--output", str(tmp_path / "run")], cwd=work, env=env, check=True,
                    capture_output=True)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -76,7 +79,7 @@ def test_the_staged_package_runs_a_curation_in_a_fresh_environment(tmp_path):
 def test_construction_type_checks_are_off_unless_asked_for():
     from apache_beam.options.pipeline_options import TypeOptions
 
-    from pipeline.curate import beam_options
+    from winnow.pipeline.curate import beam_options
 
     def checked(args):
         return PipelineOptions(beam_options(args)).view_as(TypeOptions).pipeline_type_check

@@ -11,17 +11,17 @@ import pytest
 import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from filters.pairs import PairsConfig
-from filters.sentences import SentencesConfig
-from filters.tokenizer import TokenizerConfig
-from pipeline.cli import main
-from pipeline.config import config_from_dict
-from pipeline.curate import local_runner, run_curation
-from pipeline.shards import BuildShards
-from schemas.records import Document
-from schemas.shard_format import DocumentRef
-from schemas.shard_reader import ShardReader, decode_examples, read_documents
-from schemas.shard_verify import verify_shards
+from winnow.cli import main
+from winnow.filters.pairs import PairsConfig
+from winnow.filters.sentences import SentencesConfig
+from winnow.filters.tokenizer import TokenizerConfig
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import local_runner, run_curation
+from winnow.pipeline.shards import BuildShards
+from winnow.schemas.records import Document
+from winnow.schemas.shard_format import DocumentRef
+from winnow.schemas.shard_reader import ShardReader, decode_examples, read_documents
+from winnow.schemas.shard_verify import verify_shards
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 
@@ -117,8 +117,8 @@ def test_tokenizer_keeps_special_and_pii_pieces(run):
 
 
 def test_shard_pieces_cut_groups_at_shard_boundaries_in_global_order():
-    from filters.pairs import ExampleBlock, PairExample
-    from pipeline.shards import group_offsets, shard_pieces
+    from winnow.filters.pairs import ExampleBlock, PairExample
+    from winnow.pipeline.shards import group_offsets, shard_pieces
 
     def block(group: int, size: int) -> ExampleBlock:
         ref = DocumentRef(f"g{group}", "in.jsonl", group)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.fields import (
+from winnow.schemas.fields import (
     JSON,
     JSON_ENCODING,
     arrow_field,

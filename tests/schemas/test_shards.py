@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from schemas.shard_format import (
+from tests.tiny_tokenizer import train_tokenizer
+from winnow.schemas.shard_format import (
     INDEX_DTYPE,
     MANIFEST_FILE,
     DocumentRef,
@@ -25,9 +26,8 @@ from schemas.shard_format import (
     special_tokens_from_model,
     token_dtype,
 )
-from schemas.shard_reader import ShardReader, decode_examples, read_documents, shard_stats
-from schemas.shard_verify import verify_shards
-from tests.tiny_tokenizer import train_tokenizer
+from winnow.schemas.shard_reader import ShardReader, decode_examples, read_documents, shard_stats
+from winnow.schemas.shard_verify import verify_shards
 
 
 def ref(doc_id: str, position: int = 0, input_file: str = "in.jsonl") -> DocumentRef:
@@ -601,9 +601,9 @@ def test_decode_examples_gives_back_the_text(tmp_path, tokenizer):
 
 
 def test_the_verifier_streams_across_chunk_boundaries(tmp_path, tokenizer, monkeypatch):
-    import schemas.shard_verify
+    from winnow.schemas import shard_verify
 
-    monkeypatch.setattr(schemas.shard_verify, "_CHUNK_BYTES", 36)  # 2 rows, 18 ids, 36 source bytes
+    monkeypatch.setattr(shard_verify, "_CHUNK_BYTES", 36)  # 2 rows, 18 ids, 36 source bytes
     rng = random.Random(3)
     examples = [([rng.randrange(100) for _ in range(rng.randint(1, 8))],
                  [rng.randrange(100) for _ in range(rng.randint(1, 8))], rng.randint(0, 1))

@@ -4,8 +4,8 @@ import random
 
 import sentencepiece
 
-from schemas.shard_format import write_shard_set
 from tests.tiny_tokenizer import WORDS
+from winnow.schemas.shard_format import write_shard_set
 
 
 def text_examples(tokenizer_bytes, count, max_seq_len, seed=0):

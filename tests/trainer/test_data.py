@@ -6,9 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 sentencepiece = pytest.importorskip("sentencepiece")
 
-from schemas.shard_format import special_tokens_from_model  # noqa: E402
-from schemas.shard_verify import verify_shards  # noqa: E402
-from trainer.data import (  # noqa: E402
+from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
+from winnow.schemas.shard_format import special_tokens_from_model  # noqa: E402
+from winnow.schemas.shard_verify import verify_shards  # noqa: E402
+from winnow.trainer.data import (  # noqa: E402
     BATCH_KEYS,
     IGNORE_INDEX,
     Batches,
@@ -21,8 +22,6 @@ from trainer.data import (  # noqa: E402
     step_positions,
     word_start_mask,
 )
-
-from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
 
 # --- fixtures ----------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 sentencepiece = pytest.importorskip("sentencepiece")
 
-from trainer.export import (  # noqa: E402
+from winnow.trainer.export import (  # noqa: E402
     BYTE,
     CONTROL,
     NORMAL,
@@ -18,7 +18,7 @@ from trainer.export import (  # noqa: E402
     huggingface_architecture,
     read_sentencepiece_model,
 )
-from trainer.model import ModelConfig, PreTrainingModel  # noqa: E402
+from winnow.trainer.model import ModelConfig, PreTrainingModel  # noqa: E402
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

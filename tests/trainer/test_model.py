@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trainer.model import PRESETS, ModelConfig, PreTrainingModel  # noqa: E402
+from winnow.trainer.model import PRESETS, ModelConfig, PreTrainingModel  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOCAB = 300
@@ -232,8 +232,8 @@ def test_too_long_input_is_refused():
 
 
 def test_trainer_model_and_export_import_neither_beam_nor_pipeline():
-    code = ("import sys, trainer.model, trainer.export; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pipeline')]; "
+    code = ("import sys, winnow.trainer.model, winnow.trainer.export; "
+            "bad = [m for m in sys.modules if m.startswith(('apache_beam', 'winnow.pipeline'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 

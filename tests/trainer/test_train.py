@@ -13,11 +13,11 @@ pytest.importorskip("sentencepiece")
 
 from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
 from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
-from trainer.checkpoints import PretrainError, latest_checkpoint, load_checkpoint  # noqa: E402
-from trainer.cli import main  # noqa: E402
-from trainer.config import ConfigError, TrainConfig, config_from_dict, load_config  # noqa: E402
-from trainer.data import MaskingConfig  # noqa: E402
-from trainer.train import export, get_lr, pretrain, setup, train_step  # noqa: E402
+from winnow.cli import main  # noqa: E402
+from winnow.trainer.checkpoints import PretrainError, latest_checkpoint, load_checkpoint  # noqa: E402
+from winnow.trainer.config import ConfigError, TrainConfig, config_from_dict, load_config  # noqa: E402
+from winnow.trainer.data import MaskingConfig  # noqa: E402
+from winnow.trainer.train import export, get_lr, pretrain, setup, train_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_MODEL = {"preset": "tiny", "hidden_size": 64, "num_heads": 2, "intermediate_size": 128}
@@ -165,10 +165,10 @@ def test_two_processes_with_gloo_match_one_process(tmp_path, shards):
     pretrain(shards, str(tmp_path / "single"), config_from_dict(config))
     # Two ranks of 4 examples each, each in 2 micro-batches of 2.
     path = write_config(tmp_path / "ddp.yaml", {**config, "grad_accum_steps": 2})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO, "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "trainer.cli", "pretrain", "--shards", shards, "--output",
+         "-m", "winnow", "pretrain", "--shards", shards, "--output",
          str(tmp_path / "ddp"), "--config", path],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -264,13 +264,14 @@ def test_cli_documents_every_option_and_imports_torch_lazily_and_never_beam(caps
     assert main(["pretrain", "--output", "unused", "--preset", "tiny", "--print-config"]) == 0
     printed = capsys.readouterr().out
     assert "preset: tiny" in printed and "mlm_probability: 0.15" in printed
-    script = ("import sys, argparse, trainer.cli as c; p = argparse.ArgumentParser(); "
-              "s = p.add_subparsers(); c.add_pretrain_parser(s); c.add_export_parser(s); "
-              "assert 'torch' not in sys.modules, 'torch imported'; "
-              "import trainer.train, trainer.data; "
-              "assert not [m for m in sys.modules if m.startswith(('apache_beam', 'pipeline'))]")
-    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True,
-                   env={**os.environ, "PYTHONPATH": REPO})
+    parser_only = ("import sys; from winnow.cli import build_parser; build_parser(); "
+                   "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', "
+                   "'apache_beam')]; assert not heavy, heavy")
+    trainer_only = ("import sys, winnow.trainer.train, winnow.trainer.data; "
+                    "bad = [m for m in sys.modules if m.startswith(('apache_beam', "
+                    "'winnow.pipeline'))]; assert not bad, bad")
+    for script in (parser_only, trainer_only):
+        subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
 
 
 def test_export_writes_the_latest_checkpoint_with_the_run_tokenizer(tmp_path, finished_run):
