@@ -11,6 +11,8 @@ Nothing in the tree imports the folders by their bare names (`import pipeline`),
 load a second copy of a module, or a user's own `pipeline` package."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,14 @@ def test_no_file_imports_a_folder_by_its_bare_name():
 def test_the_rules_cover_every_package():
     packages = {path.parent.name for path in REPO.glob("*/__init__.py")} - {"tests", "winnow"}
     assert packages == set(FORBIDDEN)
+
+
+def test_a_users_own_folders_of_the_same_names_are_never_imported(tmp_path):
+    # A user's project with its own pipeline/, trainer/, ... packages, as the current folder.
+    for folder in FOLDERS:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text(f"raise SystemExit('user {folder} ran')\n")
+    printed = subprocess.run([sys.executable, "-m", "winnow", "curate", "--print-config"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    assert "near_dedup:" in printed.stdout
