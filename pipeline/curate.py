@@ -13,6 +13,7 @@ writes the run folder and runs the pipeline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from winnow.filters.pii import PiiConfig, PiiRedactor
+from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
@@ -156,14 +158,18 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         quarantined = quarantined | "RedactQuarantined" >> beam.ParDo(
             RedactQuarantinedFn(config.pii))
     fields_type = read["docs"] | "UnifyFieldTypes" >> UnifyFieldTypes(config.input)
+    # Ids, file names and fields are redacted where they are written (kept/, removed/,
+    # quarantined/, shards/*.documents.jsonl, report.json), never before: every ordering and
+    # choice above uses the original values.
+    names = NameRedactor(config.pii, paths) if config.pii.enabled else None
     _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined,
-                   fields_type)
+                   fields_type, names)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])
     if config.shards.enabled:
         built = docs | BuildShards(output_dir, config.sentences, config.tokenizer, config.pairs,
                                    config.shards.examples_per_shard,
-                                   config.shards.group_documents)
+                                   config.shards.group_documents, names)
         stats.append(built[STATS])
         manifest = built["manifest"]
     else:
@@ -175,18 +181,21 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "stats": stats | "AllStats" >> beam.Flatten(),
         "clusters": clusters,
         "manifest": manifest,
-    } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
+    } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config, names)
 
 
 def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
-                   fields_type) -> None:
+                   fields_type, names: NameRedactor | None) -> None:
     join = FileSystems.join
     _ = kept | "WriteKept" >> WriteParquetShards(
-        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards, fields_type)
+        join(output_dir, "kept"), KEPT_SCHEMA, functools.partial(kept_row, names=names),
+        num_shards, fields_type)
     _ = removed | "WriteRemoved" >> WriteParquetShards(
-        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards, fields_type)
+        join(output_dir, "removed"), REMOVED_SCHEMA, functools.partial(removed_row, names=names),
+        num_shards, fields_type)
     _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
-        join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
+        join(output_dir, "quarantined"), QUARANTINED_SCHEMA,
+        functools.partial(quarantined_row, names=names), num_shards)
 
 
 def beam_options(beam_args: list[str]) -> list[str]:

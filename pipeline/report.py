@@ -16,6 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from winnow.filters.pii_names import NameRedactor
 from winnow.pipeline.config import WinnowConfig, config_to_dict
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.shards import LENGTH_BIN
@@ -253,16 +254,36 @@ def example_entry(removed) -> tuple[str, tuple]:
                             json_column(removed.details))
 
 
+def redact_report(report: Report, names: NameRedactor | None) -> Report:
+    """``report`` as written: with the pii stage on (``names``), the inputs, the examples' ids
+    and details and the largest clusters' ids redacted as kept/ and removed/ write them. The
+    examples and clusters were chosen by the original ids; their texts are redacted already."""
+    if names is None:
+        return report
+    report["inputs"] = [names.name(pattern) for pattern in report["inputs"]]
+    for examples in report["examples"].values():
+        for example in examples:
+            example["id"] = names.name(example["id"])
+            example["details"] = names.leaves(example["details"])
+    for cluster in report["near_dedup"].get("largest_clusters", []):
+        cluster["cluster_id"] = names.name(cluster["cluster_id"])
+        cluster["survivor_id"] = names.name(cluster["survivor_id"])
+        cluster["member_ids"] = [names.name(member) for member in cluster["member_ids"]]
+    return report
+
+
 class BuildReport(beam.PTransform):
-    """{kept, removed, quarantined, stats} -> writes DIR/report.json; returns its path."""
+    """{kept, removed, quarantined, stats} -> writes DIR/report.json; returns its path.
+    ``names``: redacts the ids and file names the report shows (``redact_report``)."""
 
     def __init__(self, output_dir: str, inputs: list[str], stage_order: list[tuple[str, bool]],
-                 config: WinnowConfig):
+                 config: WinnowConfig, names: NameRedactor | None = None):
         super().__init__()
         self.output_dir = output_dir
         self.inputs = inputs
         self.stage_order = stage_order
         self.config = config
+        self.names = names
 
     def expand(self, outputs):
         stats = (outputs["stats"]
@@ -292,10 +313,10 @@ class BuildReport(beam.PTransform):
             | "Once" >> beam.Create([None])
             | "Assemble" >> beam.Map(
                 lambda _, stats, kept, removed, quarantined, examples, clusters, manifests,
-                profile: assemble_report(
+                profile: redact_report(assemble_report(
                     self.inputs, self.stage_order, self.config, dict(stats), kept, removed,
                     quarantined, examples if self.config.output.examples_per_reason else [],
-                    clusters, manifests, profile),
+                    clusters, manifests, profile), self.names),
                 stats=beam.pvalue.AsList(stats),
                 kept=beam.pvalue.AsSingleton(kept),
                 removed=beam.pvalue.AsList(removed_counts),

@@ -35,6 +35,7 @@ from winnow.filters.pairs import (
     sop_examples,
     unpack_sentences,
 )
+from winnow.filters.pii_names import NameRedactor
 from winnow.filters.sentences import SentencesConfig, split_sentences
 from winnow.filters.tokenizer import (
     Tokenizer,
@@ -205,17 +206,26 @@ def shard_pieces(group_and_block, offsets: dict[int, int], examples_per_shard: i
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, [(global index, ExampleBlock)]) -> ShardInfo, files written atomically."""
+    """(shard index, [(global index, ExampleBlock)]) -> ShardInfo, files written atomically.
+    ``names``: with the pii stage on, the document refs of documents.jsonl are written with
+    their ids and input files redacted as kept/ writes them (so they still join); examples are
+    ordered by the original refs before, and documents.jsonl sorts the refs as written."""
 
-    def __init__(self, shards_dir: str, max_seq_len: int):
+    def __init__(self, shards_dir: str, max_seq_len: int, names: NameRedactor | None = None):
         self.shards_dir = shards_dir
         self.max_seq_len = max_seq_len
+        self.names = names
 
     def process(self, shard_and_pieces, vocab_size: int):
         index, pieces = shard_and_pieces
         block = ExampleBlock.concat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
+        documents = block.documents
+        if self.names is not None:
+            name = self.names.name
+            documents = [DocumentRef(name(ref.id), name(ref.input_file), ref.input_position)
+                         for ref in documents]
         encoded = encode_shard_columns(block.tokens, block.lengths_a, block.lengths, block.labels,
-                                       block.documents, block.provenance, vocab_size,
+                                       documents, block.provenance, vocab_size,
                                        max_seq_len=self.max_seq_len)
         prefix = shard_prefix(index)
         for suffix, data in sorted(encoded.items()):
@@ -232,8 +242,10 @@ class BuildShards(beam.PTransform):
     """kept docs -> {manifest: [summary dict], stats}; writes DIR/tokenizer/ and DIR/shards/."""
 
     def __init__(self, output_dir: str, sentences: SentencesConfig, tokenizer: TokenizerConfig,
-                 pairs: PairsConfig, examples_per_shard: int, group_documents: int):
+                 pairs: PairsConfig, examples_per_shard: int, group_documents: int,
+                 names: NameRedactor | None = None):
         super().__init__(label=STAGE)
+        self.names = names
         self.output_dir = output_dir.rstrip("/")
         self.sentences = sentences
         self.tokenizer = tokenizer
@@ -275,7 +287,8 @@ class BuildShards(beam.PTransform):
                 shard_pieces, offsets=beam.pvalue.AsSingleton(offsets),
                 examples_per_shard=self.examples_per_shard)
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len),
+            | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len,
+                                                       self.names),
                                           vocab_size=beam.pvalue.AsSingleton(vocab_size))
         )
         manifest = (

@@ -14,6 +14,7 @@ why the result does not depend on order), so every file of both folders has the 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import uuid
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 import xxhash
 from apache_beam.io.filesystems import FileSystems
 
+from winnow.filters.pii_names import NameRedactor
 from winnow.pipeline.readers import InputConfig
 from winnow.schemas.fields import (
     FieldType,
@@ -93,7 +95,28 @@ def json_column(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def kept_row(doc: Document) -> dict[str, Any]:
+def redacted(record: Document | Removed | Quarantined,
+             names: NameRedactor | None) -> Document | Removed | Quarantined:
+    """``record`` as it is written: with the pii stage on (``names``), its id, input file,
+    input fields, details or metadata (near_dup_cluster) and quarantine message redacted
+    (``filters.pii_names``). Writers call it after sorting records and assigning them to
+    files, which use the original values."""
+    if names is None:
+        return record
+    if isinstance(record, Quarantined):  # its id is "<input file>:<position>"
+        return dataclasses.replace(record, source=names.name(record.source),
+                                   detail=names.message(record.detail, record.source))
+    changes = {"id": names.name(record.id), "source": names.name(record.source),
+               "fields": names.leaves(record.fields)}
+    if isinstance(record, Removed):
+        changes["details"] = names.leaves(record.details)
+    else:
+        changes["metadata"] = names.leaves(record.metadata)
+    return dataclasses.replace(record, **changes)
+
+
+def kept_row(doc: Document, names: NameRedactor | None = None) -> dict[str, Any]:
+    doc = redacted(doc, names)
     return {
         "id": doc.id,
         "text": doc.text,
@@ -106,7 +129,8 @@ def kept_row(doc: Document) -> dict[str, Any]:
     }
 
 
-def removed_row(removed: Removed) -> dict[str, Any]:
+def removed_row(removed: Removed, names: NameRedactor | None = None) -> dict[str, Any]:
+    removed = redacted(removed, names)
     return {
         "id": removed.id,
         "stage": removed.stage,
@@ -119,7 +143,8 @@ def removed_row(removed: Removed) -> dict[str, Any]:
     }
 
 
-def quarantined_row(record: Quarantined) -> dict[str, Any]:
+def quarantined_row(record: Quarantined, names: NameRedactor | None = None) -> dict[str, Any]:
+    record = redacted(record, names)
     return {
         "id": record.id,
         "input_file": record.source,

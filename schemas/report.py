@@ -165,7 +165,9 @@ class ShardsSection(TypedDict, total=False):
 
 
 class Example(TypedDict):
-    """A removed document: the smallest ids per reason are kept as examples."""
+    """A removed document: the smallest ids per reason are kept as examples. With the pii
+    stage on, its id, text and details are redacted as removed/ writes them (the examples are
+    chosen by the original ids)."""
 
     id: str
     stage: str
@@ -184,7 +186,7 @@ class Report(TypedDict, total=False):
     """Only in a rebuilt report, never written."""
     format_version: int
     inputs: list[str]
-    """The patterns given on the command line."""
+    """The patterns given on the command line (PII redacted when the pii stage was on)."""
     documents: Required[Documents]
     removed_by_stage: dict[str, dict[str, int]]
     """Stage -> reason -> documents; stages and reasons sorted by name."""

@@ -69,8 +69,10 @@ That is ``DocumentRef.to_json``: ``json.dumps`` with ``separators=(",", ":")`` a
 ``\\uXXXX`` escapes) and byte-identical to the serialization of its parsed value. The triple
 ``(id, input_file, input_position)`` is a ``DocumentRef``: the document's id, the input file it
 was read from and its 0-based record index in that file (``Document.sort_key``), unique even
-when inputs repeat ids. Lines are sorted by that triple (strings by code point), without
-repeats, and every line is named by at least one row of provenance.npy.
+when inputs repeat ids. With the pii stage on, id and input_file are written redacted, exactly
+as kept/ writes them, so that the triple still joins kept/ and stays unique
+(``filters.pii_names``). Lines are sorted by that triple as written (strings by code point),
+without repeats, and every line is named by at least one row of provenance.npy.
 
 ``<prefix>.provenance.npy``
 ===========================
