@@ -189,7 +189,8 @@ class DocumentRef(NamedTuple):
     """Which input record a document is: unique even when inputs repeat ids. A tuple equal to
     ``Document.sort_key`` (``DocumentRef(*doc.sort_key)``), so refs sort as documents do, and the
     key of the document's row in the run's kept/ records (the ``id``, ``input_file`` and
-    ``input_position`` columns): from there, its text and the input record's fields (licence)."""
+    ``input_position`` columns): from there, its text and the input record's fields (licence).
+    With the pii stage on, documents.jsonl holds id and input_file redacted as kept/ does."""
 
     id: str
     """The document's id (``Document.id``)."""
