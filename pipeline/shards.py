@@ -89,8 +89,17 @@ def training_sentences(texts, config: SentencesConfig):
             yield from paragraph
 
 
+def sample_order(item: tuple[int, tuple[str, str, int], str]) -> tuple:
+    """(rank, document sort key, text) -> what decides whether a document is in the tokenizer's
+    sample: the smallest are. The rank depends on the id alone (``sample_rank``), so documents
+    that share an id tie on it; their sort key (id, input file, position) breaks the tie, the
+    same way on every runner."""
+    return item[:2]
+
+
 def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConfig) -> bytes:
-    """sample: [(rank, doc id, text)] -> model bytes; sorted first so order is fixed."""
+    """sample: [(rank, document sort key, text)] -> model bytes; sorted first so order is
+    fixed."""
     texts = [text for _, _, text in sorted(sample)]
     if not texts:
         return b""  # nothing was kept: no tokenizer, no shards (the report says so)
@@ -297,9 +306,9 @@ class BuildShards(beam.PTransform):
         return (
             docs
             | "SampleKey" >> beam.Map(
-                lambda doc: (sample_rank(seed, doc.id), doc.id, doc.text[:chars]))
+                lambda doc: (sample_rank(seed, doc.id), doc.sort_key, doc.text[:chars]))
             | "TokenizerSample" >> beam.combiners.Top.Of(
-                self.tokenizer.sample_documents, key=lambda item: (-item[0], item[1]))
+                self.tokenizer.sample_documents, key=sample_order, reverse=True)
             | "TrainTokenizer" >> beam.Map(train_on_sample, self.sentences, self.tokenizer)
         )
 
