@@ -321,15 +321,21 @@ class BuildShards(beam.PTransform):
         return path
 
     def _write_manifest(self, infos, shards_dir: str, model: bytes, _written: str) -> dict:
-        """The manifest goes last: its presence marks a complete shard set."""
-        if not infos:
-            return {"examples": 0, "tokens": 0, "shards": [],
-                    "note": "no examples: no kept document had two sentences to pair"}
-        manifest = ShardManifest.create(
-            objective=self.pairs.objective, max_seq_len=self.pairs.max_seq_len,
-            vocab_size=Tokenizer(model).vocab_size, tokenizer_file=TOKENIZER_FILE,
-            tokenizer_sha256=model_sha256(model),
-            special_tokens=special_tokens_from_model(model),
-            shards=sorted(infos, key=lambda info: info.name))
+        """The manifest goes last: its presence marks a complete shard set, also an empty one
+        (no examples; no tokenizer either when nothing was kept to train one on)."""
+        objective, max_seq_len = self.pairs.objective, self.pairs.max_seq_len
+        if model:
+            manifest = ShardManifest.create(
+                objective=objective, max_seq_len=max_seq_len,
+                vocab_size=Tokenizer(model).vocab_size, tokenizer_file=TOKENIZER_FILE,
+                tokenizer_sha256=model_sha256(model),
+                special_tokens=special_tokens_from_model(model),
+                shards=sorted(infos, key=lambda info: info.name))
+        else:
+            manifest = ShardManifest.without_tokenizer(objective=objective,
+                                                       max_seq_len=max_seq_len)
         write_atomically(f"{shards_dir}/{MANIFEST_FILE}", manifest.to_json().encode("utf-8"))
-        return manifest.to_obj()
+        if manifest.examples:
+            return manifest.to_obj()
+        return {**manifest.to_obj(), "note": (
+            "no examples: no kept document had two sentences to pair; the shard set is empty")}
