@@ -3,7 +3,9 @@ arrive in, a run over inputs that repeat ids writes the same bytes: every choice
 documents is made by (id, input file, input position), never by id alone."""
 
 from pathlib import Path
+from unittest import mock
 
+import apache_beam as beam
 import pytest
 
 from tests.hostile.repeated_ids import write_mixed_repeats, write_one_id
@@ -13,6 +15,8 @@ from winnow.pipeline.config import config_from_dict
 from winnow.pipeline.curate import run_curation
 from winnow.pipeline.near_dedup import decide_cluster
 from winnow.pipeline.report import ClusterSummaryFn
+from winnow.pipeline.shards import BuildShards
+from winnow.schemas.records import Document
 from winnow.schemas.report import check_accounting
 from winnow.schemas.shard_format import shard_prefix
 from winnow.schemas.shard_reader import ShardReader, read_documents
@@ -111,3 +115,27 @@ def test_largest_clusters_that_tie_on_size_and_id_list_the_same_way_in_any_order
         outputs.append(combine.extract_output(accumulator)["largest_clusters"])
     assert outputs[0] == outputs[1]
     assert [c["member_ids"] for c in outputs[0]] == [["zzz"], ["other", "same"]]
+
+
+def tokenizer_sample_texts(docs, out: Path) -> list[str]:
+    """The texts the tokenizer stage trains on, for ``docs`` arriving in that order (the
+    training itself replaced by joining its sentences)."""
+    config = repeated_id_config("sop")
+    build = BuildShards("unused", config.sentences, config.tokenizer, config.pairs, 100, 10)
+    with mock.patch("winnow.pipeline.shards.train_tokenizer",
+                    lambda sentences, _: "\n".join(sentences).encode()):
+        with beam.Pipeline() as pipeline:
+            model = build._tokenizer_model(pipeline | beam.Create(docs, reshuffle=False))
+            _ = model | beam.Map(out.write_bytes)
+    return out.read_text().split("\n")
+
+
+def test_the_tokenizer_sample_among_documents_that_share_an_id_is_the_same_in_any_order(
+        tmp_path):
+    docs = [Document("same", f"Sentence number {n}.", f"{'ab'[n % 2]}.jsonl", n)
+            for n in range(40)]
+    first = tokenizer_sample_texts(docs, tmp_path / "first")
+    assert len(first) == 10
+    assert tokenizer_sample_texts(docs[::-1], tmp_path / "reversed") == first
+    # the smallest refs: (same, a.jsonl, 0), (same, a.jsonl, 2), ..., (same, a.jsonl, 18)
+    assert first == [f"Sentence number {n}." for n in range(0, 20, 2)]
