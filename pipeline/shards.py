@@ -2,7 +2,8 @@
 
     kept docs ─► tokenizer (trained on a seeded sample, or the configured model)
               ─► sentences ─► token ids, per document wherever it is (the costly part)
-              ─► group_to_docs: tokenized documents spread over groups by a seeded hash of id
+              ─► group_to_docs: tokenized documents spread over groups by a seeded hash of
+                 (id, position in the input file)
               ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock
               ─► global example index (group offsets) ─► shard = index // examples_per_shard
               ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,documents.jsonl,provenance.npy},
@@ -234,7 +235,11 @@ class WriteShardFn(beam.DoFn):
 
 
 def group_of(doc: Document, seed: int, groups: int) -> int:
-    return sample_rank(seed + 1, doc.id) % groups
+    """A document's pairing group: a seeded hash of its id and its position in its input file.
+    Hashed by id alone, documents sharing an id all went to one group, whatever
+    ``group_documents`` said (240 of them in one group instead of 24); the position spreads
+    them, and unlike the file's name it does not change when the inputs are moved."""
+    return sample_rank(seed + 1, f"{doc.id}\x00{doc.position}") % groups
 
 
 class BuildShards(beam.PTransform):

@@ -2,6 +2,7 @@
 arrive in, a run over inputs that repeat ids writes the same bytes: every choice among
 documents is made by (id, input file, input position), never by id alone."""
 
+from collections import Counter
 from pathlib import Path
 from unittest import mock
 
@@ -15,7 +16,7 @@ from winnow.pipeline.config import config_from_dict
 from winnow.pipeline.curate import run_curation
 from winnow.pipeline.near_dedup import decide_cluster
 from winnow.pipeline.report import ClusterSummaryFn
-from winnow.pipeline.shards import BuildShards
+from winnow.pipeline.shards import BuildShards, group_of
 from winnow.schemas.records import Document
 from winnow.schemas.report import check_accounting
 from winnow.schemas.shard_format import shard_prefix
@@ -139,3 +140,9 @@ def test_the_tokenizer_sample_among_documents_that_share_an_id_is_the_same_in_an
     assert tokenizer_sample_texts(docs[::-1], tmp_path / "reversed") == first
     # the smallest refs: (same, a.jsonl, 0), (same, a.jsonl, 2), ..., (same, a.jsonl, 18)
     assert first == [f"Sentence number {n}." for n in range(0, 20, 2)]
+
+
+def test_documents_that_share_an_id_spread_over_the_pairing_groups():
+    docs = [Document("same", "text", "one-id.jsonl", n) for n in range(240)]
+    sizes = Counter(group_of(doc, seed=12345, groups=24) for doc in docs)
+    assert len(sizes) >= 20 and max(sizes.values()) <= 25
