@@ -41,8 +41,9 @@ class TokenizerConfig:
     character_coverage: float = 0.9995
     """Share of characters covered by the vocabulary; the rest fall back to bytes."""
     sample_documents: int = 20_000
-    """Kept documents used for training: those with the smallest seeded hash of their id, so the
-    sample is the same on every runner."""
+    """Kept documents used for training: those with the smallest seeded hash of their id (among
+    documents sharing an id, the smallest input file and position), so the sample is the same
+    on every runner."""
     sample_chars_per_document: int = 20_000
     """Each sampled document is cut to this many characters, bounding the sample's memory."""
     max_sentences: int = 2_000_000

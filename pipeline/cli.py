@@ -261,7 +261,12 @@ def _add_shards(commands) -> None:
 def _run_shards(args, _extra: list[str]) -> int:
     import json
 
-    from winnow.schemas.shard_reader import decode_examples, shard_stats, shards_folder
+    from winnow.schemas.shard_reader import (
+        decode_examples,
+        read_manifest,
+        shard_stats,
+        shards_folder,
+    )
     from winnow.schemas.shard_verify import verify_shards
 
     folder = shards_folder(args.shards_dir)
@@ -271,7 +276,8 @@ def _run_shards(args, _extra: list[str]) -> int:
             print(problem, file=sys.stderr)
         if problems:
             return 1
-        print(f"{folder}: ok")
+        empty = read_manifest(folder).examples == 0
+        print(f"{folder}: ok" + (" (an empty shard set: no examples)" if empty else ""))
         return 0
     try:
         if args.action == "stats":

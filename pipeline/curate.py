@@ -151,7 +151,9 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         clusters = result.get(CLUSTERS, clusters)
         docs = result["kept"]
 
-    all_removed = (removed | "AllRemoved" >> beam.Flatten()
+    # With every filtering stage off (the raw arm of an ablation) ``removed`` is empty: Flatten
+    # then needs to be told the pipeline, and gives an empty PCollection.
+    all_removed = (removed | "AllRemoved" >> beam.Flatten(pipeline=pipeline)
                    | "PrepareRemoved" >> beam.ParDo(PrepareRemovedFn(config)))
     quarantined = read[QUARANTINED]
     if config.pii.enabled:

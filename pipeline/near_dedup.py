@@ -27,6 +27,7 @@ Chains (A~B, B~C, A not ~ C) end in one cluster: components follow edges transit
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import time
 
@@ -225,22 +226,22 @@ def survivor_order(ref: Ref, score: float | None) -> tuple:
 
 def decide_cluster(root_and_members, sample_size: int):
     """(root, [(ref, score)]) -> (ref, (cluster id, survivor ref)) per member, and one cluster
-    summary on the ``clusters`` output. Two streaming passes over the members."""
+    summary on the ``clusters`` output, whose ``member_ids`` are the ids of the
+    ``sample_size`` smallest refs (not the first to arrive, which differ from runner to
+    runner). Streaming passes over the members, holding ``sample_size`` refs at most."""
     root, members = root_and_members
     size = 0
     survivor = None
-    sample = []
     for ref, score in members:
         size += 1
         if survivor is None or survivor_order(ref, score) < survivor_order(*survivor):
             survivor = (ref, score)
-        if len(sample) < sample_size:
-            sample.append(ref[0])
+    sample = heapq.nsmallest(sample_size, (ref for ref, _ in members))
     cluster_id = root[0]
     for ref, _ in members:
         yield ref, (cluster_id, survivor[0])
     summary = {"cluster_id": cluster_id, "size": size, "survivor_id": survivor[0][0],
-               "member_ids": sorted(sample)}
+               "member_ids": [ref[0] for ref in sample]}
     yield beam.pvalue.TaggedOutput(CLUSTERS, summary)
 
 

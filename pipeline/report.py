@@ -206,7 +206,8 @@ def shards_section(config: WinnowConfig, stats: StageStats,
 
 class ClusterSummaryFn(beam.CombineFn):
     """Cluster summaries -> count, size histogram (2, 3-4, 5-8, ...) and the largest clusters
-    (by size, then cluster id: deterministic)."""
+    (by size, then cluster id, then the rest of the summary: cluster ids are document ids,
+    which may repeat, and a tie broken by arrival order would differ between runners)."""
 
     LARGEST = 10
 
@@ -236,7 +237,12 @@ class ClusterSummaryFn(beam.CombineFn):
                 "largest_clusters": largest}
 
     def _top(self, clusters):
-        return sorted(clusters, key=lambda c: (-c["size"], c["cluster_id"]))[: self.LARGEST]
+        return sorted(clusters, key=_largest_first)[: self.LARGEST]
+
+
+def _largest_first(cluster: dict[str, Any]) -> tuple:
+    """A total order of cluster summaries: by size, largest first, then by content."""
+    return -cluster["size"], cluster["cluster_id"], json.dumps(cluster, sort_keys=True)
 
 
 def _size_bin(size: int) -> str:

@@ -2,7 +2,8 @@
 
     kept docs ─► tokenizer (trained on a seeded sample, or the configured model)
               ─► sentences ─► token ids, per document wherever it is (the costly part)
-              ─► group_to_docs: tokenized documents spread over groups by a seeded hash of id
+              ─► group_to_docs: tokenized documents spread over groups by a seeded hash of
+                 (id, position in the input file)
               ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock
               ─► global example index (group offsets) ─► shard = index // examples_per_shard
               ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,documents.jsonl,provenance.npy},
@@ -90,8 +91,17 @@ def training_sentences(texts, config: SentencesConfig):
             yield from paragraph
 
 
+def sample_order(item: tuple[int, tuple[str, str, int], str]) -> tuple:
+    """(rank, document sort key, text) -> what decides whether a document is in the tokenizer's
+    sample: the smallest are. The rank depends on the id alone (``sample_rank``), so documents
+    that share an id tie on it; their sort key (id, input file, position) breaks the tie, the
+    same way on every runner."""
+    return item[:2]
+
+
 def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConfig) -> bytes:
-    """sample: [(rank, doc id, text)] -> model bytes; sorted first so order is fixed."""
+    """sample: [(rank, document sort key, text)] -> model bytes; sorted first so order is
+    fixed."""
     texts = [text for _, _, text in sorted(sample)]
     if not texts:
         return b""  # nothing was kept: no tokenizer, no shards (the report says so)
@@ -235,7 +245,11 @@ class WriteShardFn(beam.DoFn):
 
 
 def group_of(doc: Document, seed: int, groups: int) -> int:
-    return sample_rank(seed + 1, doc.id) % groups
+    """A document's pairing group: a seeded hash of its id and its position in its input file.
+    Hashed by id alone, documents sharing an id all went to one group, whatever
+    ``group_documents`` said (240 of them in one group instead of 24); the position spreads
+    them, and unlike the file's name it does not change when the inputs are moved."""
+    return sample_rank(seed + 1, f"{doc.id}\x00{doc.position}") % groups
 
 
 class BuildShards(beam.PTransform):
@@ -310,9 +324,9 @@ class BuildShards(beam.PTransform):
         return (
             docs
             | "SampleKey" >> beam.Map(
-                lambda doc: (sample_rank(seed, doc.id), doc.id, doc.text[:chars]))
+                lambda doc: (sample_rank(seed, doc.id), doc.sort_key, doc.text[:chars]))
             | "TokenizerSample" >> beam.combiners.Top.Of(
-                self.tokenizer.sample_documents, key=lambda item: (-item[0], item[1]))
+                self.tokenizer.sample_documents, key=sample_order, reverse=True)
             | "TrainTokenizer" >> beam.Map(train_on_sample, self.sentences, self.tokenizer)
         )
 
@@ -325,15 +339,21 @@ class BuildShards(beam.PTransform):
         return path
 
     def _write_manifest(self, infos, shards_dir: str, model: bytes, _written: str) -> dict:
-        """The manifest goes last: its presence marks a complete shard set."""
-        if not infos:
-            return {"examples": 0, "tokens": 0, "shards": [],
-                    "note": "no examples: no kept document had two sentences to pair"}
-        manifest = ShardManifest.create(
-            objective=self.pairs.objective, max_seq_len=self.pairs.max_seq_len,
-            vocab_size=Tokenizer(model).vocab_size, tokenizer_file=TOKENIZER_FILE,
-            tokenizer_sha256=model_sha256(model),
-            special_tokens=special_tokens_from_model(model),
-            shards=sorted(infos, key=lambda info: info.name))
+        """The manifest goes last: its presence marks a complete shard set, also an empty one
+        (no examples; no tokenizer either when nothing was kept to train one on)."""
+        objective, max_seq_len = self.pairs.objective, self.pairs.max_seq_len
+        if model:
+            manifest = ShardManifest.create(
+                objective=objective, max_seq_len=max_seq_len,
+                vocab_size=Tokenizer(model).vocab_size, tokenizer_file=TOKENIZER_FILE,
+                tokenizer_sha256=model_sha256(model),
+                special_tokens=special_tokens_from_model(model),
+                shards=sorted(infos, key=lambda info: info.name))
+        else:
+            manifest = ShardManifest.without_tokenizer(objective=objective,
+                                                       max_seq_len=max_seq_len)
         write_atomically(f"{shards_dir}/{MANIFEST_FILE}", manifest.to_json().encode("utf-8"))
-        return manifest.to_obj()
+        if manifest.examples:
+            return manifest.to_obj()
+        return {**manifest.to_obj(), "note": (
+            "no examples: no kept document had two sentences to pair; the shard set is empty")}

@@ -19,6 +19,15 @@ Shards are named ``shard-%05d`` (``shard_prefix``) and numbered 0..n-1 with no g
 lost shard is noticed. Every shard holds at least one example: an empty shard is never written.
 The folder is self-contained: it can be copied anywhere and checked with ``verify_shards``.
 
+A folder may hold no shard at all: a curation that kept no document with two sentences to pair
+still writes a complete, empty set, so that "the manifest is there" keeps meaning "the run
+finished". Its manifest lists no shards and counts 0 examples, 0 tokens and 0 of each label.
+When a tokenizer was trained or given, it is in the folder and named as usual; when there was
+none (no document was kept, and no ``tokenizer.model`` configured) ``tokenizer_file`` and
+``tokenizer_sha256`` are ``null``, ``vocab_size`` is 0, ``token_dtype`` ``"uint16"``, and
+``special_tokens`` and ``files`` are ``{}``: the folder holds manifest.json alone. An empty set
+is valid; a trainer has nothing to learn from it and says so.
+
 Examples
 ========
 An example is a segment pair (A, B) and a label, for BERT-style pretraining. The trainer builds
@@ -96,10 +105,11 @@ trailing newline; a valid folder's manifest is byte-identical to that serializat
                       documents.jsonl and provenance.npy)
     objective         "sop" | "nsp"
     max_seq_len       int >= 5; the trainer's sequence length, special tokens included
-    vocab_size        int; every id < vocab_size; the tokenizer's piece count
-    token_dtype       "uint16" | "uint32", always token_dtype(vocab_size)
-    tokenizer_file    file name of the SentencePiece model in the folder, e.g. "tokenizer.model"
-    tokenizer_sha256  sha256 (64 lowercase hex digits) of that file
+    vocab_size        int; every id < vocab_size; the tokenizer's piece count (0: no tokenizer)
+    token_dtype       "uint16" | "uint32", always token_dtype(vocab_size) ("uint16" for 0)
+    tokenizer_file    file name of the SentencePiece model in the folder, e.g. "tokenizer.model";
+                      null only in an empty set without a tokenizer
+    tokenizer_sha256  sha256 (64 lowercase hex digits) of that file; null when it is
     special_tokens    {"[PAD]": id, "[UNK]": id, "[CLS]": id, "[SEP]": id, "[MASK]": id}
     examples          int, sum over shards
     tokens            int, sum over shards
@@ -540,8 +550,9 @@ class ShardManifest:
     vocab_size: int
     token_dtype: str
     """``"uint16"`` or ``"uint32"``; always ``token_dtype(vocab_size)``."""
-    tokenizer_file: str
-    tokenizer_sha256: str
+    tokenizer_file: str | None
+    """None only in an empty set that has no tokenizer (``without_tokenizer``)."""
+    tokenizer_sha256: str | None
     special_tokens: dict[str, int]
     examples: int
     tokens: int
@@ -573,6 +584,17 @@ class ShardManifest:
             shards=tuple(shards),
             files={tokenizer_file: tokenizer_sha256},
         )
+        _raise_problems(manifest.problems(), "manifest")
+        return manifest
+
+    @classmethod
+    def without_tokenizer(cls, *, objective: str, max_seq_len: int) -> ShardManifest:
+        """The manifest of an empty set that has no tokenizer: nothing was kept to train one
+        on."""
+        manifest = cls(objective=objective, max_seq_len=max_seq_len, vocab_size=0,
+                       token_dtype="uint16", tokenizer_file=None, tokenizer_sha256=None,
+                       special_tokens={}, examples=0, tokens=0, label_counts={0: 0, 1: 0},
+                       shards=())
         _raise_problems(manifest.problems(), "manifest")
         return manifest
 
@@ -611,15 +633,17 @@ class ShardManifest:
         _raise_problems(problems, "manifest.json")
         return manifest  # type: ignore[return-value]
 
-    def problems(self) -> list[str]:
-        """What is inconsistent in this manifest (not in the files it describes)."""
+    def _no_tokenizer_problems(self) -> list[str]:
+        """An empty set without a tokenizer has nothing that a tokenizer would give."""
+        expected = {"shards": (), "vocab_size": 0, "token_dtype": "uint16",
+                    "tokenizer_sha256": None, "special_tokens": {}, "files": {}}
+        return [f"{name}: must be {value!r} when tokenizer_file is null (an empty set without "
+                f"a tokenizer), got {getattr(self, name)!r}"
+                for name, value in expected.items() if getattr(self, name) != value]
+
+    def _tokenizer_problems(self) -> list[str]:
+        tokenizer_file, tokenizer_sha256 = self.tokenizer_file or "", self.tokenizer_sha256 or ""
         problems = []
-        if self.format_version != FORMAT_VERSION:
-            problems.append(_version_problem(self.format_version))
-        if self.objective not in OBJECTIVES:
-            problems.append(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
-        if self.max_seq_len < SPECIAL_TOKENS_PER_EXAMPLE + 2:
-            problems.append(f"max_seq_len: must be at least 5, got {self.max_seq_len}")
         try:
             expected_dtype = token_dtype(self.vocab_size).name
         except (TypeError, ValueError) as error:
@@ -628,10 +652,10 @@ class ShardManifest:
             if self.token_dtype != expected_dtype:
                 problems.append(f"token_dtype: vocab_size {self.vocab_size} needs "
                                 f"{expected_dtype!r}, got {self.token_dtype!r}")
-        if not _plain_file_name(self.tokenizer_file):
+        if not _plain_file_name(tokenizer_file):
             problems.append(f"tokenizer_file: must be a plain file name other than "
-                            f"{MANIFEST_FILE} and shard files, got {self.tokenizer_file!r}")
-        if not _SHA256.fullmatch(self.tokenizer_sha256):
+                            f"{MANIFEST_FILE} and shard files, got {tokenizer_file!r}")
+        if not _SHA256.fullmatch(tokenizer_sha256):
             problems.append("tokenizer_sha256: not a sha256 hex digest")
         if self.files != {self.tokenizer_file: self.tokenizer_sha256}:
             problems.append("files: expected {tokenizer_file: tokenizer_sha256}")
@@ -644,8 +668,21 @@ class ShardManifest:
                                 f"[0, vocab_size={self.vocab_size})")
         if len(set(self.special_tokens.values())) != len(self.special_tokens):
             problems.append("special_tokens: two tokens share an id")
-        if not self.shards:
-            problems.append("shards: a shard folder holds at least one shard")
+        return problems
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in this manifest (not in the files it describes)."""
+        problems = []
+        if self.format_version != FORMAT_VERSION:
+            problems.append(_version_problem(self.format_version))
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
+        if self.max_seq_len < SPECIAL_TOKENS_PER_EXAMPLE + 2:
+            problems.append(f"max_seq_len: must be at least 5, got {self.max_seq_len}")
+        if self.tokenizer_file is None:
+            problems.extend(self._no_tokenizer_problems())
+        else:
+            problems.extend(self._tokenizer_problems())
         for number, shard in enumerate(self.shards):
             where = f"shards[{number}]"
             problems.extend(shard.problems(where))
@@ -728,6 +765,10 @@ class _Fields:
             return None
         return value
 
+    def get_nullable(self, key: str, kind: type) -> Any:
+        """``get``, where a JSON null is a value (None) rather than a problem."""
+        return None if self.obj.get(key) is None else self.get(key, kind)
+
     def counts(self, key: str) -> dict[int, int] | None:
         value = self.get(key, dict)
         if value is None:
@@ -780,8 +821,6 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
         "max_seq_len": fields.get("max_seq_len", int),
         "vocab_size": fields.get("vocab_size", int),
         "token_dtype": fields.get("token_dtype", str),
-        "tokenizer_file": fields.get("tokenizer_file", str),
-        "tokenizer_sha256": fields.get("tokenizer_sha256", str),
         "special_tokens": fields.get("special_tokens", dict),
         "examples": fields.get("examples", int),
         "tokens": fields.get("tokens", int),
@@ -791,6 +830,9 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
     version = values["format_version"]
     if version is not None and version != FORMAT_VERSION:  # its other fields mean other things
         return None, [_version_problem(version)]
+    # null in an empty set without a tokenizer (checked by ``ShardManifest.problems``)
+    nullable = {key: fields.get_nullable(key, str)
+                for key in ("tokenizer_file", "tokenizer_sha256")}
     checksum = fields.get("manifest_sha256", str)
     special = values["special_tokens"]
     if special is not None:
@@ -810,10 +852,11 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
     if values["token_dtype"] not in _TOKEN_DTYPES:
         return None, [f"token_dtype: expected one of {list(_TOKEN_DTYPES)}, "
                       f"got {values['token_dtype']!r}"]
-    if not _plain_file_name(values["tokenizer_file"]):
+    tokenizer_file = nullable["tokenizer_file"]
+    if tokenizer_file is not None and not _plain_file_name(tokenizer_file):
         return None, [f"tokenizer_file: must be a plain file name other than {MANIFEST_FILE} "
-                      f"and shard files, got {values['tokenizer_file']!r}"]
-    manifest = ShardManifest(shards=tuple(shards), **values)
+                      f"and shard files, got {tokenizer_file!r}"]
+    manifest = ShardManifest(shards=tuple(shards), **values, **nullable)
     problems.extend(manifest.problems())
     if checksum is not None and checksum != _manifest_checksum(obj):
         problems.append("manifest_sha256: does not match the manifest's content "
@@ -863,7 +906,7 @@ def write_shard_set(directory: str | os.PathLike,
     os.makedirs(directory, exist_ok=True)
     special_tokens = special_tokens_from_model(tokenizer_model)
     vocab_size = _piece_count(tokenizer_model)
-    per_shard = examples_per_shard or len(examples)
+    per_shard = examples_per_shard or max(len(examples), 1)
     infos = []
     for number, start in enumerate(range(0, len(examples), per_shard)):
         chunk = examples[start:start + per_shard]

@@ -75,7 +75,7 @@ class ShardReader:
         return {**self.__dict__, "_maps": {}, "_provenance": {}}
 
     def __len__(self) -> int:
-        return int(self._ends[-1])
+        return int(self._ends[-1]) if len(self._ends) else 0  # an empty set has no shard
 
     def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         opened = self._maps.get(shard)
@@ -171,8 +171,9 @@ class ShardReader:
 
     def lengths(self) -> np.ndarray:
         """Tokens (A + B) of every example, in global order (for length-aware sampling)."""
-        return np.concatenate([self._open(shard)[1]["length"].astype(np.int64)
-                               for shard in range(len(self.manifest.shards))])
+        return np.concatenate([np.zeros(0, np.int64)] + [
+            self._open(shard)[1]["length"].astype(np.int64)
+            for shard in range(len(self.manifest.shards))])
 
 
 # --- inspection --------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
                           "label_counts": {"0": int(labels[0]), "1": int(labels[1])}})
     examples = len(reader)
     label_counts = {str(k): sum(s["label_counts"][str(k)] for s in per_shard) for k in (0, 1)}
+    per_example = max(examples, 1)  # an empty set: every mean and fraction is 0
     return {
         "objective": manifest.objective,
         "max_seq_len": manifest.max_seq_len,
@@ -217,11 +219,11 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
         "tokens": sum_length,
         "documents": sum(shard.documents for shard in manifest.shards),
         "label_counts": label_counts,
-        "label_balance": label_counts["1"] / examples,
-        "mean_length": sum_length / examples,
-        "mean_length_a": sum_a / examples,
-        "mean_length_b": (sum_length - sum_a) / examples,
-        "full_length_fraction": full / examples,
+        "label_balance": label_counts["1"] / per_example,
+        "mean_length": sum_length / per_example,
+        "mean_length_a": sum_a / per_example,
+        "mean_length_b": (sum_length - sum_a) / per_example,
+        "full_length_fraction": full / per_example,
         "length_histogram": {
             "bin_width": bin_width,
             "edges": [k * bin_width for k in range(bins + 1)],
@@ -237,6 +239,8 @@ def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
     with ``provenance``, also ``document_a`` and ``document_b``: the refs (as dicts) of the
     documents A and B came from."""
     reader = ShardReader(directory)
+    if not len(reader):
+        return  # an empty set, maybe without a tokenizer to load
     processor = _load_sentencepiece(
         os.path.join(reader.directory, reader.manifest.tokenizer_file))
     for i in range(max(start, 0), min(start + n, len(reader))):

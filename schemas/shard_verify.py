@@ -39,7 +39,7 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
     documents.jsonl (canonical refs, sorted and distinct, count), provenance.npy (header, rows,
     every line number names a line of documents.jsonl, every line is named), the tokenizer (hash,
     piece count, special token ids) and that the folder holds no unlisted file. Big files are
-    read in chunks, each once.
+    read in chunks, each once. An empty set (no shards; ``shard_format``) is valid.
     """
     directory = os.fspath(directory)
     try:
@@ -58,7 +58,7 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
         problems.append(f"{MANIFEST_FILE}: not byte-identical to its canonical serialization "
                         "(ShardManifest.to_json)")
 
-    listed = {MANIFEST_FILE, manifest.tokenizer_file}
+    listed = {MANIFEST_FILE, manifest.tokenizer_file} - {None}  # an empty set may have none
     for shard in manifest.shards:
         listed.update(shard.files)
         tokens_file, index_file, documents_file, provenance_file = shard_files(shard.name)
@@ -66,7 +66,8 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
         problems.extend(_check_index(directory, index_file, shard, manifest))
         problems.extend(_check_documents(directory, documents_file, shard))
         problems.extend(_check_provenance(directory, provenance_file, shard))
-    problems.extend(_check_tokenizer(directory, manifest))
+    if manifest.tokenizer_file is not None:
+        problems.extend(_check_tokenizer(directory, manifest))
     try:
         present = sorted(os.listdir(directory))
     except OSError as error:

@@ -112,15 +112,18 @@ def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]
 
 
 def check_shards(shards_dir: str) -> ShardManifest:
-    """The manifest of a folder that ``verify_shards`` passes; PretrainError listing the
-    problems otherwise."""
+    """The manifest of a folder that ``verify_shards`` passes and that holds examples;
+    PretrainError listing the problems, or saying that there are no examples, otherwise."""
     problems = verify_shards(shards_dir)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more"
                                            if len(problems) > 5 else "")
         raise PretrainError(f"{shards_dir} failed verification ({len(problems)} problems): "
                             f"{shown}")
-    return read_manifest(shards_dir)
+    manifest = read_manifest(shards_dir)
+    if not manifest.examples:  # a valid, empty set: the curation kept nothing to pair
+        raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
+    return manifest
 
 
 def check_compatible(shards_dir: str, manifest: ShardManifest, recorded: dict[str, Any],
