@@ -156,8 +156,8 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         quarantined = quarantined | "RedactQuarantined" >> beam.ParDo(
             RedactQuarantinedFn(config.pii))
     fields_type = read["docs"] | "UnifyFieldTypes" >> UnifyFieldTypes(config.input)
-    _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined,
-                   fields_type)
+    written = _write_outputs(output_dir, config.output.num_shards, docs, all_removed,
+                             quarantined, fields_type)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])
     if config.shards.enabled:
@@ -175,18 +175,23 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "stats": stats | "AllStats" >> beam.Flatten(),
         "clusters": clusters,
         "manifest": manifest,
+        "written": written | "AllWritten" >> beam.Flatten(),
     } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
 
 
 def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
-                   fields_type) -> None:
+                   fields_type) -> tuple:
+    """Write kept/, removed/ and quarantined/; returns the writers' PCollections of written
+    paths, which the report waits on."""
     join = FileSystems.join
-    _ = kept | "WriteKept" >> WriteParquetShards(
-        join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards, fields_type)
-    _ = removed | "WriteRemoved" >> WriteParquetShards(
-        join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards, fields_type)
-    _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
-        join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards)
+    return (
+        kept | "WriteKept" >> WriteParquetShards(
+            join(output_dir, "kept"), KEPT_SCHEMA, kept_row, num_shards, fields_type),
+        removed | "WriteRemoved" >> WriteParquetShards(
+            join(output_dir, "removed"), REMOVED_SCHEMA, removed_row, num_shards, fields_type),
+        quarantined | "WriteQuarantined" >> WriteParquetShards(
+            join(output_dir, "quarantined"), QUARANTINED_SCHEMA, quarantined_row, num_shards),
+    )
 
 
 def beam_options(beam_args: list[str]) -> list[str]:
