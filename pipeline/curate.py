@@ -18,12 +18,13 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from winnow.filters.pii import PiiConfig, PiiRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
@@ -49,7 +50,8 @@ OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 
 
 class CurationError(RuntimeError):
-    """A problem found before the run starts (inputs, output folder)."""
+    """A problem told in one line: found before the run starts (inputs, output folder), or one
+    that stopped it (a dead worker process)."""
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -228,6 +230,23 @@ def local_runner(options: PipelineOptions):
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
+def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
+    """Run ``pipeline`` to its end. ``watch_workers``: a local run with worker processes, which
+    a dead worker stops with a CurationError (``pipeline.local_workers``); run folders say a
+    run finished by their report.json, which such a run never writes."""
+    def run():
+        pipeline.run().wait_until_finish()
+
+    if not (watch_workers and watching_possible()):
+        run()
+        return
+    try:
+        run_watching_workers(run)
+    except WorkerDied as error:
+        raise CurationError(f"{error}: the run was stopped and nothing was published "
+                            "(no report.json was written)") from error
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run a whole curation and return the finished report."""
@@ -239,10 +258,11 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     if not dry_run:
         prepare_output(output_dir, overwrite)
     started = time.monotonic()
-    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+    local = local_runner(options)
+    pipeline = beam.Pipeline(runner=local, options=options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    run_pipeline(pipeline, watch_workers=local is not None and options.view_as(
+        DirectOptions).direct_running_mode == "multi_processing")
     if dry_run:
         return {}
     return finish_report(output_dir, time.monotonic() - started, str(runner))
