@@ -10,9 +10,10 @@ dead worker's answers (still waiting 284 s after a ``kill -9``, and after an out
 So the launcher runs the pipeline on a helper thread and waits itself, watching two things:
 Beam's report of a worker exit (through ``threading.excepthook``, installed for the run only),
 and, every ``POLL_SECONDS``, the worker processes below the launcher in ``/proc`` (to name the
-one that died and to stop the others). On a death it kills the remaining workers, so nothing is
-left running, and raises ``WorkerDied``; the helper thread, stuck in the runner, is a daemon
-and ends with the process. Linux only (``/proc``); elsewhere the run is not watched.
+one that died and to stop the others). On a death it raises ``WorkerDied``; unless the run
+completed, it kills the workers still running (after a death, a failure or a Ctrl-C), so
+nothing is left behind. The helper thread, stuck in the runner after a death, is a daemon and
+ends with the process. Linux only (``/proc``); elsewhere the run is not watched.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def run_watching_workers(run: Callable[[], object]) -> None:
             runner.start()
             while not watch.ended.wait(POLL_SECONDS):
                 seen_workers |= worker_processes(os.getpid())[0]
+            if watch.completed:  # a worker lost as Beam stopped them all changes nothing
+                return
             if watch.failures and not watch.exit_codes:
                 _join_beam_worker_threads()  # a dead worker may be why the run failed
             if watch.exit_codes:
@@ -74,7 +77,7 @@ def run_watching_workers(run: Callable[[], object]) -> None:
             if watch.failures:
                 raise watch.failures[0]
         finally:
-            if runner.is_alive():  # stopped early: a dead worker, or the user's Ctrl-C
+            if not watch.completed:  # a dead worker, a failure or the user's Ctrl-C
                 _stop_workers(os.getpid())
 
 
@@ -91,6 +94,7 @@ class _RunWatch:
 
     def __init__(self):
         self.ended = threading.Event()
+        self.completed = False
         self.failures: list[BaseException] = []
         self.exit_codes: list[int] = []  # of dead workers, as Beam's run_worker threads say
         self.alive_at_death: set[int] = set()  # worker pids when the first death was reported
@@ -101,6 +105,7 @@ class _RunWatch:
     def run(self, run: Callable[[], object]) -> None:
         try:
             run()
+            self.completed = True
         except BaseException as error:  # handed to the waiting thread, which raises it
             self.failures.append(error)
         finally:
