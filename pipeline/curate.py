@@ -19,13 +19,14 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from winnow.filters.pii import PiiConfig, PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
@@ -51,7 +52,8 @@ OUTPUT_FOLDERS = ("kept", "removed", "quarantined", "shards", "tokenizer")
 
 
 class CurationError(RuntimeError):
-    """A problem found before the run starts (inputs, output folder)."""
+    """A problem told in one line: found before the run starts (inputs, output folder), or one
+    that stopped it (a dead worker process)."""
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -164,8 +166,8 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     # quarantined/, shards/*.documents.jsonl, report.json), never before: every ordering and
     # choice above uses the original values.
     names = NameRedactor(config.pii, paths) if config.pii.enabled else None
-    _write_outputs(output_dir, config.output.num_shards, docs, all_removed, quarantined,
-                   fields_type, names)
+    written = _write_outputs(output_dir, config.output.num_shards, docs, all_removed,
+                             quarantined, fields_type, names)
     if clusters is None:
         clusters = pipeline | "NoClusters" >> beam.Create([])
     if config.shards.enabled:
@@ -183,21 +185,26 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "stats": stats | "AllStats" >> beam.Flatten(),
         "clusters": clusters,
         "manifest": manifest,
+        "written": written | "AllWritten" >> beam.Flatten(),
     } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config, names)
 
 
 def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
-                   fields_type, names: NameRedactor | None) -> None:
+                   fields_type, names: NameRedactor | None) -> tuple:
+    """Write kept/, removed/ and quarantined/, redacting names with ``names`` when given;
+    returns the writers' PCollections of written paths, which the report waits on."""
     join = FileSystems.join
-    _ = kept | "WriteKept" >> WriteParquetShards(
-        join(output_dir, "kept"), KEPT_SCHEMA, functools.partial(kept_row, names=names),
-        num_shards, fields_type)
-    _ = removed | "WriteRemoved" >> WriteParquetShards(
-        join(output_dir, "removed"), REMOVED_SCHEMA, functools.partial(removed_row, names=names),
-        num_shards, fields_type)
-    _ = quarantined | "WriteQuarantined" >> WriteParquetShards(
-        join(output_dir, "quarantined"), QUARANTINED_SCHEMA,
-        functools.partial(quarantined_row, names=names), num_shards)
+    return (
+        kept | "WriteKept" >> WriteParquetShards(
+            join(output_dir, "kept"), KEPT_SCHEMA, functools.partial(kept_row, names=names),
+            num_shards, fields_type),
+        removed | "WriteRemoved" >> WriteParquetShards(
+            join(output_dir, "removed"), REMOVED_SCHEMA,
+            functools.partial(removed_row, names=names), num_shards, fields_type),
+        quarantined | "WriteQuarantined" >> WriteParquetShards(
+            join(output_dir, "quarantined"), QUARANTINED_SCHEMA,
+            functools.partial(quarantined_row, names=names), num_shards),
+    )
 
 
 def beam_options(beam_args: list[str]) -> list[str]:
@@ -234,6 +241,23 @@ def local_runner(options: PipelineOptions):
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
+def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
+    """Run ``pipeline`` to its end. ``watch_workers``: a local run with worker processes, which
+    a dead worker stops with a CurationError (``pipeline.local_workers``); run folders say a
+    run finished by their report.json, which such a run never writes."""
+    def run():
+        pipeline.run().wait_until_finish()
+
+    if not (watch_workers and watching_possible()):
+        run()
+        return
+    try:
+        run_watching_workers(run)
+    except WorkerDied as error:
+        raise CurationError(f"{error}: the run was stopped and nothing was published "
+                            "(no report.json was written)") from error
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run a whole curation and return the finished report."""
@@ -245,10 +269,11 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     if not dry_run:
         prepare_output(output_dir, overwrite)
     started = time.monotonic()
-    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+    local = local_runner(options)
+    pipeline = beam.Pipeline(runner=local, options=options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    run_pipeline(pipeline, watch_workers=local is not None and options.view_as(
+        DirectOptions).direct_running_mode == "multi_processing")
     if dry_run:
         return {}
     return finish_report(output_dir, time.monotonic() - started, str(runner))

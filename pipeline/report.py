@@ -279,8 +279,14 @@ def redact_report(report: Report, names: NameRedactor | None) -> Report:
 
 
 class BuildReport(beam.PTransform):
-    """{kept, removed, quarantined, stats} -> writes DIR/report.json; returns its path.
-    ``names``: redacts the ids and file names the report shows (``redact_report``)."""
+    """{kept, removed, quarantined, stats, clusters, manifest, written} -> writes
+    DIR/report.json; returns its path. ``names``: redacts the ids and file names the report
+    shows (``redact_report``).
+
+    report.json is what marks a run complete, so its write waits on every output: ``written``
+    (the paths kept/, removed/ and quarantined/ wrote) and ``manifest`` (written after the
+    shards and the tokenizer) are side inputs of the write. A distributed runner orders only
+    steps that depend on each other; without these it may write the report first."""
 
     def __init__(self, output_dir: str, inputs: list[str], stage_order: list[tuple[str, bool]],
                  config: WinnowConfig, names: NameRedactor | None = None):
@@ -331,8 +337,14 @@ class BuildReport(beam.PTransform):
                 clusters=beam.pvalue.AsSingleton(cluster_summary),
                 manifests=beam.pvalue.AsList(outputs["manifest"]),
                 profile=beam.pvalue.AsList(kept_profile))
-            | "WriteReport" >> beam.Map(lambda report: _write_json(path, report))
+            | "WriteReport" >> beam.Map(_write_report, path,
+                                        written=beam.pvalue.AsList(outputs["written"]))
         )
+
+
+def _write_report(report: Report, path: str, written: list[str]) -> str:
+    """``written``: every output file's path, unused but for the wait on it (see BuildReport)."""
+    return _write_json(path, report)
 
 
 def _write_json(path: str, report: Report) -> str:

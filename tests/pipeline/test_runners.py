@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.stager import Stager
 
@@ -36,14 +37,18 @@ def test_local_runs_take_the_fn_api_runner_and_keep_the_options():
     assert local_runner(PipelineOptions(["--runner=PrismRunner"])) is None
 
 
-def test_the_pipeline_translates_for_dataflow():
+@pytest.fixture(scope="module")
+def dataflow_job():
+    """The components of the Dataflow job the default config translates to (dry run)."""
     pipeline = beam.Pipeline(options=PipelineOptions(DATAFLOW_DRY_RUN))
     build_pipeline(pipeline, ["gs://winnow-ci-bucket/in/*.jsonl.gz"],
                    ["gs://winnow-ci-bucket/in/a.jsonl.gz"], "gs://winnow-ci-bucket/run",
                    config_from_dict({}))
-    result = pipeline.run()
-    transforms = result.job.proto_pipeline.components.transforms.values()
-    names = {transform.unique_name for transform in transforms}
+    return pipeline.run().job.proto_pipeline.components
+
+
+def test_the_pipeline_translates_for_dataflow(dataflow_job):
+    names = {transform.unique_name for transform in dataflow_job.transforms.values()}
     for step in ("Read/ParseRecords", "normalize", "heuristics", "language",
                  "exact_dedup/GroupByText", "boilerplate/JoinRemovals", "pii",
                  "UnifyFieldTypes/UnifyTypes", "WriteKept/WriteShard", "WriteRemoved/WriteShard",
@@ -87,3 +92,29 @@ def test_construction_type_checks_are_off_unless_asked_for():
     assert not checked([]) and not checked(["--runner=DirectRunner"])
     assert checked(["--pipeline_type_check"])
     assert PipelineOptions(DATAFLOW_DRY_RUN).view_as(TypeOptions).pipeline_type_check
+
+
+def upstream_transforms(components, transform_name: str) -> set[str]:
+    """Unique names of every leaf transform whose output ``transform_name`` consumes, directly or
+    through others; side inputs count (they are inputs of the consuming transform)."""
+    leaves = {key: t for key, t in components.transforms.items() if not t.subtransforms}
+    producer = {pcollection: key for key, t in leaves.items() for pcollection in t.outputs.values()}
+    start = next(key for key, t in leaves.items() if t.unique_name == transform_name)
+    seen, pending = set(), [start]
+    while pending:
+        for pcollection in leaves[pending.pop()].inputs.values():
+            key = producer.get(pcollection)
+            if key is not None and key not in seen:
+                seen.add(key)
+                pending.append(key)
+    return {leaves[key].unique_name for key in seen}
+
+
+def test_report_json_is_written_only_after_every_output_on_dataflow(dataflow_job):
+    # report.json says "this run is complete": on a distributed runner nothing orders steps that
+    # do not depend on each other, so its write must consume every writer's result.
+    before_report = upstream_transforms(dataflow_job, "Report/WriteReport")
+    writers = [f"Write{folder}/{step}" for folder in ("Kept", "Removed", "Quarantined")
+               for step in ("WriteShard", "WriteEmptyShards")]
+    writers += ["shards/WriteTokenizer", "shards/WriteShards", "shards/WriteManifest"]
+    assert [writer for writer in writers if writer not in before_report] == []
