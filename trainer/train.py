@@ -11,6 +11,8 @@ Layout of a run folder (``RUN``)::
     metrics.jsonl                one JSON object per logged step (train) and per evaluation
     tensorboard/                 the same scalars, when TensorBoard is installed
     checkpoints/step-000123.pt   model, optimizer, step, RNG states, config, manifest summary
+                                 (with the shards' manifest_sha256, checked on --resume)
+    checkpoints/step-000123.pt.sha256   its sha256, checked on load (trainer.checkpoints)
     checkpoints/latest           the file name of the newest checkpoint
 
 Decisions:

@@ -125,7 +125,8 @@ def test_a_malicious_checkpoint_is_refused_in_one_line_and_runs_nothing(run, tmp
 def test_a_latest_pointer_never_leads_out_of_the_run_folder(run, tmp_path, capsys, escape):
     outside = tmp_path / "outside.pt"
     shutil.copyfile(checkpoint(run, 3), outside)  # a loadable checkpoint, outside the run
-    shutil.copyfile(checkpoint(run, 3) + ".sha256", str(outside) + ".sha256")
+    if os.path.exists(checkpoint(run, 3) + ".sha256"):
+        shutil.copyfile(checkpoint(run, 3) + ".sha256", str(outside) + ".sha256")
     name = {"relative": "../../outside.pt", "absolute": str(outside),
             "symlink": "step-000009.pt"}[escape]
     if escape == "symlink":
