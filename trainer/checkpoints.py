@@ -166,6 +166,7 @@ def write_folder_atomically(target: str, write: typing.Callable[[str], None],
     """``write(temporary folder)`` beside ``target``, then rename it into place: a failed or
     killed write leaves an existing ``target`` as it was. PretrainError, before anything is
     written, for a non-empty ``target`` without ``overwrite`` (see ``folder_refusal``)."""
+    target = os.path.normpath(target)  # "DIR/" must not put the temporary inside DIR
     refusal = folder_refusal(target, overwrite)
     if refusal is not None:
         raise PretrainError(refusal)

@@ -42,7 +42,7 @@ def test_a_non_empty_target_is_refused_without_overwrite(tmp_path, run, capsys):
     assert error == f"winnow export: {target} is not empty; pass --overwrite to replace it"
     assert os.listdir(target) == ["notes.txt"]
 
-    assert main(["export", run, "--output", str(target), "--overwrite"]) == 0
+    assert main(["export", run, "--output", f"{target}/", "--overwrite"]) == 0
     assert "notes.txt" not in os.listdir(target)
     assert {"config.json", "model.safetensors", "spiece.model"} <= set(os.listdir(target))
     assert sorted(os.listdir(tmp_path)) == ["hf"]  # nothing left beside it
