@@ -54,10 +54,9 @@ def latest_checkpoint(run_dir: str) -> str | None:
     ``RUN/checkpoints``."""
     folder = checkpoint_dir(run_dir)
     pointer = os.path.join(folder, "latest")
-    if not os.path.exists(pointer):
+    name = _pointed_name(pointer)
+    if name is None:
         return None
-    with open(pointer, encoding="utf-8", errors="replace") as handle:
-        name = handle.read().strip()
     path = os.path.join(folder, name)
     inside = os.path.dirname(os.path.realpath(path)) == os.path.realpath(folder)
     if not _CHECKPOINT_NAME.fullmatch(name) or not inside:
@@ -112,12 +111,22 @@ def _corrupted_message(path: str, problem: str) -> str:
                     and _step_of(other) < _step_of(name)), key=_step_of, reverse=True)
     valid = next((other for other in older
                   if checksum_problem(os.path.join(folder, other)) is None), None)
+    pointer = os.path.join(folder, "latest")
     if valid is None:
         advice = "no older checkpoint passes its checksum"
     else:
         advice = (f"the newest valid checkpoint is {valid}: to continue from it, write "
-                  f"{valid} into {os.path.join(folder, 'latest')}")
-    return f"{path} is corrupted ({problem}); refused; {advice}"
+                  f"{valid} into {pointer}")
+    subject = f"{pointer} names {name}, which" if _pointed_name(pointer) == name else path
+    return f"{subject} is corrupted ({problem}); refused; {advice}"
+
+
+def _pointed_name(pointer: str) -> str | None:
+    """The file name a ``latest`` pointer holds; None when there is no pointer."""
+    if not os.path.exists(pointer):
+        return None
+    with open(pointer, encoding="utf-8", errors="replace") as handle:
+        return handle.read().strip()
 
 
 def _step_of(name: str) -> int:

@@ -73,11 +73,11 @@ def test_a_corrupted_latest_checkpoint_is_refused_naming_the_newest_valid_one(
     resume = ["pretrain", "--output", run, "--resume", "--max-steps", "4"]
     latest = os.path.join(run, "checkpoints", "latest")
     assert refusal(capsys, resume) == (
-        f"winnow pretrain: {checkpoint(run, 3)} is corrupted (its sha256 differs from the one "
-        f"in step-000003.pt.sha256); refused; the newest valid checkpoint is step-000001.pt: "
-        f"to continue from it, write step-000001.pt into {latest}")
+        f"winnow pretrain: {latest} names step-000003.pt, which is corrupted (its sha256 "
+        f"differs from the one in step-000003.pt.sha256); refused; the newest valid checkpoint "
+        f"is step-000001.pt: to continue from it, write step-000001.pt into {latest}")
     export_error = refusal(capsys, ["export", run, "--output", str(tmp_path / "hf")])
-    assert f"{checkpoint(run, 3)} is corrupted" in export_error
+    assert f"{latest} names step-000003.pt, which is corrupted" in export_error
     assert not os.path.exists(tmp_path / "hf")
 
     point_latest_at(run, "step-000001.pt")  # the advice, followed
