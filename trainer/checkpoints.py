@@ -37,7 +37,7 @@ from winnow.schemas.shard_format import sha256_file
 CHECKPOINT_FORMAT = 1
 CHECKSUM_SUFFIX = ".sha256"
 TEMPORARY_MARK = ".tmp-"  # atomic_write's temporaries: NAME.tmp-PID
-_CHECKPOINT_NAME = re.compile(r"step-\d{6,}\.pt")
+_CHECKPOINT_NAME = re.compile(r"step-[0-9]{6,}\.pt")
 
 
 class PretrainError(Exception):

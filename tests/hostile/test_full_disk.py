@@ -7,6 +7,7 @@ one, on files made the way a full disk or a kill -9 leaves them.
 
 import errno
 import glob
+import io
 import json
 import os
 import subprocess
@@ -172,3 +173,17 @@ def test_curate_overwrite_removes_the_report_temporaries_a_killed_run_left(tmp_p
     run_curation([str(tmp_path / "in.jsonl")], str(run), curate_config({}), overwrite=True)
     assert sorted(path.name for path in run.glob("*.tmp-*")) == []
     assert json.loads((run / "report.json").read_text())["documents"]["input"] == 1
+
+
+def test_a_curation_file_write_that_fills_the_disk_leaves_no_temporary(tmp_path, monkeypatch):
+    from winnow.pipeline import writers
+
+    class FullDisk(io.FileIO):
+        def write(self, data):  # half the bytes reach the disk, then it is full
+            super().write(data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers.FileSystems, "create", lambda path: FullDisk(path, "w"))
+    with pytest.raises(OSError, match="No space left"):
+        writers.write_atomically(str(tmp_path / "report.json"), b"{}" * 100)
+    assert os.listdir(tmp_path) == []
