@@ -52,7 +52,12 @@ import numpy as np
 import xxhash
 
 from winnow.filters.base import check_fraction
-from winnow.schemas.shard_format import UINT32_ARRAY_CODE, DocumentRef, canonical_documents
+from winnow.schemas.shard_format import (
+    MAX_SEQ_LEN_LIMIT,
+    UINT32_ARRAY_CODE,
+    DocumentRef,
+    canonical_documents,
+)
 
 OBJECTIVES = ("sop", "nsp")
 
@@ -66,7 +71,7 @@ class PairsConfig:
     prediction, random ``B`` from another document of the group)."""
     max_seq_len: int = 128
     """Sequence length including ``[CLS] A [SEP] B [SEP]``: ``A`` and ``B`` together hold at most
-    ``max_seq_len - 3`` tokens."""
+    ``max_seq_len - 3`` tokens. 5 to 8192 (``schemas.shard_format.MAX_SEQ_LEN_LIMIT``)."""
     short_seq_prob: float = 0.1
     """Probability that a document's target length is a random length in
     ``[2, max_seq_len - 3]`` instead of the full length (BERT's default, 0.1)."""
@@ -80,12 +85,13 @@ class PairsConfig:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if not isinstance(self.max_seq_len, int) or isinstance(self.max_seq_len, bool) or (
-            self.max_seq_len < 5
+        if not isinstance(self.max_seq_len, int) or isinstance(self.max_seq_len, bool) or not (
+            5 <= self.max_seq_len <= MAX_SEQ_LEN_LIMIT
         ):
             problems.append(
-                f"max_seq_len must be an integer >= 5 (two special tokens and a token for each"
-                f" segment, plus [CLS]), got {self.max_seq_len!r}"
+                f"max_seq_len must be an integer in [5, {MAX_SEQ_LEN_LIMIT}] (two special tokens"
+                f" and a token for each segment, plus [CLS]; at most the trainer's limit, see"
+                f" schemas.shard_format.MAX_SEQ_LEN_LIMIT), got {self.max_seq_len!r}"
             )
         problems += check_fraction("short_seq_prob", self.short_seq_prob)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

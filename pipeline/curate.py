@@ -90,8 +90,11 @@ def prepare_output(output_dir: str, overwrite: bool) -> None:
         stale = _match(FileSystems.join(folder, "*"))
         if stale:
             FileSystems.delete(stale)
-    if FileSystems.exists(report_path):
-        FileSystems.delete([report_path])
+    # report.json and the temporaries of a killed write_atomically (report.json.tmp-<hex>)
+    stale_reports = _match(f"{report_path}.tmp-*") + (
+        [report_path] if FileSystems.exists(report_path) else [])
+    if stale_reports:
+        FileSystems.delete(stale_reports)
 
 
 def check_models(config: WinnowConfig) -> None:

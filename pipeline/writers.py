@@ -82,8 +82,13 @@ def shard_index(record_id: str, num_shards: int) -> int:
 def write_atomically(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary sibling and a rename."""
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary) as handle:
-        handle.write(data)
+    try:
+        with FileSystems.create(temporary) as handle:
+            handle.write(data)
+    except BaseException:  # a full disk: leave no temporary behind
+        if FileSystems.exists(temporary):
+            FileSystems.delete([temporary])
+        raise
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([temporary], [path])

@@ -104,7 +104,8 @@ trailing newline; a valid folder's manifest is byte-identical to that serializat
     format_version    2 (1 had sources.txt, the distinct ids of a shard's documents, instead of
                       documents.jsonl and provenance.npy)
     objective         "sop" | "nsp"
-    max_seq_len       int >= 5; the trainer's sequence length, special tokens included
+    max_seq_len       int in [5, MAX_SEQ_LEN_LIMIT = 8192]; the trainer's sequence length,
+                      special tokens included
     vocab_size        int; every id < vocab_size; the tokenizer's piece count (0: no tokenizer)
     token_dtype       "uint16" | "uint32", always token_dtype(vocab_size) ("uint16" for 0)
     tokenizer_file    file name of the SentencePiece model in the folder, e.g. "tokenizer.model";
@@ -150,6 +151,12 @@ OBJECTIVES = ("sop", "nsp")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_TOKENS_PER_EXAMPLE = 3
 """``[CLS] A [SEP] B [SEP]``: an example holds at most ``max_seq_len - 3`` stored tokens."""
+MAX_SEQ_LEN_LIMIT = 8192
+"""The longest sequence curation writes and the trainer accepts. BERT and ALBERT train at 128
+and 512; ModernBERT's 8192 is the longest encoder context in use. The encoder has learned
+absolute positions and full attention, whose scores take batch x heads x T^2 floats: at 8192
+that is already 256 MB per example and head, so a longer setting is a typo, not a plan (it
+used to pass curation and fail in pretraining allocating the position table)."""
 SHARD_SUFFIXES = ("tokens.bin", "index.npy", "documents.jsonl", "provenance.npy")
 """The four files of a shard, ``<prefix>.<suffix>``, and the keys of ``encode_shard``'s result."""
 
@@ -677,8 +684,9 @@ class ShardManifest:
             problems.append(_version_problem(self.format_version))
         if self.objective not in OBJECTIVES:
             problems.append(f"objective: expected one of {OBJECTIVES}, got {self.objective!r}")
-        if self.max_seq_len < SPECIAL_TOKENS_PER_EXAMPLE + 2:
-            problems.append(f"max_seq_len: must be at least 5, got {self.max_seq_len}")
+        if not SPECIAL_TOKENS_PER_EXAMPLE + 2 <= self.max_seq_len <= MAX_SEQ_LEN_LIMIT:
+            problems.append(f"max_seq_len: must be in [5, {MAX_SEQ_LEN_LIMIT}], "
+                            f"got {self.max_seq_len}")
         if self.tokenizer_file is None:
             problems.extend(self._no_tokenizer_problems())
         else:

@@ -15,7 +15,9 @@ import sys
 PRETRAIN_EPILOG = """\
 Several GPUs: torchrun --nproc-per-node N -m winnow pretrain ... (one process per GPU,
 DDP; batch_size stays the global batch). RUN holds config.yaml, metrics.jsonl, tensorboard/
-(when installed) and checkpoints/ (step-NNNNNN.pt and a `latest` pointer)."""
+(when installed) and checkpoints/ (step-NNNNNN.pt, its .sha256 and a `latest` pointer).
+A checkpoint that fails its checksum is refused, naming the newest valid one to resume from
+instead; a torn metrics.jsonl line (a full disk) is dropped on --resume."""
 
 
 def add_training_commands(commands) -> None:
@@ -52,6 +54,11 @@ def _add_pretrain(subparsers) -> argparse.ArgumentParser:
     pretrain.add_argument("--resume", action="store_true",
                           help="continue the run in --output from its latest checkpoint, with "
                                "its recorded config and shards (they must still match)")
+    pretrain.add_argument("--allow-changed-shards", action="store_true",
+                          help="with --resume: continue even though the shards' manifest "
+                               "differs from the one the checkpoint recorded (re-curated or "
+                               "other data of the same tokenizer and sequence length); "
+                               "refused without this flag")
     pretrain.add_argument("--print-config", action="store_true",
                           help="print the effective training config as YAML and exit")
     pretrain.set_defaults(run=run_pretrain)
@@ -66,7 +73,11 @@ def _add_export(subparsers) -> argparse.ArgumentParser:
                     "AutoModelForPreTraining and AutoTokenizer.")
     export.add_argument("run_dir", metavar="RUN", help="run folder written by winnow pretrain")
     export.add_argument("--output", required=True, metavar="DIR",
-                        help="folder to write the Hugging Face model into")
+                        help="folder to write the Hugging Face model into (written beside it "
+                             "and renamed into place; must be empty or absent)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --output (the old folder stays whole until "
+                             "the new one is complete)")
     export.set_defaults(run=run_export)
     return export
 
@@ -94,8 +105,9 @@ def run_pretrain(args, _extra: list[str]) -> int:
                                             sort_keys=False))
             return 0
         step = pretrain(args.shards, args.output, config, resume=args.resume,
-                        max_steps=args.max_steps, stop_after=args.stop_after)
-    except (ConfigError, PretrainError) as error:
+                        max_steps=args.max_steps, stop_after=args.stop_after,
+                        allow_changed_shards=args.allow_changed_shards)
+    except (ConfigError, PretrainError, OSError) as error:  # OSError: a full disk, say
         return _fail("pretrain", error)
     print(f"{args.output}: step {step}", file=sys.stderr)
     return 0
@@ -106,8 +118,8 @@ def run_export(args, _extra: list[str]) -> int:
     from winnow.trainer.train import export
 
     try:
-        written = export(args.run_dir, args.output)
-    except PretrainError as error:
+        written = export(args.run_dir, args.output, overwrite=args.overwrite)
+    except (PretrainError, OSError) as error:
         return _fail("export", error)
     print(f"wrote {written}")
     return 0

@@ -7,6 +7,7 @@ reported at once, one per line (``ConfigError``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ import yaml
 from winnow.schemas import typed_config
 from winnow.trainer.data import MaskingConfig
 from winnow.trainer.model import PRESETS, ModelConfig
+
+MAX_BATCH_SIZE = 65536
+"""The largest global batch BERT has been trained with (LAMB, You et al. 2020)."""
 
 
 class ConfigError(typed_config.ConfigError):
@@ -34,14 +38,16 @@ class TrainConfig:
     ``pre_layernorm: true``, ``dropout: 0.0``. vocab_size, max_seq_len, objective and
     pad_token_id come from the shards' manifest (if given they must match it)."""
     batch_size: int = 256
-    """Global batch in examples, over all ranks and accumulation steps."""
+    """Global batch in examples, over all ranks and accumulation steps; at most 65536 (the
+    largest batch BERT has been trained with, LAMB: You et al. 2020)."""
     grad_accum_steps: int = 1
     """Micro-batches per optimizer step on each rank; batch_size must be a multiple of
     world size * grad_accum_steps."""
     max_steps: int = 100_000
     """Optimizer steps of the whole run; the schedule ends here."""
     lr: float = 1e-4
-    """Peak learning rate (after warmup)."""
+    """Peak learning rate (after warmup), in (0, 1]: an AdamW step moves each weight by about
+    lr, so more than 1 only destroys the model."""
     weight_decay: float = 0.01
     """AdamW decoupled weight decay, on matrices and embeddings only (not on biases and
     LayerNorm weights)."""
@@ -83,9 +89,16 @@ class TrainConfig:
         if problems:  # the range checks below assume the types
             return problems
         problems += _model_problems(self.model)
+        # (lr and min_lr_ratio have closed ranges below, which refuse inf and nan too)
+        problems += [f"{name}: must be a finite number, got {getattr(self, name)}"
+                     for name in ("weight_decay", "eps", "grad_clip")
+                     if not math.isfinite(getattr(self, name))]
         positive = ("batch_size", "grad_accum_steps", "max_steps", "log_every", "eval_batches")
         problems += [f"{name}: must be at least 1, got {getattr(self, name)}"
                      for name in positive if getattr(self, name) < 1]
+        if self.batch_size > MAX_BATCH_SIZE:
+            problems.append(f"batch_size: must be at most {MAX_BATCH_SIZE}, got "
+                            f"{self.batch_size}")
         not_negative = ("weight_decay", "warmup_steps", "grad_clip", "eval_every",
                         "checkpoint_every", "eval_examples", "num_workers")
         problems += [f"{name}: must be 0 or more, got {getattr(self, name)}"
@@ -94,8 +107,8 @@ class TrainConfig:
                 self.batch_size % self.grad_accum_steps):
             problems.append(f"batch_size {self.batch_size} is not a multiple of "
                             f"grad_accum_steps {self.grad_accum_steps}")
-        if not self.lr > 0:
-            problems.append(f"lr: must be > 0, got {self.lr}")
+        if not 0 < self.lr <= 1:
+            problems.append(f"lr: must be in (0, 1], got {self.lr}")
         if not self.eps > 0:
             problems.append(f"eps: must be > 0, got {self.eps}")
         if len(self.betas) != 2 or not all(

@@ -123,12 +123,34 @@ class MetricsLog:
 
 
 def _keep_entries_up_to(path: str, step: int) -> None:
-    """Drop the entries after ``step`` (logged after the checkpoint a run resumes from)."""
+    """Drop the entries after ``step`` (logged after the checkpoint a run resumes from), and
+    the torn lines a crash or a full disk left (a warning counts them). The file is rewritten
+    whole, so appends always start on a fresh line."""
     if not os.path.exists(path):
         return
-    with open(path, encoding="utf-8") as handle:
-        lines = [line for line in handle if line.strip() and json.loads(line)["step"] <= step]
-    write_text(path, "".join(lines))
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    entries, torn = [], 0
+    for line in lines:
+        entry = _complete_entry(line)
+        if entry is None:
+            torn += bool(line.strip())
+        elif entry["step"] <= step:
+            entries.append(line.decode("utf-8") + "\n")
+    if torn:
+        print(f"warning: {path}: dropped {torn} torn line(s) (an interrupted write, e.g. a "
+              "full disk)", file=sys.stderr)
+    write_text(path, "".join(entries))
+
+
+def _complete_entry(line: bytes) -> dict[str, Any] | None:
+    """The entry of one metrics.jsonl line; None for a torn or otherwise unreadable line."""
+    try:
+        entry = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+    complete = isinstance(entry, dict) and isinstance(entry.get("step"), int)
+    return entry if complete else None
 
 
 def peak_flops(device: torch.device) -> float | None:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from winnow.schemas.shard_format import MAX_SEQ_LEN_LIMIT
+
 # name -> (layers, hidden): the miniature BERTs of Turc et al. 2019 ("Well-read students learn
 # better") plus base and large. heads = hidden // 64, intermediate = 4 * hidden.
 PRESETS = {
@@ -29,6 +31,20 @@ PRESETS = {
     "large": (24, 1024),
 }
 
+# Upper bounds of the sizes, checked with the config before anything is allocated: several
+# times the largest published encoders (ALBERT-xxlarge: H 4096, I 16384; Megatron-BERT 3.9B:
+# 48 layers), so a typo is refused instead of failing on allocation. max_seq_len: the limit of
+# the shards (schemas.shard_format.MAX_SEQ_LEN_LIMIT); vocab_size: what uint32 ids can hold.
+SIZE_LIMITS = {
+    "vocab_size": 2**32,
+    "max_seq_len": MAX_SEQ_LEN_LIMIT,
+    "num_layers": 256,
+    "hidden_size": 16384,
+    "num_heads": 256,
+    "intermediate_size": 65536,
+    "embedding_size": 16384,
+    "type_vocab_size": 16,
+}
 SHARE_MODES = ("none", "all", "attention", "ffn")
 OBJECTIVES = ("sop", "nsp")
 IGNORE_INDEX = -100  # mlm_labels value of a position that is not predicted (as in PyTorch and HF)
@@ -92,12 +108,10 @@ class ModelConfig:
         if problems:  # the range checks below assume the types
             raise ValueError("invalid ModelConfig:\n  " + "\n  ".join(problems))
 
-        for name in ("vocab_size", "max_seq_len", "num_layers", "hidden_size", "num_heads",
-                     "intermediate_size", "type_vocab_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.embedding_size is not None and self.embedding_size < 1:
-            problems.append(f"embedding_size must be >= 1 or None, got {self.embedding_size}")
+        for name, limit in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= limit:
+                problems.append(f"{name} must be in [1, {limit}], got {value}")
         if self.num_heads >= 1 and self.hidden_size % self.num_heads:
             problems.append(f"hidden_size {self.hidden_size} is not a multiple of "
                             f"num_heads {self.num_heads}")
@@ -109,8 +123,8 @@ class ModelConfig:
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.layer_norm_eps <= 0:
-            problems.append(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+        if not 0 < self.layer_norm_eps < 1:
+            problems.append(f"layer_norm_eps must be in (0, 1), got {self.layer_norm_eps}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             problems.append(f"pad_token_id {self.pad_token_id} is not in "
                             f"[0, vocab_size={self.vocab_size})")

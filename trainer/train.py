@@ -11,6 +11,8 @@ Layout of a run folder (``RUN``)::
     metrics.jsonl                one JSON object per logged step (train) and per evaluation
     tensorboard/                 the same scalars, when TensorBoard is installed
     checkpoints/step-000123.pt   model, optimizer, step, RNG states, config, manifest summary
+                                 (with the shards' manifest_sha256, checked on --resume)
+    checkpoints/step-000123.pt.sha256   its sha256, checked on load (trainer.checkpoints)
     checkpoints/latest           the file name of the newest checkpoint
 
 Decisions:
@@ -57,11 +59,14 @@ from winnow.trainer.checkpoints import (
     CHECKPOINT_FORMAT,
     PretrainError,
     checkpoint_dir,
+    folder_refusal,
     latest_checkpoint,
     load_checkpoint,
+    remove_stray_temporaries,
     rng_states,
     set_rng_states,
     write_checkpoint,
+    write_folder_atomically,
     write_text,
 )
 from winnow.trainer.config import TrainConfig, config_from_dict, config_to_dict
@@ -108,6 +113,8 @@ def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]
         "tokenizer_sha256": manifest.tokenizer_sha256,
         "special_tokens": dict(manifest.special_tokens),
         "examples": manifest.examples,
+        # covers every shard file's and the tokenizer's sha256: equal hashes, equal data
+        "manifest_sha256": manifest.to_obj()["manifest_sha256"],
     }
 
 
@@ -136,6 +143,22 @@ def check_compatible(shards_dir: str, manifest: ShardManifest, recorded: dict[st
     if mismatches:
         raise PretrainError(f"the shards in {shards_dir} do not match {what}: "
                             + "; ".join(mismatches) + " (shards != recorded)")
+
+
+def check_same_data(shards_dir: str, manifest: ShardManifest, recorded: dict[str, Any],
+                    what: str, allow_changed: bool) -> None:
+    """PretrainError when the shards hold other examples than those ``recorded`` was trained
+    on (re-curated into the same folder, or another folder); with ``allow_changed``, a warning.
+    Checkpoints written before the hash was recorded are not checked."""
+    current = manifest_summary(shards_dir, manifest)["manifest_sha256"]
+    before = recorded.get("manifest_sha256")
+    if before is None or before == current:
+        return
+    change = (f"the shards in {shards_dir} are not those {what} was trained on "
+              f"(manifest_sha256 {current[:12]} != {before[:12]}: other or re-curated data)")
+    if not allow_changed:
+        raise PretrainError(f"{change}; pass --allow-changed-shards to continue on them")
+    print(f"warning: {change}; continuing on them (--allow-changed-shards)", file=sys.stderr)
 
 
 def model_config_for(config: TrainConfig, manifest: ShardManifest, shards_dir: str
@@ -237,10 +260,14 @@ def _rank0_result(rank: int, world_size: int, compute: typing.Callable[[], Any])
 
 
 def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = None, *,
-          resume: bool = False, max_steps: int | None = None) -> Trainer:
+          resume: bool = False, max_steps: int | None = None,
+          allow_changed_shards: bool = False) -> Trainer:
     """Joins the process group, verifies the shards, builds or restores model, optimizer and
-    data. A new run refuses a RUN that holds checkpoints; ``resume`` refuses one without."""
+    data. A new run refuses a RUN that holds checkpoints; ``resume`` refuses one without, and
+    shards other than the checkpoint's unless ``allow_changed_shards``."""
     rank, world_size, device = init_distributed()
+    if rank == 0:
+        _remove_stray_temporaries(run_dir)
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if shards_dir is None:
         if checkpoint is None:
@@ -251,7 +278,8 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
     if problems:
         raise PretrainError(problems)
     manifest = read_manifest(shards_dir)
-    config, model_config = _run_configs(shards_dir, manifest, run_dir, config, checkpoint)
+    config, model_config = _run_configs(shards_dir, manifest, run_dir, config, checkpoint,
+                                        allow_changed_shards)
     if max_steps is not None:
         config = dataclasses.replace(config, max_steps=max_steps)
     if config.batch_size % (world_size * config.grad_accum_steps):
@@ -278,14 +306,16 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
 
 
 def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
-                 config: TrainConfig | None, checkpoint: dict[str, Any] | None
-                 ) -> tuple[TrainConfig, ModelConfig]:
+                 config: TrainConfig | None, checkpoint: dict[str, Any] | None,
+                 allow_changed_shards: bool) -> tuple[TrainConfig, ModelConfig]:
     """A new run's config (default: TrainConfig()) and model config from it and the manifest;
     a resumed run's recorded ones, after checking the shards against the checkpoint."""
     if checkpoint is None:
         config = config or TrainConfig()
         return config, model_config_for(config, manifest, shards_dir)
-    check_compatible(shards_dir, manifest, checkpoint["manifest"], f"the checkpoint of {run_dir}")
+    what = f"the checkpoint of {run_dir}"
+    check_compatible(shards_dir, manifest, checkpoint["manifest"], what)
+    check_same_data(shards_dir, manifest, checkpoint["manifest"], what, allow_changed_shards)
     recorded = checkpoint["config"]
     if config is not None:
         changed = sorted(key for key, value in config_to_dict(config).items()
@@ -305,6 +335,15 @@ def _checkpoint_to_resume(run_dir: str, resume: bool) -> dict[str, Any] | None:
                             f"{os.path.basename(latest)}); pass --resume to continue it or "
                             "choose another --output")
     return load_checkpoint(latest) if resume else None
+
+
+def _remove_stray_temporaries(run_dir: str) -> None:
+    """The temporaries a killed or out-of-disk run left (a checkpoint's is as large as it)."""
+    for folder in (run_dir, checkpoint_dir(run_dir)):
+        removed = remove_stray_temporaries(folder) if os.path.isdir(folder) else []
+        if removed:
+            print(f"note: removed {len(removed)} temporary file(s) an interrupted run left in "
+                  f"{folder}: {', '.join(removed)}", file=sys.stderr)
 
 
 def _verification_problem(shards_dir: str) -> str | None:
@@ -515,14 +554,16 @@ def save_checkpoint(trainer: Trainer) -> str | None:
 
 def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = None, *,
              resume: bool = False, max_steps: int | None = None,
-             stop_after: int | None = None) -> int:
+             stop_after: int | None = None, allow_changed_shards: bool = False) -> int:
     """Train (or resume) a run into ``run_dir``; returns the step reached.
 
     ``max_steps`` replaces the config's (the schedule's length); ``stop_after`` stops at that
-    absolute step with a checkpoint, leaving the schedule unchanged.
+    absolute step with a checkpoint, leaving the schedule unchanged; ``allow_changed_shards``
+    lets a resumed run continue on shards other than those its checkpoint was trained on.
     """
     try:
-        trainer = setup(shards_dir, run_dir, config, resume=resume, max_steps=max_steps)
+        trainer = setup(shards_dir, run_dir, config, resume=resume, max_steps=max_steps,
+                        allow_changed_shards=allow_changed_shards)
         end_step = trainer.config.max_steps
         if stop_after is not None:
             end_step = min(end_step, stop_after)
@@ -537,11 +578,17 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
     return trainer.step
 
 
-def export(run_dir: str, output_dir: str) -> str:
+def export(run_dir: str, output_dir: str, overwrite: bool = False) -> str:
     """Writes the latest checkpoint of ``run_dir`` as a Hugging Face folder (see
-    trainer.export), with the tokenizer of the shards the run was trained on."""
+    trainer.export), with the tokenizer of the shards the run was trained on. The folder is
+    written beside ``output_dir`` and renamed into place (``write_folder_atomically``), so an
+    interrupted export leaves an older one whole; a non-empty ``output_dir`` is refused
+    unless ``overwrite``."""
     from winnow.trainer.export import export_huggingface
 
+    refusal = folder_refusal(output_dir, overwrite)
+    if refusal is not None:
+        raise PretrainError(refusal)
     path = latest_checkpoint(run_dir)
     if path is None:
         raise PretrainError(f"no checkpoint in {checkpoint_dir(run_dir)}")
@@ -555,7 +602,11 @@ def export(run_dir: str, output_dir: str) -> str:
                             "checkpoint's)")
     model = PreTrainingModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model"])
+    def write(folder: str) -> None:
+        export_huggingface(model, tokenizer, folder, manifest["special_tokens"])
+
     try:
-        return export_huggingface(model, tokenizer, output_dir, manifest["special_tokens"])
+        write_folder_atomically(output_dir, write, overwrite)
     except ValueError as error:  # an architecture Hugging Face cannot represent
         raise PretrainError(f"cannot export {path}: {error}") from None
+    return output_dir

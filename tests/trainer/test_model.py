@@ -215,7 +215,8 @@ def test_config_collects_every_problem():
         ModelConfig(vocab_size=0, hidden_size=65, num_heads=4, share_layers="some",
                     objective="mlm", dropout=1.5, pad_token_id=3)
     message = str(error.value)
-    for part in ("vocab_size must be >= 1", "hidden_size 65 is not a multiple of num_heads 4",
+    for part in ("vocab_size must be in [1, 4294967296], got 0",
+                 "hidden_size 65 is not a multiple of num_heads 4",
                  "share_layers must be one of", "objective must be one of",
                  "dropout must be in [0, 1)", "pad_token_id 3"):
         assert part in message

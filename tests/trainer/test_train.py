@@ -12,7 +12,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
 from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
-from tests.trainer.helpers import text_examples, write_shards  # noqa: E402
+from tests.trainer.helpers import (  # noqa: E402
+    TIMING,
+    TINY_MODEL,
+    read_metrics,
+    single_thread,  # noqa: F401 (autouse fixture)
+    small_shards,
+    text_examples,
+    tiny_config,
+    write_config,
+    write_shards,
+)
 from winnow.cli import main  # noqa: E402
 from winnow.trainer.checkpoints import PretrainError, latest_checkpoint, load_checkpoint  # noqa: E402
 from winnow.trainer.config import ConfigError, TrainConfig, config_from_dict, load_config  # noqa: E402
@@ -20,59 +30,21 @@ from winnow.trainer.data import MaskingConfig  # noqa: E402
 from winnow.trainer.train import export, get_lr, pretrain, setup, train_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY_MODEL = {"preset": "tiny", "hidden_size": 64, "num_heads": 2, "intermediate_size": 128}
-TIMING = ("tokens_per_s", "padded_tokens_per_s", "mfu")
-
-
-def tiny_config(**changes) -> dict:
-    """A config (as YAML would give it) for a model that takes a few ms per step."""
-    config = {"model": dict(TINY_MODEL), "batch_size": 8, "max_steps": 6, "lr": 1e-3,
-              "warmup_steps": 2, "log_every": 1, "eval_every": 3, "eval_batches": 1,
-              "checkpoint_every": 0, "eval_examples": 4, "num_workers": 0, "seed": 7}
-    config.update(changes)
-    return config
-
-
-def write_config(path, config: dict) -> str:
-    import yaml
-
-    with open(path, "w") as handle:
-        yaml.safe_dump(config, handle)
-    return str(path)
-
-
-def read_metrics(run_dir, drop=TIMING) -> list[dict]:
-    with open(os.path.join(run_dir, "metrics.jsonl")) as handle:
-        return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in handle]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: the 2 cores here are shared, and tiny models gain nothing."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, tokenizer):
     """40 examples (vocab 100, sop, max_seq_len 20) in two shards."""
-    directory = tmp_path_factory.mktemp("shards")
-    write_shards(directory, text_examples(tokenizer, 40, 20), tokenizer, max_seq_len=20,
-                 examples_per_shard=25)
-    return str(directory)
+    return small_shards(tmp_path_factory.mktemp("shards"), tokenizer)
 
 
 # --- config and schedule -----------------------------------------------------------------------
 
 def test_config_names_only_what_it_changes_and_lists_every_problem(tmp_path):
     path = write_config(tmp_path / "ok.yaml", {"model": {"preset": "tiny", "share_layers": "all"},
-                                               "lr": 3, "betas": [0.9, 0.98],
+                                               "lr": 1, "betas": [0.9, 0.98],
                                                "masking": {"whole_word": True}})
     config = load_config(path)
     assert config.model == {"preset": "tiny", "share_layers": "all"}
-    assert (config.lr, config.betas, config.masking.whole_word) == (3.0, (0.9, 0.98), True)
+    assert (config.lr, config.betas, config.masking.whole_word) == (1.0, (0.9, 0.98), True)
     assert config.batch_size == TrainConfig().batch_size
     assert load_config(path, preset="mini").model["preset"] == "mini"
 
@@ -152,7 +124,8 @@ def test_stop_and_resume_give_the_losses_of_an_uninterrupted_run(tmp_path, shard
     assert checkpoint["step"] == 6 and checkpoint["examples_seen"] == 48
     assert checkpoint["manifest"]["vocab_size"] == 100
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [
-        "latest", "step-000003.pt", "step-000006.pt"]
+        "latest", "step-000003.pt", "step-000003.pt.sha256", "step-000006.pt",
+        "step-000006.pt.sha256"]
     # Resuming a finished run does nothing; a new run into a used folder is refused.
     assert pretrain(None, run, resume=True) == 6
     with pytest.raises(PretrainError, match="already holds a run"):
