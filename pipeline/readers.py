@@ -2,10 +2,11 @@
 
 Every record a file holds comes out as exactly one of the two, so nothing is lost: a line that
 is not JSON, not UTF-8, has no text field or a non-string text is quarantined with its position
-and raw bytes; a compressed file that ends early, in any format, yields what it held and then
-one ``truncated_file`` record (its torn last line is part of the cut, not a record); a file
-that cannot be opened or parsed at all yields one ``unreadable_file`` record. Blank lines in
-JSONL are not records.
+and raw bytes; a record over ``max_document_bytes`` is quarantined as ``document_too_large``
+without being parsed; a compressed file that ends early, in any format, yields what it held and
+then one ``truncated_file`` record (its torn last line is part of the cut, not a record); a
+file that cannot be opened or parsed at all yields one ``unreadable_file`` record. Blank lines
+in JSONL are not records.
 
 Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
 with the standard codecs, which read lines at C speed.
@@ -55,11 +56,21 @@ class InputConfig:
     """Input field name -> its name in the ``fields`` column, e.g. ``{meta: crawl_meta}``.
     With ``keep_fields: ["*"]``, a renamed field replaces a record's field that already has
     the new name."""
+    max_document_bytes: int = 8_000_000
+    """A record larger than this, in bytes as stored (a JSONL line, a text file, a Parquet text
+    value in UTF-8), is quarantined as ``document_too_large``; a JSONL line is not even parsed.
+    Curating a document takes about 20 times its size in memory (BENCHMARKS.md), so this bounds
+    what one document costs a worker. 8 MB keeps whole books (the KJV Bible is 4.4 MB) and is 8
+    times Common Crawl's 1 MiB page cap; with the default heuristics nothing over 100,000 words
+    (about 0.7 MB of English) is kept anyway. 0: no limit."""
 
     def errors(self) -> list[str]:
         problems = []
         if self.format not in ("auto", "jsonl", "parquet", "text"):
             problems.append(f"format must be auto, jsonl, parquet or text, got {self.format!r}")
+        if self.max_document_bytes < 0:
+            problems.append(f"max_document_bytes must be 0 (no limit) or more, got "
+                            f"{self.max_document_bytes}")
         return problems + self._keep_fields_errors() + self._rename_fields_errors()
 
     @property
@@ -223,25 +234,56 @@ class ZstdFramesReader(io.RawIOBase):
 
 def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
     position = 0
+    limit = config.max_document_bytes
     with open_decompressed(path) as stream:
-        lines = iter(stream)
         while True:
             try:
-                raw_line = next(lines)
-            except StopIteration:
-                return
+                raw_line, size = _next_line(stream, limit)
             except _STREAM_ERRORS as error:
                 # The torn last line is part of the truncation, not a malformed record.
                 yield Quarantined(path, position, "truncated_file", b"",
                                   f"{type(error).__name__}: {error}")
                 return
-            if not raw_line.strip():
-                continue
-            # A byte order mark opens files written by Windows tools, and every part of files
-            # joined with cat: it is not JSON, and never a record's content.
-            line = raw_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
-            yield parse_jsonl_line(line, path, position, config)
+            if not raw_line:
+                return
+            if size is not None:
+                yield Quarantined(path, position, "document_too_large",
+                                  raw_line[:RAW_PREFIX_BYTES], _too_large(f"{size:,}", limit))
+            elif not raw_line.strip():
+                continue  # blank lines are not records
+            else:
+                # A byte order mark opens files written by Windows tools, and every part of
+                # files joined with cat: it is not JSON, and never a record's content.
+                line = raw_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
+                yield parse_jsonl_line(line, path, position, config)
             position += 1
+
+
+def _next_line(stream: IO[bytes], limit: int) -> tuple[bytes, int | None]:
+    """The next line (b"" at the end) and, when it is longer than ``limit`` bytes, its size:
+    then only its first ``limit`` bytes are returned, and the rest is read past in pieces, so
+    that one line never costs more than ``limit`` bytes of memory."""
+    line = stream.readline(limit + 1 if limit else -1)
+    if not limit or len(line.rstrip(b"\r\n")) <= limit:
+        return line, None
+    size, rest = len(line), line
+    while rest and not rest.endswith(b"\n"):
+        rest = stream.readline(1 << 20)
+        size += len(rest)
+    return line[:limit], size - (1 if rest.endswith(b"\n") else 0)
+
+
+def _too_large(size: str, limit: int) -> str:
+    """The detail of a ``document_too_large`` record: ``size`` says how large it is."""
+    return f"{size} bytes, over input.max_document_bytes ({limit:,})"
+
+
+def _over_limit(text: str, limit: int) -> bool:
+    """``text`` takes more than ``limit`` bytes in UTF-8 (encoded only when the length does not
+    tell: a character takes 1 to 4 bytes)."""
+    if not limit or len(text) * 4 <= limit:
+        return False
+    return len(text) > limit or len(text.encode("utf-8")) > limit
 
 
 def parse_jsonl_line(raw: bytes, path: str, position: int, config: InputConfig) -> Record:
@@ -351,17 +393,27 @@ def _parquet_row(row: dict, path: str, position: int, config: InputConfig) -> Re
     def quarantine(reason: str, detail: str) -> Quarantined:
         return Quarantined(path, position, reason, repr(row)[:RAW_PREFIX_BYTES].encode(), detail)
 
+    text, limit = row.get(config.text_field), config.max_document_bytes
+    if isinstance(text, str) and _over_limit(text, limit):
+        return quarantine("document_too_large",
+                          _too_large(f"{len(text.encode('utf-8')):,}", limit))
     return _document_from_record(row, path, position, config, quarantine)
 
 
 def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
-    """A plain text file is one document, with its path as id."""
+    """A plain text file is one document, with its path as id; one over the size limit is
+    read no further than the limit."""
+    limit = config.max_document_bytes
     with open_decompressed(path) as stream:
         try:
-            raw = stream.read()
+            raw = stream.read(limit + 1 if limit else -1)
         except _STREAM_ERRORS as error:
             yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
             return
+    if limit and len(raw) > limit:
+        yield Quarantined(path, 0, "document_too_large", raw[:RAW_PREFIX_BYTES],
+                          _too_large(f"more than {limit:,}", limit))
+        return
     try:
         text = raw.decode("utf-8-sig")  # without a leading byte order mark
     except UnicodeDecodeError as error:
