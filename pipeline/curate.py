@@ -12,7 +12,10 @@ writes the run folder and runs the pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import sys
 import time
 from typing import Any
 
@@ -201,6 +204,35 @@ def beam_options(beam_args: list[str]) -> list[str]:
     return [*beam_args, "--no_pipeline_type_check"]
 
 
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """The user's Beam options, parsed now. Beam's parser answers a bad value (``--runner``
+    choices, ``--direct_num_workers abc``) with its whole usage text and an exit; that becomes
+    one CurationError line holding its error message."""
+    options = PipelineOptions(beam_options(beam_args))
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            options.get_all_options()
+    except SystemExit:
+        message = printed.getvalue().strip().splitlines()[-1:] or ["invalid option"]
+        raise CurationError(f"Beam options: {message[0].split('error: ', 1)[-1]}") from None
+    sys.stderr.write(printed.getvalue())  # warnings of a parse that succeeded
+    return options
+
+
+def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline on the runner the options name. Beam validates the options for that runner
+    here (Dataflow's --project, --region, --temp_location; the runner's name), raising one
+    ValueError with a line per problem; it becomes one CurationError line."""
+    try:
+        return beam.Pipeline(runner=local_runner(options), options=options)
+    except ValueError as error:
+        problems = [line.strip().rstrip(".") for line in str(error).splitlines()
+                    if line.strip()] or [type(error).__name__]
+        raise CurationError(f"Beam options: {problems[0]} {'; '.join(problems[1:])}".strip()
+                            ) from None
+
+
 def local_runner(options: PipelineOptions):
     """Beam's FnApiRunner when the DirectRunner is asked for (or no runner), else None (Beam
     builds the named one).
@@ -228,13 +260,13 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     """Run a whole curation and return the finished report."""
     paths = expand_inputs(inputs)
     check_models(config)
-    options = PipelineOptions(beam_options(beam_args or []))
+    options = pipeline_options(beam_args or [])
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     dry_run = bool(options.get_all_options().get("dry_run"))
     if not dry_run:
         prepare_output(output_dir, overwrite)
     started = time.monotonic()
-    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+    pipeline = new_pipeline(options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
     result = pipeline.run()
     result.wait_until_finish()
