@@ -28,6 +28,7 @@ from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.near_dedup import CLUSTERS
+from winnow.pipeline.readers import carried_name
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
 from winnow.pipeline.stage_list import STAGES, stage_order
@@ -77,18 +78,21 @@ def _match(pattern: str) -> list[str]:
             and not FileSystems.split(m.path)[1].startswith(".")]
 
 
-def prepare_output(output_dir: str, overwrite: bool) -> None:
+def check_output(output_dir: str, overwrite: bool) -> None:
     """Refuse to mix runs: an existing run folder is only replaced with ``overwrite``."""
-    report_path = FileSystems.join(output_dir, REPORT_FILE)
-    existing = [FileSystems.join(output_dir, folder) for folder in OUTPUT_FOLDERS]
-    has_run = FileSystems.exists(report_path) or any(
-        _match(FileSystems.join(folder, "*")) for folder in existing)
+    has_run = FileSystems.exists(FileSystems.join(output_dir, REPORT_FILE)) or any(
+        _match(FileSystems.join(output_dir, folder, "*")) for folder in OUTPUT_FOLDERS)
     if has_run and not overwrite:
         raise CurationError(f"{output_dir} already holds a run; pass --overwrite to replace it")
-    for folder in existing:
-        stale = _match(FileSystems.join(folder, "*"))
+
+
+def clear_output(output_dir: str) -> None:
+    """Delete an earlier run's outputs (``check_output`` allowed it)."""
+    for folder in OUTPUT_FOLDERS:
+        stale = _match(FileSystems.join(output_dir, folder, "*"))
         if stale:
             FileSystems.delete(stale)
+    report_path = FileSystems.join(output_dir, REPORT_FILE)
     if FileSystems.exists(report_path):
         FileSystems.delete([report_path])
 
@@ -178,7 +182,8 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "stats": stats | "AllStats" >> beam.Flatten(),
         "clusters": clusters,
         "manifest": manifest,
-    } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config)
+    } | "Report" >> BuildReport(output_dir, [carried_name(pattern)[0] for pattern in inputs],
+                                stage_order(config), config)
 
 
 def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
@@ -257,17 +262,23 @@ def local_runner(options: PipelineOptions):
 
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run a whole curation and return the finished report."""
+    """Run a whole curation and return the finished report.
+
+    Everything that can be checked is checked before an earlier run in ``output_dir`` is
+    deleted (with ``overwrite``): the inputs, the models, the Beam options and the whole
+    pipeline graph (which a file name Beam cannot carry used to fail)."""
     paths = expand_inputs(inputs)
     check_models(config)
     options = pipeline_options(beam_args or [])
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     dry_run = bool(options.get_all_options().get("dry_run"))
     if not dry_run:
-        prepare_output(output_dir, overwrite)
+        check_output(output_dir, overwrite)
     started = time.monotonic()
     pipeline = new_pipeline(options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
+    if not dry_run:
+        clear_output(output_dir)
     result = pipeline.run()
     result.wait_until_finish()
     if dry_run:

@@ -5,8 +5,8 @@ is not JSON, not UTF-8, has no text field or a non-string text is quarantined wi
 and raw bytes; a record over ``max_document_bytes`` is quarantined as ``document_too_large``
 without being parsed; a compressed file that ends early, in any format, yields what it held and
 then one ``truncated_file`` record (its torn last line is part of the cut, not a record); a
-file that cannot be opened or parsed at all yields one ``unreadable_file`` record. Blank lines
-in JSONL are not records.
+file that cannot be opened or parsed at all, or whose name Beam cannot carry, yields one
+``unreadable_file`` record. Blank lines in JSONL are not records.
 
 Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
 with the standard codecs, which read lines at C speed.
@@ -155,6 +155,30 @@ def read_records(path: str, config: InputConfig) -> Iterator[Record]:
         # Raised before the first record: the file could not be opened or is not what its name
         # says. Mid-file stream errors are handled inside the readers with their position.
         yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
+
+
+def carried_name(path: str) -> tuple[str, bool]:
+    """``(path, True)`` when the file name is valid UTF-8, the only names Beam's string coder
+    carries to a worker; else ``(the name with those bytes written as \\xNN, False)``.
+
+    Linux allows any bytes in a name; Python holds the ones that are not UTF-8 as lone
+    surrogates (PEP 383), which no UTF-8 encoder accepts."""
+    try:
+        path.encode("utf-8")
+        return path, True
+    except UnicodeEncodeError:
+        pass
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"), False
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte: \udXXX
+        return path.encode("utf-8", "backslashreplace").decode("utf-8"), False
+
+
+def unreadable_name(escaped_name: str) -> Quarantined:
+    """The record of a file that was not read because Beam cannot carry its name."""
+    return Quarantined(escaped_name, 0, "unreadable_file", b"",
+                       "the file name is not valid UTF-8 (its other bytes are shown as \\xNN): "
+                       "Beam cannot carry it to a worker, so the file was not read")
 
 
 def open_decompressed(path: str) -> IO[bytes]:
