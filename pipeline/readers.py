@@ -59,10 +59,11 @@ class InputConfig:
     max_document_bytes: int = 8_000_000
     """A record larger than this, in bytes as stored (a JSONL line, a text file, a Parquet text
     value in UTF-8), is quarantined as ``document_too_large``; a JSONL line is not even parsed.
-    Curating a document takes about 20 times its size in memory (BENCHMARKS.md), so this bounds
-    what one document costs a worker. 8 MB keeps whole books (the KJV Bible is 4.4 MB) and is 8
-    times Common Crawl's 1 MiB page cap; with the default heuristics nothing over 100,000 words
-    (about 0.7 MB of English) is kept anyway. 0: no limit."""
+    Curating a document takes about 20 times its size in memory, and about 65 times when it
+    passes every stage (heuristics off: 45 MB peaked at 3.3 GB; BENCHMARKS.md), so this bounds
+    what one document costs a worker (under 0.8 GB). 8 MB keeps whole books (the KJV Bible is
+    4.4 MB) and is 8 times Common Crawl's 1 MiB page cap; with the default heuristics nothing
+    over 100,000 words (about 0.7 MB of English) is kept anyway. 0: no limit."""
 
     def errors(self) -> list[str]:
         problems = []
