@@ -81,11 +81,15 @@ def load_config(path: str | None) -> WinnowConfig:
         return WinnowConfig()
     from apache_beam.io.filesystems import FileSystems  # only the CLI loads files this way
 
-    with FileSystems.open(path) as handle:
-        try:
-            data = yaml.safe_load(handle.read().decode("utf-8"))
-        except yaml.YAMLError as error:
-            raise ConfigError([f"{path}: not valid YAML: {error}"]) from error
+    try:
+        with FileSystems.open(path) as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:  # BeamIOError is an OSError
+        raise ConfigError([f"{path}: cannot read the config: {error}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{path}: not valid YAML: {error}"]) from error
     if data is not None and not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections"])
     try:

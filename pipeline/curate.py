@@ -12,8 +12,11 @@ writes the run folder and runs the pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import io
+import sys
 import time
 from typing import Any
 
@@ -28,6 +31,7 @@ from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
+from winnow.pipeline.readers import carried_name
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
 from winnow.pipeline.stage_list import STAGES, stage_order
@@ -78,19 +82,22 @@ def _match(pattern: str) -> list[str]:
             and not FileSystems.split(m.path)[1].startswith(".")]
 
 
-def prepare_output(output_dir: str, overwrite: bool) -> None:
+def check_output(output_dir: str, overwrite: bool) -> None:
     """Refuse to mix runs: an existing run folder is only replaced with ``overwrite``."""
-    report_path = FileSystems.join(output_dir, REPORT_FILE)
-    existing = [FileSystems.join(output_dir, folder) for folder in OUTPUT_FOLDERS]
-    has_run = FileSystems.exists(report_path) or any(
-        _match(FileSystems.join(folder, "*")) for folder in existing)
+    has_run = FileSystems.exists(FileSystems.join(output_dir, REPORT_FILE)) or any(
+        _match(FileSystems.join(output_dir, folder, "*")) for folder in OUTPUT_FOLDERS)
     if has_run and not overwrite:
         raise CurationError(f"{output_dir} already holds a run; pass --overwrite to replace it")
-    for folder in existing:
-        stale = _match(FileSystems.join(folder, "*"))
+
+
+def clear_output(output_dir: str) -> None:
+    """Delete an earlier run's outputs (``check_output`` allowed it)."""
+    for folder in OUTPUT_FOLDERS:
+        stale = _match(FileSystems.join(output_dir, folder, "*"))
         if stale:
             FileSystems.delete(stale)
     # report.json and the temporaries of a killed write_atomically (report.json.tmp-<hex>)
+    report_path = FileSystems.join(output_dir, REPORT_FILE)
     stale_reports = _match(f"{report_path}.tmp-*") + (
         [report_path] if FileSystems.exists(report_path) else [])
     if stale_reports:
@@ -189,7 +196,8 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "clusters": clusters,
         "manifest": manifest,
         "written": written | "AllWritten" >> beam.Flatten(),
-    } | "Report" >> BuildReport(output_dir, inputs, stage_order(config), config, names)
+    } | "Report" >> BuildReport(output_dir, [carried_name(pattern)[0] for pattern in inputs],
+                                stage_order(config), config, names)
 
 
 def _write_outputs(output_dir: str, num_shards: int, kept, removed, quarantined,
@@ -220,6 +228,35 @@ def beam_options(beam_args: list[str]) -> list[str]:
            for arg in beam_args):
         return beam_args
     return [*beam_args, "--no_pipeline_type_check"]
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """The user's Beam options, parsed now. Beam's parser answers a bad value (``--runner``
+    choices, ``--direct_num_workers abc``) with its whole usage text and an exit; that becomes
+    one CurationError line holding its error message."""
+    options = PipelineOptions(beam_options(beam_args))
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            options.get_all_options()
+    except SystemExit:
+        message = printed.getvalue().strip().splitlines()[-1:] or ["invalid option"]
+        raise CurationError(f"Beam options: {message[0].split('error: ', 1)[-1]}") from None
+    sys.stderr.write(printed.getvalue())  # warnings of a parse that succeeded
+    return options
+
+
+def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline on the runner the options name. Beam validates the options for that runner
+    here (Dataflow's --project, --region, --temp_location; the runner's name), raising one
+    ValueError with a line per problem; it becomes one CurationError line."""
+    try:
+        return beam.Pipeline(runner=local_runner(options), options=options)
+    except ValueError as error:
+        problems = [line.strip().rstrip(".") for line in str(error).splitlines()
+                    if line.strip()] or [type(error).__name__]
+        raise CurationError(f"Beam options: {problems[0]} {'; '.join(problems[1:])}".strip()
+                            ) from None
 
 
 def local_runner(options: PipelineOptions):
@@ -261,22 +298,34 @@ def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
                             "(no report.json was written)") from error
 
 
+def runs_local_workers(pipeline: beam.Pipeline, options: PipelineOptions) -> bool:
+    """A local FnApiRunner run whose workers are processes (``multi_processing``)."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    return (isinstance(pipeline.runner, fn_runner.FnApiRunner)
+            and options.view_as(DirectOptions).direct_running_mode == "multi_processing")
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run a whole curation and return the finished report."""
+    """Run a whole curation and return the finished report.
+
+    Everything that can be checked is checked before an earlier run in ``output_dir`` is
+    deleted (with ``overwrite``): the inputs, the models, the Beam options and the whole
+    pipeline graph (which a file name Beam cannot carry used to fail)."""
     paths = expand_inputs(inputs)
     check_models(config)
-    options = PipelineOptions(beam_options(beam_args or []))
+    options = pipeline_options(beam_args or [])
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     dry_run = bool(options.get_all_options().get("dry_run"))
     if not dry_run:
-        prepare_output(output_dir, overwrite)
+        check_output(output_dir, overwrite)
     started = time.monotonic()
-    local = local_runner(options)
-    pipeline = beam.Pipeline(runner=local, options=options)
+    pipeline = new_pipeline(options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
-    run_pipeline(pipeline, watch_workers=local is not None and options.view_as(
-        DirectOptions).direct_running_mode == "multi_processing")
+    if not dry_run:
+        clear_output(output_dir)
+    run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
     if dry_run:
         return {}
     return finish_report(output_dir, time.monotonic() - started, str(runner))

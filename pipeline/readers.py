@@ -2,8 +2,10 @@
 
 Every record a file holds comes out as exactly one of the two, so nothing is lost: a line that
 is not JSON, not UTF-8, has no text field or a non-string text is quarantined with its position
-and raw bytes; a compressed file that ends early yields what it held and then one
-``truncated_file`` record; a file that cannot be opened or parsed at all yields one
+and raw bytes; a record over ``max_document_bytes`` is quarantined as ``document_too_large``
+without being parsed; a compressed file that ends early, in any format, yields what it held and
+then one ``truncated_file`` record (its torn last line is part of the cut, not a record); a
+file that cannot be opened or parsed at all, or whose name Beam cannot carry, yields one
 ``unreadable_file`` record. Blank lines in JSONL are not records.
 
 Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
@@ -54,11 +56,22 @@ class InputConfig:
     """Input field name -> its name in the ``fields`` column, e.g. ``{meta: crawl_meta}``.
     With ``keep_fields: ["*"]``, a renamed field replaces a record's field that already has
     the new name."""
+    max_document_bytes: int = 8_000_000
+    """A record larger than this, in bytes as stored (a JSONL line, a text file, a Parquet text
+    value in UTF-8), is quarantined as ``document_too_large``; a JSONL line is not even parsed.
+    Curating a document takes about 20 times its size in memory, and about 65 times when it
+    passes every stage (heuristics off: 45 MB peaked at 3.3 GB; BENCHMARKS.md), so this bounds
+    what one document costs a worker (under 0.8 GB). 8 MB keeps whole books (the KJV Bible is
+    4.4 MB) and is 8 times Common Crawl's 1 MiB page cap; with the default heuristics nothing
+    over 100,000 words (about 0.7 MB of English) is kept anyway. 0: no limit."""
 
     def errors(self) -> list[str]:
         problems = []
         if self.format not in ("auto", "jsonl", "parquet", "text"):
             problems.append(f"format must be auto, jsonl, parquet or text, got {self.format!r}")
+        if self.max_document_bytes < 0:
+            problems.append(f"max_document_bytes must be 0 (no limit) or more, got "
+                            f"{self.max_document_bytes}")
         return problems + self._keep_fields_errors() + self._rename_fields_errors()
 
     @property
@@ -145,6 +158,30 @@ def read_records(path: str, config: InputConfig) -> Iterator[Record]:
         yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
 
 
+def carried_name(path: str) -> tuple[str, bool]:
+    """``(path, True)`` when the file name is valid UTF-8, the only names Beam's string coder
+    carries to a worker; else ``(the name with those bytes written as \\xNN, False)``.
+
+    Linux allows any bytes in a name; Python holds the ones that are not UTF-8 as lone
+    surrogates (PEP 383), which no UTF-8 encoder accepts."""
+    try:
+        path.encode("utf-8")
+        return path, True
+    except UnicodeEncodeError:
+        pass
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"), False
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte: \udXXX
+        return path.encode("utf-8", "backslashreplace").decode("utf-8"), False
+
+
+def unreadable_name(escaped_name: str) -> Quarantined:
+    """The record of a file that was not read because Beam cannot carry its name."""
+    return Quarantined(escaped_name, 0, "unreadable_file", b"",
+                       "the file name is not valid UTF-8 (its other bytes are shown as \\xNN): "
+                       "Beam cannot carry it to a worker, so the file was not read")
+
+
 def open_decompressed(path: str) -> IO[bytes]:
     """A buffered binary stream of the file's contents, decompressed by suffix.
 
@@ -160,32 +197,118 @@ def open_decompressed(path: str) -> IO[bytes]:
     if name.endswith((".xz", ".lzma")):
         return lzma.LZMAFile(raw)
     if name.endswith((".zst", ".zstd")):
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
-            raw, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 16)
+        return io.BufferedReader(ZstdFramesReader(raw), buffer_size=1 << 16)
     return io.BufferedReader(raw, buffer_size=1 << 20)
+
+
+class ZstdFramesReader(io.RawIOBase):
+    """The decompressed bytes of a zstd stream of one or more frames; raises ``EOFError`` when
+    the input ends inside a frame, as the gzip, bz2 and xz readers do.
+
+    zstandard's ``stream_reader`` returns end of file there instead: a cut file lost its torn
+    frame without a trace (a small one-frame file read as empty). ``decompressobj`` tells
+    where a frame ends (``eof``, ``unused_data``), so each frame gets its own and leftover
+    input starts the next. Input goes in ``_INPUT_CHUNK`` bytes at a time, which bounds what
+    one step can produce at about 32,000 times that (zstd's largest ratio, all one byte).
+    """
+
+    _INPUT_CHUNK = 1 << 10
+    """1 KiB: at most about 32 MB from one step of a decompression bomb. Reading linux-doc
+    (25 MB of text, 5.8 MB of zstd) this way was no slower than with stream_reader."""
+
+    def __init__(self, compressed: IO[bytes]):
+        self._compressed = compressed
+        # Frames written with --long (windows up to 2 GiB) are read too.
+        self._decompressor = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+        self._frame = None  # the decompressobj of the frame being read; None between frames
+        self._leftover = b""  # input after the end of the last frame
+        self._output = memoryview(b"")  # decompressed, not yet read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._output:
+            if not self._decompress_more():
+                return 0
+        size = min(len(buffer), len(self._output))
+        buffer[:size] = self._output[:size]
+        self._output = self._output[size:]
+        return size
+
+    def _decompress_more(self) -> bool:
+        """Decompress the next piece of input into ``_output``; False at the end of the last
+        frame."""
+        data = self._leftover or self._compressed.read(self._INPUT_CHUNK)
+        self._leftover = b""
+        if not data:
+            if self._frame is not None:
+                raise EOFError("zstd input ended inside a frame: the file is truncated")
+            return False
+        if self._frame is None:
+            self._frame = self._decompressor.decompressobj()
+        self._output = memoryview(self._frame.decompress(data))
+        if self._frame.eof:
+            self._leftover, self._frame = self._frame.unused_data, None
+        return True
+
+    def close(self) -> None:
+        self._compressed.close()
+        super().close()
 
 
 def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
     position = 0
+    limit = config.max_document_bytes
     with open_decompressed(path) as stream:
-        lines = iter(stream)
         while True:
             try:
-                raw_line = next(lines)
-            except StopIteration:
-                return
+                raw_line, size = _next_line(stream, limit)
             except _STREAM_ERRORS as error:
+                # The torn last line is part of the truncation, not a malformed record.
                 yield Quarantined(path, position, "truncated_file", b"",
                                   f"{type(error).__name__}: {error}")
                 return
-            if not raw_line.strip():
-                continue
-            # A byte order mark opens files written by Windows tools, and every part of files
-            # joined with cat: it is not JSON, and never a record's content.
-            line = raw_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
-            yield parse_jsonl_line(line, path, position, config)
+            if not raw_line:
+                return
+            if size is not None:
+                yield Quarantined(path, position, "document_too_large",
+                                  raw_line[:RAW_PREFIX_BYTES], _too_large(f"{size:,}", limit))
+            elif not raw_line.strip():
+                continue  # blank lines are not records
+            else:
+                # A byte order mark opens files written by Windows tools, and every part of
+                # files joined with cat: it is not JSON, and never a record's content.
+                line = raw_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
+                yield parse_jsonl_line(line, path, position, config)
             position += 1
+
+
+def _next_line(stream: IO[bytes], limit: int) -> tuple[bytes, int | None]:
+    """The next line (b"" at the end) and, when it is longer than ``limit`` bytes, its size:
+    then only its first ``limit`` bytes are returned, and the rest is read past in pieces, so
+    that one line never costs more than ``limit`` bytes of memory."""
+    line = stream.readline(limit + 1 if limit else -1)
+    if not limit or len(line.rstrip(b"\r\n")) <= limit:
+        return line, None
+    size, rest = len(line), line
+    while rest and not rest.endswith(b"\n"):
+        rest = stream.readline(1 << 20)
+        size += len(rest)
+    return line[:limit], size - (1 if rest.endswith(b"\n") else 0)
+
+
+def _too_large(size: str, limit: int) -> str:
+    """The detail of a ``document_too_large`` record: ``size`` says how large it is."""
+    return f"{size} bytes, over input.max_document_bytes ({limit:,})"
+
+
+def _over_limit(text: str, limit: int) -> bool:
+    """``text`` takes more than ``limit`` bytes in UTF-8 (encoded only when the length does not
+    tell: a character takes 1 to 4 bytes)."""
+    if not limit or len(text) * 4 <= limit:
+        return False
+    return len(text) > limit or len(text.encode("utf-8")) > limit
 
 
 def parse_jsonl_line(raw: bytes, path: str, position: int, config: InputConfig) -> Record:
@@ -295,17 +418,27 @@ def _parquet_row(row: dict, path: str, position: int, config: InputConfig) -> Re
     def quarantine(reason: str, detail: str) -> Quarantined:
         return Quarantined(path, position, reason, repr(row)[:RAW_PREFIX_BYTES].encode(), detail)
 
+    text, limit = row.get(config.text_field), config.max_document_bytes
+    if isinstance(text, str) and _over_limit(text, limit):
+        return quarantine("document_too_large",
+                          _too_large(f"{len(text.encode('utf-8')):,}", limit))
     return _document_from_record(row, path, position, config, quarantine)
 
 
 def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
-    """A plain text file is one document, with its path as id."""
+    """A plain text file is one document, with its path as id; one over the size limit is
+    read no further than the limit."""
+    limit = config.max_document_bytes
     with open_decompressed(path) as stream:
         try:
-            raw = stream.read()
+            raw = stream.read(limit + 1 if limit else -1)
         except _STREAM_ERRORS as error:
             yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
             return
+    if limit and len(raw) > limit:
+        yield Quarantined(path, 0, "document_too_large", raw[:RAW_PREFIX_BYTES],
+                          _too_large(f"more than {limit:,}", limit))
+        return
     try:
         text = raw.decode("utf-8-sig")  # without a leading byte order mark
     except UnicodeDecodeError as error:

@@ -1,7 +1,8 @@
 """Generic Beam transforms: read files, apply a per-document stage, and account for it.
 
 Element shapes:
-- ``path``: str, one input file;
+- ``file``: ``(path, carried)``, one input file; ``carried`` is False when Beam could not
+  carry its name (not UTF-8), and ``path`` is the name escaped (``readers.carried_name``);
 - ``doc``: ``schemas.records.Document``; ``removed``: ``Removed``; ``quarantined``: ``Quarantined``;
 - ``stage_stats``: ``(stage name, schemas.report.StageStats)``, one partial per bundle.
 
@@ -21,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from winnow.pipeline.readers import InputConfig, read_records
+from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
 from winnow.pipeline.stages import Stage, length_bin_name
 from winnow.schemas.records import Document, Quarantined, Removed
 from winnow.schemas.report import StageStats
@@ -64,7 +65,7 @@ class BundleStats:
 
 
 class ReadFilesFn(beam.DoFn):
-    """path -> Document, with Quarantined records on the ``quarantined`` output."""
+    """file -> Document, with Quarantined records on the ``quarantined`` output."""
 
     STAGE = "read"
 
@@ -76,9 +77,11 @@ class ReadFilesFn(beam.DoFn):
         self._records = self._bytes = 0
         self._last_progress = time.monotonic()
 
-    def process(self, path: str):
+    def process(self, file: tuple[str, bool]):
+        path, carried = file
         stats = self._stats.stage(self.STAGE)
-        for record in read_records(path, self.config):
+        records = read_records(path, self.config) if carried else [unreadable_name(path)]
+        for record in records:
             stats.documents_in += 1
             if isinstance(record, Quarantined):
                 self._stats.count(f"{self.STAGE}/quarantined:{record.reason}")
@@ -159,7 +162,9 @@ class ReadInputs(beam.PTransform):
     """paths -> {main: docs, quarantined, stats}. Files are spread over workers by a
     Reshuffle; each file is read start to end by one worker. The documents are reshuffled
     again, so that the stages after reading are not fused to one worker per file: with a few
-    large files (or one), that fusion left most workers idle through the costly stages."""
+    large files (or one), that fusion left most workers idle through the costly stages.
+    A file whose name is not UTF-8 travels by its escaped name and is quarantined as
+    ``unreadable_file``: Beam's coders cannot carry the name, and failed the whole run on it."""
 
     def __init__(self, paths: list[str], config: InputConfig):
         super().__init__()
@@ -169,7 +174,7 @@ class ReadInputs(beam.PTransform):
     def expand(self, pipeline):
         parsed = (
             pipeline
-            | "ListFiles" >> beam.Create(self.paths)
+            | "ListFiles" >> beam.Create([carried_name(path) for path in self.paths])
             | "SpreadFiles" >> beam.Reshuffle()
             | "ParseRecords" >> beam.ParDo(ReadFilesFn(self.config)).with_outputs(
                 QUARANTINED, STATS, main="docs")

@@ -19,10 +19,12 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """Every problem found in a config, one per line; ``problems`` holds them as a list."""
+    """Every problem found in a config, one per line (one problem: one line with the title);
+    ``problems`` holds them as a list."""
 
     def __init__(self, problems: list[str], title: str = "invalid config"):
-        super().__init__(f"{title}:\n  " + "\n  ".join(problems))
+        separator = " " if len(problems) == 1 else "\n  "
+        super().__init__(f"{title}:{separator}" + "\n  ".join(problems))
         self.problems = problems
 
 

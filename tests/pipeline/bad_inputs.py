@@ -53,11 +53,14 @@ def write_bad_corpus(folder: Path) -> tuple[Counter, int]:
                        invalid_utf8=1, invalid_unicode=1)
     documents += 5
 
-    # A 20 MB document and a 5 MB line without spaces: read, judged, never a crash.
-    huge = {"id": "huge", "text": (GOOD_TEXT + "\n") * (20_000_000 // len(GOOD_TEXT))}
+    # A 7 MB document and a 5 MB line without spaces: read, judged, never a crash. A 9 MB
+    # line is over input.max_document_bytes (8 MB): quarantined without being parsed.
+    huge = {"id": "huge", "text": (GOOD_TEXT + "\n") * (7_000_000 // len(GOOD_TEXT))}
     no_spaces = {"id": "no-spaces", "text": "x" * 5_000_000}
-    (folder / "big.jsonl").write_bytes(_jsonl([huge, no_spaces]))
+    too_large = {"id": "too-large", "text": "y" * 9_000_000}
+    (folder / "big.jsonl").write_bytes(_jsonl([huge, too_large, no_spaces]))
     documents += 2
+    quarantined.update(document_too_large=1)
 
     # A gzip file cut in the middle: the records before the cut survive, then one
     # truncated_file record.
