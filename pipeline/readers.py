@@ -14,24 +14,19 @@ with the standard codecs, which read lines at C speed.
 
 from __future__ import annotations
 
-import bz2
 import codecs
-import gzip
-import io
 import json
-import lzma
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 
 from winnow.filters.normalize import has_lone_surrogate
 from winnow.pipeline.filesystem import open_binary
+from winnow.schemas.compressed import STREAM_ERRORS, decompressed, without_compression_suffix
 from winnow.schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
 ALL_FIELDS = "*"
@@ -125,10 +120,6 @@ class InputConfig:
 Record = Document | Quarantined
 
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-_COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lzma")
-# What a decompressor raises on a stream that ends early or is corrupt.
-_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, lzma.LZMAError,
-                  zstandard.ZstdError)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -137,9 +128,7 @@ def file_format(path: str, configured: str) -> str:
     """jsonl, parquet or text, from the config or else the file name."""
     if configured != "auto":
         return configured
-    name = path.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        name = name.removesuffix(suffix)
+    name = without_compression_suffix(path)
     if name.endswith(_JSONL_SUFFIXES):
         return "jsonl"
     if name.endswith(".parquet"):
@@ -152,7 +141,7 @@ def read_records(path: str, config: InputConfig) -> Iterator[Record]:
     readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text}
     try:
         yield from readers[file_format(path, config.format)](path, config)
-    except _STREAM_ERRORS as error:
+    except STREAM_ERRORS as error:
         # Raised before the first record: the file could not be opened or is not what its name
         # says. Mid-file stream errors are handled inside the readers with their position.
         yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
@@ -183,78 +172,8 @@ def unreadable_name(escaped_name: str) -> Quarantined:
 
 
 def open_decompressed(path: str) -> IO[bytes]:
-    """A buffered binary stream of the file's contents, decompressed by suffix.
-
-    gzip, bz2 and xz readers are buffered already and are iterated directly: wrapping them in
-    another buffer would drop the lines decoded just before a truncation error.
-    """
-    raw = open_binary(path)
-    name = path.lower()
-    if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw)
-    if name.endswith(".bz2"):
-        return bz2.BZ2File(raw)
-    if name.endswith((".xz", ".lzma")):
-        return lzma.LZMAFile(raw)
-    if name.endswith((".zst", ".zstd")):
-        return io.BufferedReader(ZstdFramesReader(raw), buffer_size=1 << 16)
-    return io.BufferedReader(raw, buffer_size=1 << 20)
-
-
-class ZstdFramesReader(io.RawIOBase):
-    """The decompressed bytes of a zstd stream of one or more frames; raises ``EOFError`` when
-    the input ends inside a frame, as the gzip, bz2 and xz readers do.
-
-    zstandard's ``stream_reader`` returns end of file there instead: a cut file lost its torn
-    frame without a trace (a small one-frame file read as empty). ``decompressobj`` tells
-    where a frame ends (``eof``, ``unused_data``), so each frame gets its own and leftover
-    input starts the next. Input goes in ``_INPUT_CHUNK`` bytes at a time, which bounds what
-    one step can produce at about 32,000 times that (zstd's largest ratio, all one byte).
-    """
-
-    _INPUT_CHUNK = 1 << 10
-    """1 KiB: at most about 32 MB from one step of a decompression bomb. Reading linux-doc
-    (25 MB of text, 5.8 MB of zstd) this way was no slower than with stream_reader."""
-
-    def __init__(self, compressed: IO[bytes]):
-        self._compressed = compressed
-        # Frames written with --long (windows up to 2 GiB) are read too.
-        self._decompressor = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-        self._frame = None  # the decompressobj of the frame being read; None between frames
-        self._leftover = b""  # input after the end of the last frame
-        self._output = memoryview(b"")  # decompressed, not yet read
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._output:
-            if not self._decompress_more():
-                return 0
-        size = min(len(buffer), len(self._output))
-        buffer[:size] = self._output[:size]
-        self._output = self._output[size:]
-        return size
-
-    def _decompress_more(self) -> bool:
-        """Decompress the next piece of input into ``_output``; False at the end of the last
-        frame."""
-        data = self._leftover or self._compressed.read(self._INPUT_CHUNK)
-        self._leftover = b""
-        if not data:
-            if self._frame is not None:
-                raise EOFError("zstd input ended inside a frame: the file is truncated")
-            return False
-        if self._frame is None:
-            self._frame = self._decompressor.decompressobj()
-        self._output = memoryview(self._frame.decompress(data))
-        if self._frame.eof:
-            self._leftover, self._frame = self._frame.unused_data, None
-        return True
-
-    def close(self) -> None:
-        self._compressed.close()
-        super().close()
+    """The file's contents (any Beam filesystem), decompressed by its suffix."""
+    return decompressed(open_binary(path), path)
 
 
 def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
@@ -264,7 +183,7 @@ def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
         while True:
             try:
                 raw_line, size = _next_line(stream, limit)
-            except _STREAM_ERRORS as error:
+            except STREAM_ERRORS as error:
                 # The torn last line is part of the truncation, not a malformed record.
                 yield Quarantined(path, position, "truncated_file", b"",
                                   f"{type(error).__name__}: {error}")
@@ -432,7 +351,7 @@ def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
     with open_decompressed(path) as stream:
         try:
             raw = stream.read(limit + 1 if limit else -1)
-        except _STREAM_ERRORS as error:
+        except STREAM_ERRORS as error:
             yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
             return
     if limit and len(raw) > limit:
