@@ -340,6 +340,19 @@ def nsp_examples(
     return examples
 
 
+def group_examples(
+    documents: Sequence[tuple[DocumentRef, Sequence[Sequence[int]]]],
+    config: PairsConfig,
+    stats: PairStats | None = None,
+) -> list[PairExample]:
+    """The examples of a group of ``(ref, sentences)`` documents under ``config.objective``:
+    NSP across the group (``nsp_examples``), SOP one document at a time (``sop_examples``)."""
+    if config.objective == "nsp":
+        return nsp_examples(documents, config, stats)
+    return [example for doc, sentences in documents
+            for example in sop_examples(doc, sentences, config, stats)]
+
+
 class _Others:
     """The non-empty documents of an NSP group except one, without copying the list."""
 

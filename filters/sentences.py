@@ -146,6 +146,12 @@ def split_sentences(text: str, config: SentencesConfig = SentencesConfig()) -> l
     return paragraphs
 
 
+def document_sentences(text: str, config: SentencesConfig = SentencesConfig()) -> list[str]:
+    """Every sentence of ``text`` in order, over all its paragraphs: what a document's
+    sentence-pair examples are cut from (``filters.pairs``)."""
+    return [sentence for paragraph in split_sentences(text, config) for sentence in paragraph]
+
+
 def cut_long(sentence: str, max_chars: int) -> list[str]:
     """Cut ``sentence`` into stripped pieces of at most ``max_chars`` characters.
 

@@ -31,13 +31,12 @@ from winnow.filters.pairs import (
     ExampleBlock,
     PairsConfig,
     PairStats,
-    nsp_examples,
+    group_examples,
     pack_sentences,
-    sop_examples,
     unpack_sentences,
 )
 from winnow.filters.pii_names import NameRedactor
-from winnow.filters.sentences import SentencesConfig, split_sentences
+from winnow.filters.sentences import SentencesConfig, document_sentences
 from winnow.filters.tokenizer import (
     Tokenizer,
     TokenizerConfig,
@@ -87,8 +86,7 @@ LENGTH_BIN = 16
 def training_sentences(texts, config: SentencesConfig):
     """Every sentence of every text, one SentencePiece training line each."""
     for text in texts:
-        for paragraph in split_sentences(text, config):
-            yield from paragraph
+        yield from document_sentences(text, config)
 
 
 def sample_order(item: tuple[int, tuple[str, str, int], str]) -> tuple:
@@ -133,9 +131,7 @@ class TokenizeFn(beam.DoFn):
     def process(self, doc: Document, model_bytes: bytes, document_count: int):
         tokenizer = self._tokenizer_for(model_bytes)
         started = time.perf_counter()
-        sentences = [s for paragraph in split_sentences(doc.text, self.sentences)
-                     for s in paragraph]
-        packed = pack_sentences(tokenizer.encode(sentences))
+        packed = pack_sentences(tokenizer.encode(document_sentences(doc.text, self.sentences)))
         stats = self._stats.stage(STAGE)
         stats.documents_in += 1
         stats.bytes_in += len(doc.text.encode("utf-8"))
@@ -170,11 +166,7 @@ class PairsFn(beam.DoFn):
         tokenized = [(DocumentRef(*key), unpack_sentences(tokens, lengths))
                      for key, tokens, lengths in sorted(docs, key=lambda d: d[0])]
         pair_stats = PairStats()
-        if self.pairs.objective == "nsp":
-            examples = nsp_examples(tokenized, self.pairs, pair_stats)
-        else:
-            examples = [example for doc, sentences in tokenized
-                        for example in sop_examples(doc, sentences, self.pairs, pair_stats)]
+        examples = group_examples(tokenized, self.pairs, pair_stats)
         examples.sort(key=lambda example: (example.doc_a, example.index))
         block = ExampleBlock.of(examples)
         stats = self._stats.stage(STAGE)

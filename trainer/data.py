@@ -1,7 +1,8 @@
 """The data path of pretraining: shard examples -> masked, padded batches of tensors.
 
-Read top to bottom: masking config, the index permutation, the dataset, collate, the batch
-iterator. Shapes: B examples in a batch, T = the manifest's max_seq_len.
+Read top to bottom: masking config, the index permutation, layout and masking
+(``ExampleBatcher``, shared with held-out evaluation), the dataset, collate, the batch iterator.
+Shapes: B examples in a batch, T = the manifest's max_seq_len.
 
 Choices made here, and why:
 
@@ -234,108 +235,50 @@ def _load_tokenizer(path: str | os.PathLike):
     return processor
 
 
-# --- the dataset -------------------------------------------------------------------------------
+# --- layout and masking ------------------------------------------------------------------------
 
-class PretrainingData:
-    """Masked, padded examples of one split of a shard folder, addressed by stream position.
+class ExampleBatcher:
+    """(A ids, B ids, label) examples -> masked, padded numpy arrays (``collate``'s layout): the
+    layout and masking that pretraining (``PretrainingData``) and held-out evaluation
+    (``trainer.evaluate``) share. The masks of an example depend only on (seed, epoch, example
+    index), never on the batch it is in."""
 
-    ``data[p]`` is the example at position ``p`` of the stream (every position is valid: the
-    stream repeats the split once per epoch, reshuffled), as a dict of numpy arrays (see
-    ``BATCH_KEYS``); ``data.batch(positions)`` builds the tensors of many at once. Examples are
-    read from the shards' memory maps (the corpus is never copied); pickling (to DataLoader
-    workers) sends the manifest and the vocabulary tables only.
-    """
-
-    def __init__(self, shards_dir: str | os.PathLike, seed: int, split: str = "train",
-                 eval_examples: int = 0, masking: MaskingConfig | None = None,
-                 word_start_ids: np.ndarray | None = None):
-        """``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
-        ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held
-        out for "eval" and never seen by "train" (give both splits the same number);
-        ``word_start_ids`` is a (vocab_size,) bool mask of the pieces that begin a word, for
-        whole-word masking (default: ``word_start_mask`` of the folder's tokenizer)."""
-        if split not in ("train", "eval"):
-            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-        self.reader = ShardReader(shards_dir)
-        self.manifest = self.reader.manifest
+    def __init__(self, tokenizer_path: str | os.PathLike, special_tokens: dict[str, int],
+                 vocab_size: int, max_seq_len: int, seed: int,
+                 masking: MaskingConfig | None = None, word_start_ids: np.ndarray | None = None):
+        """``special_tokens``: ``{"[PAD]": id, ...}`` (the manifest's); ``word_start_ids``: a
+        (vocab_size,) bool mask of the pieces that begin a word, for whole-word masking
+        (default: ``word_start_mask`` of the tokenizer)."""
         self.seed = int(seed)
-        self.split = split
         self.masking = masking or MaskingConfig()
-        self.max_seq_len = self.manifest.max_seq_len
-        corpus = len(self.reader)
-        self.eval_examples = held_out_examples(corpus, eval_examples)
-        self.train_examples = corpus - self.eval_examples
-        if split == "eval" and not self.eval_examples:
-            raise ValueError("the eval split is empty (eval_examples = 0)")
-        self._size = self.train_examples if split == "train" else self.eval_examples
-        self._offset = 0 if split == "train" else self.train_examples
-        self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
-
-        special = self.manifest.special_tokens
+        self.max_seq_len = max_seq_len
+        special = special_tokens
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = (
             special["[PAD]"], special["[CLS]"], special["[SEP]"], special["[MASK]"])
-        vocab = self.manifest.vocab_size
         # Never selected for masking: every special token but [UNK] (a real, unknown piece).
-        self._never_masked = np.zeros(vocab, dtype=bool)
+        self._never_masked = np.zeros(vocab_size, dtype=bool)
         self._never_masked[[i for name, i in special.items() if name != "[UNK]"]] = True
-        tokenizer = os.path.join(self.reader.directory, self.manifest.tokenizer_file)
-        self._replacements = random_replacement_ids(tokenizer, special)
+        self._replacements = random_replacement_ids(tokenizer_path, special)
         if self.masking.whole_word and word_start_ids is None:
-            word_start_ids = word_start_mask(tokenizer, vocab)
-        if word_start_ids is not None and np.shape(word_start_ids) != (vocab,):
-            raise ValueError(f"word_start_ids must be a ({vocab},) bool mask, "
+            word_start_ids = word_start_mask(tokenizer_path, vocab_size)
+        if word_start_ids is not None and np.shape(word_start_ids) != (vocab_size,):
+            raise ValueError(f"word_start_ids must be a ({vocab_size},) bool mask, "
                              f"got shape {np.shape(word_start_ids)}")
         self._word_starts = (None if word_start_ids is None or not self.masking.whole_word
                              else np.asarray(word_start_ids, dtype=bool))
 
-    def __len__(self) -> int:
-        """Examples in the split (one epoch)."""
-        return self._size
-
-    # Order ---------------------------------------------------------------------------------
-
-    def epoch_of(self, positions: np.ndarray | int) -> np.ndarray:
-        return np.atleast_1d(np.asarray(positions, dtype=np.int64)) // self._size
-
-    def example_indices(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Corpus example index of each stream position (train: reshuffled every epoch; eval:
-        one fixed order)."""
-        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
-        if len(positions) and positions.min() < 0:
-            raise IndexError("stream positions start at 0")
-        epochs, within = np.divmod(positions, self._size)
-        if self.split == "train":
-            shuffled = np.empty_like(within)
-            for epoch in np.unique(epochs).tolist():
-                chosen = epochs == epoch
-                shuffled[chosen] = IndexPermutation(
-                    self._size, int(hash_keys(self.seed, epoch)[0]))(within[chosen])
-            within = shuffled
-        return self._corpus_order(within + self._offset)
-
-    # Examples ------------------------------------------------------------------------------
-
-    def __getitem__(self, position: int) -> dict[str, np.ndarray]:
-        """One example: (T,) input_ids, token_type_ids, attention_mask, mlm_labels and a ()
-        pair_labels; ``collate`` stacks a list of them."""
-        batch = self.build([position])
-        return {key: value[0] for key, value in batch.items()}
-
-    def batch(self, positions: np.ndarray | Sequence[int]) -> dict[str, Any]:
-        """The tensors of the examples at ``positions`` (see ``collate``)."""
-        return _to_tensors(self.build(positions))
-
-    def build(self, positions: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
-        """Numpy arrays of the examples at ``positions``: ``[CLS] A [SEP] B [SEP]`` then [PAD]
-        to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B [SEP]; masked."""
-        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
-        indices = self.example_indices(positions)
-        epochs = self.epoch_of(positions)
-        batch, content, segment_start = self._layout(self.reader.batch(indices))
+    def build(self, examples: Sequence[tuple[Sequence[int], Sequence[int], int]],
+              epochs: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Numpy arrays of ``examples`` (each ``len(A) + len(B) <= max_seq_len - 3``): ``[CLS] A
+        [SEP] B [SEP]`` then [PAD] to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B
+        [SEP]; masked with the random numbers of (seed, ``epochs[i]``, ``indices[i]``)."""
+        epochs = np.atleast_1d(np.asarray(epochs, dtype=np.int64))
+        indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
+        batch, content, segment_start = self._layout(examples)
         self._mask(batch, content, segment_start, epochs, indices)
         return batch
 
-    def _layout(self, examples: list[tuple[np.ndarray, np.ndarray, int]]
+    def _layout(self, examples: Sequence[tuple[Sequence[int], Sequence[int], int]]
                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(the unmasked batch, (B, T) bool content tokens, (B, T) bool first token of A and
         of B). Vectorized over the batch: boolean masks place A and B, and the row-major order
@@ -397,6 +340,95 @@ class PretrainingData:
             kind < config.mask_token_prob, self.mask_id, random_ids)[replace]
 
 
+# --- the dataset -------------------------------------------------------------------------------
+
+class PretrainingData:
+    """Masked, padded examples of one split of a shard folder, addressed by stream position.
+
+    ``data[p]`` is the example at position ``p`` of the stream (every position is valid: the
+    stream repeats the split once per epoch, reshuffled), as a dict of numpy arrays (see
+    ``BATCH_KEYS``); ``data.batch(positions)`` builds the tensors of many at once. Examples are
+    read from the shards' memory maps (the corpus is never copied); pickling (to DataLoader
+    workers) sends the manifest and the vocabulary tables only.
+    """
+
+    def __init__(self, shards_dir: str | os.PathLike, seed: int, split: str = "train",
+                 eval_examples: int = 0, masking: MaskingConfig | None = None,
+                 word_start_ids: np.ndarray | None = None):
+        """``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
+        ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held
+        out for "eval" and never seen by "train" (give both splits the same number);
+        ``word_start_ids`` is a (vocab_size,) bool mask of the pieces that begin a word, for
+        whole-word masking (default: ``word_start_mask`` of the folder's tokenizer)."""
+        if split not in ("train", "eval"):
+            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        self.reader = ShardReader(shards_dir)
+        self.manifest = self.reader.manifest
+        self.seed = int(seed)
+        self.split = split
+        self.masking = masking or MaskingConfig()
+        self.max_seq_len = self.manifest.max_seq_len
+        corpus = len(self.reader)
+        self.eval_examples = held_out_examples(corpus, eval_examples)
+        self.train_examples = corpus - self.eval_examples
+        if split == "eval" and not self.eval_examples:
+            raise ValueError("the eval split is empty (eval_examples = 0)")
+        self._size = self.train_examples if split == "train" else self.eval_examples
+        self._offset = 0 if split == "train" else self.train_examples
+        self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
+
+        self.batcher = ExampleBatcher(
+            os.path.join(self.reader.directory, self.manifest.tokenizer_file),
+            self.manifest.special_tokens, self.manifest.vocab_size, self.max_seq_len, self.seed,
+            self.masking, word_start_ids)
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = (
+            self.batcher.pad_id, self.batcher.cls_id, self.batcher.sep_id, self.batcher.mask_id)
+
+    def __len__(self) -> int:
+        """Examples in the split (one epoch)."""
+        return self._size
+
+    # Order ---------------------------------------------------------------------------------
+
+    def epoch_of(self, positions: np.ndarray | int) -> np.ndarray:
+        return np.atleast_1d(np.asarray(positions, dtype=np.int64)) // self._size
+
+    def example_indices(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Corpus example index of each stream position (train: reshuffled every epoch; eval:
+        one fixed order)."""
+        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
+        if len(positions) and positions.min() < 0:
+            raise IndexError("stream positions start at 0")
+        epochs, within = np.divmod(positions, self._size)
+        if self.split == "train":
+            shuffled = np.empty_like(within)
+            for epoch in np.unique(epochs).tolist():
+                chosen = epochs == epoch
+                shuffled[chosen] = IndexPermutation(
+                    self._size, int(hash_keys(self.seed, epoch)[0]))(within[chosen])
+            within = shuffled
+        return self._corpus_order(within + self._offset)
+
+    # Examples ------------------------------------------------------------------------------
+
+    def __getitem__(self, position: int) -> dict[str, np.ndarray]:
+        """One example: (T,) input_ids, token_type_ids, attention_mask, mlm_labels and a ()
+        pair_labels; ``collate`` stacks a list of them."""
+        batch = self.build([position])
+        return {key: value[0] for key, value in batch.items()}
+
+    def batch(self, positions: np.ndarray | Sequence[int]) -> dict[str, Any]:
+        """The tensors of the examples at ``positions`` (see ``collate``)."""
+        return to_tensors(self.build(positions))
+
+    def build(self, positions: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
+        """Numpy arrays of the examples at ``positions``: ``[CLS] A [SEP] B [SEP]`` then [PAD]
+        to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B [SEP]; masked."""
+        positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
+        indices = self.example_indices(positions)
+        return self.batcher.build(self.reader.batch(indices), self.epoch_of(positions), indices)
+
+
 def _select_tokens(candidates: np.ndarray, uniform: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """(B, T) bool: the ``budget[b]`` candidates of each row with the smallest random numbers."""
     priority = np.where(candidates, uniform, np.inf)  # (B, T)
@@ -450,11 +482,11 @@ def collate(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
         mlm_labels      (B, T) int64    the original id at selected tokens, -100 elsewhere
         pair_labels     (B,)   int64    0 in order / same document, 1 swapped / other document
     """
-    return _to_tensors({key: np.stack([example[key] for example in examples])
+    return to_tensors({key: np.stack([example[key] for example in examples])
                         for key in BATCH_KEYS})
 
 
-def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
     return {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in BATCH_KEYS}

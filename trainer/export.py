@@ -67,8 +67,7 @@ def export_huggingface(model: PreTrainingModel, tokenizer_model_path: str, outpu
     architecture = huggingface_architecture(config)
     _check_tokenizer(tokenizer_model_path, config, special_tokens)
 
-    state = (_bert_state_dict(model) if architecture == "BertForPreTraining"
-             else _albert_state_dict(model))
+    state = exported_tensors(model)
     hf_config = (_bert_config(config) if architecture == "BertForPreTraining"
                  else _albert_config(config, special_tokens))
 
@@ -194,6 +193,14 @@ def _albert_config(config: ModelConfig, special_tokens: dict[str, int]) -> dict:
 
 
 # --- state dicts -------------------------------------------------------------------------------
+
+def exported_tensors(model: PreTrainingModel) -> dict[str, torch.Tensor]:
+    """Hugging Face name -> our tensor: a parameter, a slice (view) of one (the fused qkv), or
+    a constant (ALBERT's identity embedding mapping when E = H). Export writes them; loading
+    an export (``trainer.pretrained``) copies each back into the same tensor."""
+    if huggingface_architecture(model.config) == "BertForPreTraining":
+        return _bert_state_dict(model)
+    return _albert_state_dict(model)
 
 def _linear(prefix: str, layer: torch.nn.Linear) -> dict[str, torch.Tensor]:
     return {f"{prefix}.weight": layer.weight, f"{prefix}.bias": layer.bias}

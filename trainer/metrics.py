@@ -10,8 +10,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from winnow.trainer.checkpoints import write_text
+from winnow.trainer.data import IGNORE_INDEX
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 """Dense bf16 peak FLOP/s by GPU name (SXM parts), for MFU."""
@@ -54,6 +56,24 @@ class Sums:
         """The same sums without autograd history (kept across micro-batches)."""
         return Sums(*(value.detach() if isinstance(value, torch.Tensor) else value
                       for value in self.values()))
+
+
+def output_sums(out: Any, pair_labels: torch.Tensor) -> Sums:
+    """The loss sums and correct counts of one forward pass (``PreTrainingOutput`` given
+    mlm_labels; device tensors, with autograd)."""
+    return Sums(
+        mlm_loss_sum=F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
+        mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float(),
+        pair_loss_sum=F.cross_entropy(out.pair_logits.float(), pair_labels, reduction="sum"),
+        pair_correct=(out.pair_logits.argmax(-1) == pair_labels).sum().float(),
+    )
+
+
+def batch_counts(batch: dict[str, torch.Tensor]) -> Sums:
+    """The masked, example, real and padded token counts of a CPU batch."""
+    return Sums(masked=int((batch["mlm_labels"] != IGNORE_INDEX).sum()),
+                examples=len(batch["pair_labels"]), tokens=int(batch["attention_mask"].sum()),
+                padded_tokens=batch["input_ids"].numel())
 
 
 def summarize(sums: Sums, objective: str) -> dict[str, float]:

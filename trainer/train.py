@@ -48,11 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from winnow.schemas.shard_format import ShardManifest, sha256_file
+from winnow.schemas.shard_format import ShardManifest
 from winnow.schemas.shard_reader import read_manifest, shards_folder
 from winnow.schemas.shard_verify import verify_shards
 from winnow.trainer.checkpoints import (
@@ -71,14 +70,20 @@ from winnow.trainer.checkpoints import (
 )
 from winnow.trainer.config import TrainConfig, config_from_dict, config_to_dict
 from winnow.trainer.data import (
-    IGNORE_INDEX,
     Batches,
     PretrainingData,
     hash_keys,
     held_out_examples,
     step_positions,
 )
-from winnow.trainer.metrics import MetricsLog, Sums, peak_flops, summarize
+from winnow.trainer.metrics import (
+    MetricsLog,
+    Sums,
+    batch_counts,
+    output_sums,
+    peak_flops,
+    summarize,
+)
 from winnow.trainer.model import ModelConfig, PreTrainingModel
 
 # --- schedule ----------------------------------------------------------------------------------
@@ -375,20 +380,7 @@ def _forward_sums(trainer: Trainer, micro: dict[str, torch.Tensor]) -> Sums:
     """The loss sums and correct counts of one micro-batch (on device, with autograd)."""
     with trainer.autocast:
         out = trainer.model(**micro)
-    return Sums(
-        mlm_loss_sum=F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
-        mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float(),
-        pair_loss_sum=F.cross_entropy(out.pair_logits.float(), micro["pair_labels"],
-                                      reduction="sum"),
-        pair_correct=(out.pair_logits.argmax(-1) == micro["pair_labels"]).sum().float(),
-    )
-
-
-def _counts(batch: dict[str, torch.Tensor]) -> Sums:
-    """The masked, example, real and padded token counts of a CPU batch."""
-    return Sums(masked=int((batch["mlm_labels"] != IGNORE_INDEX).sum()),
-                examples=len(batch["pair_labels"]), tokens=int(batch["attention_mask"].sum()),
-                padded_tokens=batch["input_ids"].numel())
+    return output_sums(out, micro["pair_labels"])
 
 
 def _all_reduce(trainer: Trainer, values: torch.Tensor) -> torch.Tensor:
@@ -422,7 +414,7 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> tuple[Sums, 
     """
     config, device = trainer.config, trainer.device
     torch.manual_seed(int(hash_keys(config.seed, trainer.step, trainer.rank)[0]))  # dropout
-    sums = _counts(batch)
+    sums = batch_counts(batch)
     masked = _global_count(trainer, sums.masked)
     micro_batches = _split(batch, config.grad_accum_steps)
     for number, micro in enumerate(micro_batches):
@@ -460,7 +452,7 @@ def validate(trainer: Trainer) -> dict[str, Any]:
         batch = trainer.eval_data.batch(step_positions(number, config.batch_size, trainer.rank,
                                                        trainer.world_size))
         for micro in _split(batch, config.grad_accum_steps):
-            counts = _counts(micro)
+            counts = batch_counts(micro)
             micro = {key: value.to(trainer.device) for key, value in micro.items()}
             sums = sums + counts + _forward_sums(trainer, micro)
     trainer.model.train()
@@ -585,28 +577,20 @@ def export(run_dir: str, output_dir: str, overwrite: bool = False) -> str:
     interrupted export leaves an older one whole; a non-empty ``output_dir`` is refused
     unless ``overwrite``."""
     from winnow.trainer.export import export_huggingface
+    from winnow.trainer.pretrained import load_run
 
     refusal = folder_refusal(output_dir, overwrite)
     if refusal is not None:
         raise PretrainError(refusal)
-    path = latest_checkpoint(run_dir)
-    if path is None:
-        raise PretrainError(f"no checkpoint in {checkpoint_dir(run_dir)}")
-    checkpoint = load_checkpoint(path)
-    manifest = checkpoint["manifest"]
-    tokenizer = os.path.join(manifest["shards_dir"], manifest["tokenizer_file"])
-    if not os.path.exists(tokenizer):
-        raise PretrainError(f"{tokenizer} (the tokenizer of the run's shards) is missing")
-    if sha256_file(tokenizer) != manifest["tokenizer_sha256"]:
-        raise PretrainError(f"{tokenizer} changed since training (sha256 differs from the "
-                            "checkpoint's)")
-    model = PreTrainingModel(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
+    pretrained = load_run(run_dir)
+
     def write(folder: str) -> None:
-        export_huggingface(model, tokenizer, folder, manifest["special_tokens"])
+        export_huggingface(pretrained.model, pretrained.tokenizer_path, folder,
+                           pretrained.special_tokens)
 
     try:
         write_folder_atomically(output_dir, write, overwrite)
     except ValueError as error:  # an architecture Hugging Face cannot represent
-        raise PretrainError(f"cannot export {path}: {error}") from None
+        raise PretrainError(f"cannot export the latest checkpoint of {run_dir}: "
+                            f"{error}") from None
     return output_dir
