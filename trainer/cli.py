@@ -1,4 +1,4 @@
-"""The training side of the ``winnow`` command: ``pretrain`` and ``export``.
+"""The training side of the ``winnow`` command: ``pretrain``, ``export`` and ``evaluate``.
 
 ``winnow/cli.py`` builds the command from this module and from ``pipeline/cli.py``. Nothing
 heavy is imported here (torch is imported inside the run functions), so ``winnow --help`` works
@@ -21,9 +21,10 @@ instead; a torn metrics.jsonl line (a full disk) is dropped on --resume."""
 
 
 def add_training_commands(commands) -> None:
-    """Add pretrain and export to the ``winnow`` command's parser."""
+    """Add pretrain, export and evaluate to the ``winnow`` command's parser."""
     _add_pretrain(commands)
     _add_export(commands)
+    _add_evaluate(commands)
 
 
 def _add_pretrain(subparsers) -> argparse.ArgumentParser:
@@ -82,6 +83,41 @@ def _add_export(subparsers) -> argparse.ArgumentParser:
     return export
 
 
+EVALUATE_EPILOG = """\
+The text takes the shards' path: sentences, the model's tokenizer, SOP/NSP pairs of the model's
+max_seq_len, masks as in pretraining, fixed by --seed (independent of --batch-size).
+mlm_bits_per_byte = summed masked-token cross-entropy / (ln 2 * UTF-8 bytes of the masked
+pieces): comparable across tokenizers. --json prints every figure and count (see the README)."""
+
+
+def _add_evaluate(subparsers) -> argparse.ArgumentParser:
+    evaluate = subparsers.add_parser(
+        "evaluate", help="held-out masked-LM and SOP/NSP loss and accuracy on any text",
+        description="Evaluate a pretrained encoder on text files: masked-LM loss and accuracy "
+                    "per token and per byte, and SOP/NSP loss and accuracy.",
+        epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("model", metavar="MODEL",
+                          help="run folder written by winnow pretrain (its latest checkpoint), "
+                               "or a folder written by winnow export")
+    evaluate.add_argument("--text", required=True, nargs="+", metavar="FILE",
+                          help="files, folders or globs: JSONL, Parquet, CSV/TSV or plain text "
+                               "(gz, zst, bz2, xz)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the figures and counts as one JSON object")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="N",
+                          help="seeds the sentence pairing and the masks (default 0)")
+    evaluate.add_argument("--text-field", default="text", metavar="NAME",
+                          help="the field holding a record's text (default text; plain text "
+                               "files are one document each)")
+    evaluate.add_argument("--batch-size", type=int, metavar="N",
+                          help="examples per forward pass (default 64); the figures do not "
+                               "depend on it")
+    evaluate.add_argument("--max-examples", type=int, metavar="N",
+                          help="evaluate the first N examples only (in input order)")
+    evaluate.set_defaults(run=run_evaluate)
+    return evaluate
+
+
 def _fail(command: str, error: Exception) -> int:
     """One line on stderr, exit code 2."""
     head, *rest = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
@@ -122,4 +158,31 @@ def run_export(args, _extra: list[str]) -> int:
     except (PretrainError, OSError) as error:
         return _fail("export", error)
     print(f"wrote {written}")
+    return 0
+
+
+def run_evaluate(args, _extra: list[str]) -> int:
+    import json
+
+    import torch
+
+    from winnow.trainer.checkpoints import PretrainError
+    from winnow.trainer.evaluate import (
+        DEFAULT_BATCH_SIZE,
+        EvaluateError,
+        evaluate_text,
+        format_table,
+    )
+    from winnow.trainer.pretrained import load_pretrained
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        pretrained = load_pretrained(args.model, device)
+        result = evaluate_text(pretrained, args.text, seed=args.seed,
+                               text_field=args.text_field,
+                               batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+                               max_examples=args.max_examples)
+    except (PretrainError, EvaluateError, OSError) as error:
+        return _fail("evaluate", error)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
