@@ -180,7 +180,8 @@ def run_evaluate(args, _extra: list[str]) -> int:
         pretrained = load_pretrained(args.model, device)
         result = evaluate_text(pretrained, args.text, seed=args.seed,
                                text_field=args.text_field,
-                               batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+                               batch_size=(DEFAULT_BATCH_SIZE if args.batch_size is None
+                                           else args.batch_size),
                                max_examples=args.max_examples)
     except (PretrainError, EvaluateError, OSError) as error:
         return _fail("evaluate", error)

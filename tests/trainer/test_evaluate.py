@@ -232,6 +232,9 @@ def test_rows_with_problems_are_counted_by_reason_never_raised(tmp_path, run):
     assert by_field["counts"]["documents"] == 1
     with pytest.raises(EvaluateError, match="no file matches"):
         evaluate_text(load_pretrained(run), [str(tmp_path / "absent.jsonl")])
+    single = write_jsonl(tmp_path / "single.jsonl", ["Only one sentence here."])
+    with pytest.raises(EvaluateError, match="no examples .*: 1 documents, none with two"):
+        evaluate_text(load_pretrained(run), [single])
 
 
 def test_an_nsp_model_reports_nsp_accuracy(tmp_path, tokenizer_path, tokenizer_bytes,
@@ -260,7 +263,8 @@ def test_cli_prints_a_table_or_json_and_refuses_in_one_line(tmp_path, run, held_
 
     (tmp_path / "nothing").mkdir()
     for argv in (["evaluate", str(tmp_path / "nothing"), "--text", held_out],
-                 ["evaluate", run, "--text", str(tmp_path / "absent.jsonl")]):
+                 ["evaluate", run, "--text", str(tmp_path / "absent.jsonl")],
+                 ["evaluate", run, "--text", held_out, "--batch-size", "0"]):
         assert main(argv) == 2
         error = capsys.readouterr().err
         assert error.startswith("winnow evaluate: ") and error.count("\n") == 1
