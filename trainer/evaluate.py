@@ -26,7 +26,7 @@ What is reported (``evaluate_text``'s dict, the JSON of ``winnow evaluate --json
         tokens 0
     counts
         files, rows, documents (rows with text), problem_rows {reason: rows} (trainer.rows'
-        reasons, and missing_text, text_not_a_string, empty_text), text_bytes (UTF-8 bytes of
+        reasons, and missing_text, invalid_text, empty_text), text_bytes (UTF-8 bytes of
         the documents' text), examples, label_1, tokens (of A and B), masked_tokens,
         masked_bytes, single_segment_chunks (one-sentence chunks that make no pair),
         truncated_examples. With max_examples, reading stops at the end of the group that
@@ -168,7 +168,7 @@ def _text_problem(values: dict[str, Any], name: str) -> str:
     if text is None:
         return "missing_text"
     if not isinstance(text, str):
-        return "text_not_a_string"
+        return "invalid_text"
     return "" if text.strip() else "empty_text"
 
 

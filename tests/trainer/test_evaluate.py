@@ -226,7 +226,7 @@ def test_rows_with_problems_are_counted_by_reason_never_raised(tmp_path, run):
     result = evaluate_text(load_pretrained(run), [str(path), str(plain)])
     counts = result["counts"]
     assert counts["problem_rows"] == {"empty_text": 1, "malformed_json": 1, "missing_text": 2,
-                                      "not_an_object": 1, "text_not_a_string": 1}
+                                      "not_an_object": 1, "invalid_text": 1}
     assert (counts["files"], counts["rows"], counts["documents"]) == (2, 11, 5)
     by_field = evaluate_text(load_pretrained(run), [str(path)], text_field="body")
     assert by_field["counts"]["documents"] == 1
