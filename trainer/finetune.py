@@ -23,7 +23,6 @@ text, as BERT's run_classifier does.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -89,9 +88,11 @@ class FinetuneConfig:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr is not None and not 0 < self.lr <= 1:
             problems.append(f"lr must be in (0, 1], got {self.lr}")
-        for name in ("warmup_fraction", "weight_decay", "grad_clip"):
-            if not 0 <= getattr(self, name) < (1 if name == "warmup_fraction" else math.inf):
-                problems.append(f"{name} out of range: {getattr(self, name)}")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be at least 0, got {getattr(self, name)}")
         if not 0 < self.validation_fraction < 1:
             problems.append(f"validation_fraction must be in (0, 1), "
                             f"got {self.validation_fraction}")
@@ -296,7 +297,7 @@ def run_seed(folder: str, encoded: dict[str, Encoded], num_labels: int, config: 
             bar.set_postfix(validation_accuracy=f"{accuracy:.3f}")
             if accuracy > best:
                 best, best_epoch = accuracy, epoch
-                best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 break
     model.load_state_dict(best_state)

@@ -270,6 +270,9 @@ def test_results_hold_every_seed_the_label_map_counts_and_config(tmp_path, expor
     assert data["validation"]["source"] == "train: stratified 0.25 split, seed 1"
     assert results["config"]["lr"] == 5e-5 and results["config"]["max_seq_len"] == 32
     assert results["config"]["fields"] == {"text": "text", "text_pair": None, "label": "label"}
+    again = finetune(export_dir, [train], str(tmp_path / "again"), FinetuneConfig(
+        seeds=1, epochs=1, batch_size=64, validation_fraction=0.25, split_seed=1))
+    assert again["seeds"] == results["seeds"][:1]  # a seed gives the same run every time
 
 
 def test_cli_runs_and_fails_in_one_line(tmp_path, export_dir, capsys):
