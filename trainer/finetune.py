@@ -248,8 +248,8 @@ def _autocast(device: torch.device):
 def _optimizer(model: torch.nn.Module, config: FinetuneConfig, total_steps: int):
     from transformers import get_linear_schedule_with_warmup
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # biases, LayerNorm
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # matrices and embeddings
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases, LayerNorm
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=config.peak_lr)

@@ -163,6 +163,23 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, export_dir):
     assert run["steps"] == len(curve) * 15  # 256 rows less 26 held out, in batches of 16
 
 
+def test_an_albert_export_fine_tunes_too(tmp_path, export_dir):
+    from winnow.schemas.shard_format import special_tokens_from_model
+    from winnow.trainer.export import export_huggingface
+    from winnow.trainer.model import ModelConfig, PreTrainingModel
+
+    spiece = os.path.join(export_dir, "spiece.model")
+    special_tokens = special_tokens_from_model(spiece)
+    albert = PreTrainingModel(ModelConfig(
+        vocab_size=sentencepiece.SentencePieceProcessor(model_file=spiece).get_piece_size(),
+        max_seq_len=32, num_layers=2, hidden_size=64, num_heads=2, intermediate_size=128,
+        embedding_size=32, share_layers="all", pad_token_id=special_tokens["[PAD]"]))
+    folder = export_huggingface(albert, spiece, str(tmp_path / "albert"), special_tokens)
+    train = write_jsonl(tmp_path / "train.jsonl", group_rows(SEEN))
+    results = finetune(folder, [train], str(tmp_path / "out"), FinetuneConfig(seeds=1, epochs=1))
+    assert results["complete"] and results["seeds"][0]["validation"]["examples"] == 26
+
+
 # --- task rows ---------------------------------------------------------------------------------
 
 def test_bad_rows_are_counted_by_reason_and_never_crash(tmp_path):
