@@ -8,6 +8,7 @@ share contexts close together, so a classifier that learns "group A" from some A
 recognises the other A words too. The untrained baseline cannot: the held-out words' ids mean
 nothing to it. That is the task "that needs language knowledge"."""
 
+import contextlib
 import io
 import json
 import os
@@ -83,18 +84,20 @@ def run_dir(tmp_path_factory):
         model={"preset": "tiny", "hidden_size": 64, "num_heads": 2, "intermediate_size": 128},
         batch_size=64, max_steps=300, lr=2e-3, warmup_steps=30, log_every=100, eval_every=0,
         eval_examples=0))
-    with single_thread_scope():
+    with one_thread():
         pretrain(str(folder / "shards"), str(folder / "run"), config)
     return str(folder / "run")
 
 
-class single_thread_scope:
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *_):
-        torch.set_num_threads(self.threads)
+@contextlib.contextmanager
+def one_thread():
+    """helpers.single_thread for a module-scoped fixture (an autouse fixture is per test)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
