@@ -130,6 +130,7 @@ def build_model(folder: str, num_labels: int, init: str, seed: int) -> torch.nn.
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     transformers.logging.set_verbosity_error()  # "newly initialized: classifier" is expected
+    transformers.logging.disable_progress_bar()  # "Loading weights", once per seed
     config = AutoConfig.from_pretrained(folder, num_labels=num_labels)
     torch.manual_seed(seed)
     if init == "random":
