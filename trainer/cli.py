@@ -1,4 +1,5 @@
-"""The training side of the ``winnow`` command: ``pretrain``, ``export`` and ``evaluate``.
+"""The training side of the ``winnow`` command: ``pretrain``, ``export``, ``evaluate`` and
+``finetune``.
 
 ``winnow/cli.py`` builds the command from this module and from ``pipeline/cli.py``. Nothing
 heavy is imported here (torch is imported inside the run functions), so ``winnow --help`` works
@@ -21,10 +22,11 @@ instead; a torn metrics.jsonl line (a full disk) is dropped on --resume."""
 
 
 def add_training_commands(commands) -> None:
-    """Add pretrain, export and evaluate to the ``winnow`` command's parser."""
+    """Add pretrain, export, evaluate and finetune to the ``winnow`` command's parser."""
     _add_pretrain(commands)
     _add_export(commands)
     _add_evaluate(commands)
+    _add_finetune(commands)
 
 
 def _add_pretrain(subparsers) -> argparse.ArgumentParser:
@@ -118,6 +120,66 @@ def _add_evaluate(subparsers) -> argparse.ArgumentParser:
     return evaluate
 
 
+FINETUNE_EPILOG = """\
+Rows: JSONL, Parquet, CSV or TSV (gz, zst, bz2, xz too). A row without usable text or label is
+counted by reason in results.json, never fatal. Without --validation, a stratified
+--validation-fraction of the training rows (seeded by --split-seed) is held out. Each seed
+0..N-1 fine-tunes from the same model; DIR/results.json holds every seed's validation and test
+accuracy and macro-F1, their mean and std, the label map, the data counts and the config.
+Needs transformers: pip install 'winnow[train]'."""
+
+
+def _add_finetune(subparsers) -> argparse.ArgumentParser:
+    finetune = subparsers.add_parser(
+        "finetune", help="fine-tune a pretrained encoder on a labelled task, over seeds",
+        description="Sequence classification on [CLS] with Hugging Face transformers, from a "
+                    "winnow export folder or a winnow pretrain run folder.",
+        epilog=FINETUNE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    finetune.add_argument("model", metavar="MODEL",
+                          help="winnow export folder, or winnow pretrain run folder (its "
+                               "latest checkpoint is exported first)")
+    finetune.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                          help="training rows: files, folders or globs")
+    finetune.add_argument("--validation", nargs="+", metavar="FILE",
+                          help="validation rows (default: a split of --train)")
+    finetune.add_argument("--test", nargs="+", metavar="FILE", help="test rows")
+    finetune.add_argument("--output", required=True, metavar="DIR",
+                          help="folder for results.json (must be empty or absent)")
+    finetune.add_argument("--overwrite", action="store_true",
+                          help="write into a non-empty --output, replacing its results.json")
+    finetune.add_argument("--text-field", default="text", metavar="NAME",
+                          help="field of the text (default text)")
+    finetune.add_argument("--text-pair-field", metavar="NAME",
+                          help="field of the second text, for pair tasks")
+    finetune.add_argument("--label-field", default="label", metavar="NAME",
+                          help="field of the label, a string or an integer (default label)")
+    finetune.add_argument("--init", choices=("pretrained", "random"), default="pretrained",
+                          help="random: the same architecture untrained, the baseline")
+    finetune.add_argument("--seeds", type=int, default=3, metavar="N",
+                          help="fine-tune with seeds 0..N-1 (default 3)")
+    finetune.add_argument("--epochs", type=int, default=3, metavar="N",
+                          help="epochs at most (default 3)")
+    finetune.add_argument("--lr", type=float, metavar="LR",
+                          help="peak learning rate (default 5e-5 pretrained, 1e-4 random)")
+    finetune.add_argument("--batch-size", type=int, default=32, metavar="N",
+                          help="examples per step (default 32)")
+    finetune.add_argument("--warmup-fraction", type=float, default=0.1, metavar="F",
+                          help="fraction of steps of linear warmup, then linear decay "
+                               "(default 0.1)")
+    finetune.add_argument("--patience", type=int, default=2, metavar="N",
+                          help="stop after N epochs without a better validation accuracy "
+                               "(default 2)")
+    finetune.add_argument("--validation-fraction", type=float, default=0.1, metavar="F",
+                          help="without --validation: the training fraction held out "
+                               "(default 0.1)")
+    finetune.add_argument("--split-seed", type=int, default=0, metavar="N",
+                          help="seed of that split (default 0)")
+    finetune.add_argument("--max-seq-len", type=int, metavar="N",
+                          help="longest input in tokens (default: the model's)")
+    finetune.set_defaults(run=run_finetune)
+    return finetune
+
+
 def _fail(command: str, error: Exception) -> int:
     """One line on stderr, exit code 2."""
     head, *rest = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
@@ -186,4 +248,34 @@ def run_evaluate(args, _extra: list[str]) -> int:
     except (PretrainError, EvaluateError, OSError) as error:
         return _fail("evaluate", error)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def run_finetune(args, _extra: list[str]) -> int:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as error:
+        return _fail("finetune", ImportError(f"needs {error.name}: pip install 'winnow[train]'"))
+    from winnow.trainer.finetune import FinetuneConfig, FinetuneError, finetune
+    from winnow.trainer.task import TaskFields
+
+    try:
+        config = FinetuneConfig(
+            fields=TaskFields(args.text_field, args.text_pair_field, args.label_field),
+            init=args.init, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, warmup_fraction=args.warmup_fraction,
+            patience=args.patience, validation_fraction=args.validation_fraction,
+            split_seed=args.split_seed, max_seq_len=args.max_seq_len)
+        results = finetune(args.model, args.train, args.output, config,
+                           validation=args.validation, test=args.test,
+                           overwrite=args.overwrite)
+    except (FinetuneError, OSError) as error:
+        return _fail("finetune", error)
+    for split, summary in results["summary"].items():
+        if summary is not None:
+            print(f"{split}: accuracy {summary['accuracy']['mean']:.4f} "
+                  f"± {summary['accuracy']['std']:.4f}, macro-F1 "
+                  f"{summary['macro_f1']['mean']:.4f} ± {summary['macro_f1']['std']:.4f} "
+                  f"over {len(results['seeds'])} seeds")
     return 0
