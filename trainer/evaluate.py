@@ -60,7 +60,7 @@ from winnow.trainer.data import (
 )
 from winnow.trainer.metrics import Sums, batch_counts, output_sums, summarize
 from winnow.trainer.pretrained import Pretrained
-from winnow.trainer.rows import expand_files, read_rows, row_format
+from winnow.trainer.rows import expand_files, read_rows, row_format, text_problem
 
 GROUP_DOCUMENTS = 1_000
 """Documents paired at once, in input order (curation's default shards.group_documents)."""
@@ -151,7 +151,7 @@ def read_documents(paths: list[str], text_field: str,
         name = "text" if row_format(path) == "text" else text_field
         for row in read_rows(path):
             counts.rows += 1
-            problem = row.problem or _text_problem(row.values, name)
+            problem = row.problem or text_problem(row.values, name)
             if problem:
                 counts.problem_rows[problem] += 1
                 continue
@@ -161,15 +161,6 @@ def read_documents(paths: list[str], text_field: str,
             doc_id = row.values.get("id")
             yield DocumentRef(str(row.position if doc_id is None else doc_id), path,
                               row.position), text
-
-
-def _text_problem(values: dict[str, Any], name: str) -> str:
-    text = values.get(name)
-    if text is None:
-        return "missing_text"
-    if not isinstance(text, str):
-        return "invalid_text"
-    return "" if text.strip() else "empty_text"
 
 
 def text_examples(documents: Iterable[tuple[DocumentRef, str]], tokenizer: Tokenizer,

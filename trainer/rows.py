@@ -123,3 +123,15 @@ def _parquet_rows(path: str) -> Iterator[Row]:
 def _text_rows(path: str) -> Iterator[Row]:
     with _open(path) as stream:
         yield Row(path, 0, {"text": stream.read().decode("utf-8")})
+
+
+def text_problem(values: dict[str, Any], name: str, suffix: str = "") -> str:
+    """Why ``values[name]`` is not a usable text (``missing_text``, ``invalid_text``: not a
+    string, ``empty_text``: only whitespace), with ``suffix`` added (``"_pair"`` for the second
+    text of a pair task); "" when it is one."""
+    value = values.get(name)
+    if value is None:
+        return f"missing_text{suffix}"
+    if not isinstance(value, str):
+        return f"invalid_text{suffix}"
+    return "" if value.strip() else f"empty_text{suffix}"

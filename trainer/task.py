@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from winnow.trainer.rows import expand_files, read_rows
+from winnow.trainer.rows import expand_files, read_rows, text_problem
 
 
 @dataclass(frozen=True)
@@ -83,23 +83,12 @@ def class_name(value: Any) -> str | None:
     return None
 
 
-def _text_problem(values: dict[str, Any], name: str, suffix: str) -> str | None:
-    value = values.get(name)
-    if value is None:
-        return f"missing_text{suffix}"
-    if not isinstance(value, str):
-        return f"invalid_text{suffix}"
-    if not value.strip():
-        return f"empty_text{suffix}"
-    return None
-
-
 def row_example(values: dict[str, Any], fields: TaskFields) -> Example | str:
     """The example a row holds, or the reason name it holds none."""
-    problem = _text_problem(values, fields.text, "")
-    if problem is None and fields.text_pair is not None:
-        problem = _text_problem(values, fields.text_pair, "_pair")
-    if problem is not None:
+    problem = text_problem(values, fields.text)
+    if not problem and fields.text_pair is not None:
+        problem = text_problem(values, fields.text_pair, "_pair")
+    if problem:
         return problem
     label = values.get(fields.label)
     if label is None or label == "":
