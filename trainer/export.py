@@ -51,6 +51,8 @@ SPECIAL_TOKEN_NAMES = {
     "mask_token": "[MASK]",
 }
 TOKENIZER_FILE = "spiece.model"  # the name AlbertTokenizer looks for (VOCAB_FILES_NAMES)
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 METASPACE = "\u2581"  # "▁", SentencePiece's word-boundary mark
 
 
@@ -72,8 +74,8 @@ def export_huggingface(model: PreTrainingModel, tokenizer_model_path: str, outpu
                  else _albert_config(config, special_tokens))
 
     os.makedirs(output_dir, exist_ok=True)
-    _write_json(os.path.join(output_dir, "config.json"), hf_config)
-    _save_safetensors(state, os.path.join(output_dir, "model.safetensors"))
+    _write_json(os.path.join(output_dir, CONFIG_FILE), hf_config)
+    _save_safetensors(state, os.path.join(output_dir, WEIGHTS_FILE))
     shutil.copyfile(tokenizer_model_path, os.path.join(output_dir, TOKENIZER_FILE))
     with open(tokenizer_model_path, "rb") as handle:
         tokenizer = huggingface_tokenizer(handle.read(), special_tokens)

@@ -37,6 +37,8 @@ import torch
 
 from winnow.filters.pairs import truncate_pair
 from winnow.trainer.checkpoints import PretrainError, folder_refusal, write_text
+from winnow.trainer.export import CONFIG_FILE, TOKENIZER_FILE
+from winnow.trainer.pretrained import folder_kind
 from winnow.trainer.task import Example, Task, TaskFields, load_task
 
 RESULTS_FILE = "results.json"
@@ -109,11 +111,12 @@ class FinetuneConfig:
 # --- the model ---------------------------------------------------------------------------------
 
 def model_folder(model: str, scratch: str) -> str:
-    """A Hugging Face folder for ``model``: itself when it is one (holds config.json), else
-    the latest checkpoint of a pretrain run folder exported into ``scratch``."""
-    if os.path.isfile(os.path.join(model, "config.json")):
+    """A Hugging Face folder for ``model``: itself when it is an export folder, else the latest
+    checkpoint of a pretrain run folder exported into ``scratch`` (``folder_kind``)."""
+    kind = folder_kind(model)
+    if kind == "export":
         return model
-    if os.path.isdir(os.path.join(model, "checkpoints")):
+    if kind == "run":
         from winnow.trainer.train import export
 
         try:
@@ -162,7 +165,7 @@ def encode(examples: list[Example], folder: str, classes: list[str], max_seq_len
     import sentencepiece
 
     processor = sentencepiece.SentencePieceProcessor(
-        model_file=os.path.join(folder, "spiece.model"))
+        model_file=os.path.join(folder, TOKENIZER_FILE))
     cls, sep = processor.piece_to_id("[CLS]"), processor.piece_to_id("[SEP]")
     firsts = processor.encode([example.text for example in examples])
     seconds = (processor.encode([example.text_pair for example in examples])
@@ -363,7 +366,7 @@ def finetune(model: str, train: list[str], output_dir: str,
     with tempfile.TemporaryDirectory(prefix="winnow-finetune-") as scratch:
         folder = model_folder(model, scratch)
         os.makedirs(output_dir, exist_ok=True)  # only once nothing can be refused
-        with open(os.path.join(folder, "config.json")) as handle:
+        with open(os.path.join(folder, CONFIG_FILE)) as handle:
             max_seq_len = config.max_seq_len or json.load(handle)["max_position_embeddings"]
         encoded = {name: encode(examples, folder, task.classes, max_seq_len)
                    for name, examples in task.splits.items()}

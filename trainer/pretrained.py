@@ -35,11 +35,9 @@ from winnow.trainer.checkpoints import (
     latest_checkpoint,
     load_checkpoint,
 )
-from winnow.trainer.export import TOKENIZER_FILE, exported_tensors
+from winnow.trainer.export import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, exported_tensors
 from winnow.trainer.model import ModelConfig, PreTrainingModel
 
-HF_CONFIG_FILE = "config.json"
-HF_WEIGHTS_FILE = "model.safetensors"
 HF_ARCHITECTURES = ("BertForPreTraining", "AlbertForPreTraining")
 
 
@@ -84,16 +82,27 @@ class Pretrained:
                                    step=None)
 
 
+def folder_kind(path: str) -> str | None:
+    """"run" for a winnow pretrain run folder (it has checkpoints/), else "export" for a
+    winnow export folder (it has config.json), else None."""
+    if os.path.isdir(checkpoint_dir(path)):
+        return "run"
+    if os.path.isfile(os.path.join(path, CONFIG_FILE)):
+        return "export"
+    return None
+
+
 def load_pretrained(path: str, device: torch.device | str = "cpu") -> Pretrained:
     """The model of a run folder or an export folder (see the module docstring), in eval mode
     on ``device``; PretrainError, one line, for anything else."""
-    if os.path.isdir(checkpoint_dir(path)):
+    kind = folder_kind(path)
+    if kind == "run":
         pretrained = load_run(path)
-    elif os.path.isfile(os.path.join(path, HF_CONFIG_FILE)):
+    elif kind == "export":
         pretrained = _load_export(path)
     else:
         raise PretrainError(f"{path} is neither a winnow pretrain run folder (with "
-                            f"checkpoints/) nor a winnow export folder (with {HF_CONFIG_FILE})")
+                            f"checkpoints/) nor a winnow export folder (with {CONFIG_FILE})")
     pretrained.model.to(device).eval()
     return pretrained
 
@@ -129,10 +138,10 @@ def run_tokenizer(manifest: dict[str, Any]) -> str:
 def _load_export(folder: str) -> Pretrained:
     hf_config = _read_hf_config(folder)
     tokenizer = os.path.join(folder, TOKENIZER_FILE)
-    weights = os.path.join(folder, HF_WEIGHTS_FILE)
+    weights = os.path.join(folder, WEIGHTS_FILE)
     for needed in (tokenizer, weights):
         if not os.path.isfile(needed):
-            raise PretrainError(f"{folder} has {HF_CONFIG_FILE} but no "
+            raise PretrainError(f"{folder} has {CONFIG_FILE} but no "
                                 f"{os.path.basename(needed)}: not a winnow export folder")
     try:
         config = model_config_from_huggingface(hf_config)
@@ -145,7 +154,7 @@ def _load_export(folder: str) -> Pretrained:
 
 
 def _read_hf_config(folder: str) -> dict[str, Any]:
-    path = os.path.join(folder, HF_CONFIG_FILE)
+    path = os.path.join(folder, CONFIG_FILE)
     try:
         with open(path, encoding="utf-8") as handle:
             hf_config = json.load(handle)
