@@ -2,7 +2,8 @@
 
 The parser is built from the two sides of the product: ``pipeline/cli.py`` adds the curation
 commands (curate, report, quality, tokenizer, shards) and ``trainer/cli.py`` the training
-commands (pretrain, export). Neither side imports the other, and neither imports Beam or torch
+commands (pretrain, export, evaluate, finetune); ``winnow/ablate.py`` adds ablate, which
+drives both. Neither side imports the other, and neither imports Beam or torch
 until its command runs. ``python -m winnow`` and torchrun (``torchrun -m winnow pretrain ...``)
 come in here too.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from winnow.ablate import add_ablate_command
 from winnow.pipeline.cli import add_curation_commands
 from winnow.trainer.cli import add_training_commands
 
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_curation_commands(commands)
     add_training_commands(commands)
+    add_ablate_command(commands)
     return parser
 
 
