@@ -69,6 +69,31 @@ def test_arms_of_unequal_sequence_length_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_second_ablation_in_the_same_folder_is_refused(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # as a running ablation holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["ablate", SAMPLE, "--output", str(out), "--tokens", "1000",
+                     "--eval-text", SAMPLE])
+    assert code == 2
+    assert "another winnow ablate is running in" in capsys.readouterr().err
+    assert os.listdir(out) == [".lock"]
+
+
+def test_a_folder_that_holds_no_ablation_is_left_alone(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    code = main(["ablate", SAMPLE, "--output", str(out), "--tokens", "1000",
+                 "--eval-text", SAMPLE])
+    assert code == 2
+    assert "is not empty and holds no ablation" in capsys.readouterr().err
+    assert os.listdir(out) == ["notes.txt"]
+
+
 @pytest.fixture(scope="module")
 def ablation_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ablate-inputs")
@@ -154,7 +179,7 @@ def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp
     table = (out / "results.md").read_text()
     assert "| nothing (failed) |" in table and "| untrained (baseline) |" in table
     page = (out / "report.html").read_text()
-    assert page.count("<polyline") == 2 and "untrained</text>" in page
+    assert page.count("<polyline") == 2 and page.count("untrained</text>") == 2
 
     # A stop in the middle of raw's training: its last evaluation and fine-tuning are gone and
     # its latest checkpoint is the one at step 2. The rerun redoes only those steps, and the

@@ -59,6 +59,7 @@ Options that are neither ablate's nor curate's (e.g. --direct_num_workers 2) go 
 a rerun with other shared settings is refused (use a new --output, or --overwrite)."""
 
 PLAN_FILE = "plan.json"
+LOCK_FILE = ".lock"
 PLAN_FORMAT = 1
 
 
@@ -349,7 +350,9 @@ class Ablation:
         return failed
 
     def start(self, overwrite: bool) -> None:
-        """Create DIR, or check that it holds this plan's shared settings."""
+        """Hold DIR's lock; create DIR, or check that it holds this plan's shared settings."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock()
         plan_file = self.folder / PLAN_FILE
         if plan_file.exists():
             earlier = json.loads(plan_file.read_text(encoding="utf-8"))
@@ -359,19 +362,42 @@ class Ablation:
                         f"{self.folder} holds an ablation with other settings ("
                         f"{', '.join(differing_keys(earlier, self.plan.shared()))}); give a new "
                         "--output, or --overwrite to start over")
-                shutil.rmtree(self.folder)
-        elif self.folder.exists() and any(self.folder.iterdir()) and not overwrite:
-            raise AblateError(f"{self.folder} is not empty and holds no ablation; give a new "
-                              "--output, or --overwrite to replace it")
-        elif self.folder.exists() and overwrite:
-            shutil.rmtree(self.folder)
-        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+                self.clear()
+        elif self.entries():
+            if not overwrite:
+                (self.folder / LOCK_FILE).unlink()  # not ours: leave the folder as it was
+                raise AblateError(f"{self.folder} is not empty and holds no ablation; give a "
+                                  "new --output, or --overwrite to replace it")
+            self.clear()
+        (self.folder / "logs").mkdir(exist_ok=True)
         for arm in self.plan.arms:
             self.check_arm(arm)
         write_json(plan_file, self.plan.shared())
         write_text(self.folder / "train.yaml", yaml.safe_dump(
             {**self.plan.train_config, "eval_every": 0, "eval_examples": 0,
              "checkpoint_every": 0}, sort_keys=False))
+
+    def entries(self) -> list[Path]:
+        """What DIR holds besides the lock."""
+        return [entry for entry in self.folder.iterdir() if entry.name != LOCK_FILE]
+
+    def clear(self) -> None:
+        for entry in self.entries():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def lock(self) -> None:
+        """Two ablations in one DIR would run the same steps into the same folders: the second
+        is refused. The lock is the OS's (flock), so a killed run leaves none behind."""
+        import fcntl
+
+        self._lock_file = open(self.folder / LOCK_FILE, "w")  # held until the process ends
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AblateError(f"another winnow ablate is running in {self.folder}") from None
 
     def check_arm(self, arm: Arm) -> None:
         """An arm folder from an earlier run must hold the same config."""

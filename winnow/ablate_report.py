@@ -151,12 +151,14 @@ def render_html(results: dict[str, Any]) -> str:
         about = (f"Fine-tuned on {', '.join(task['train'])}, tested on "
                  f"{', '.join(task['test'])}, {task['seeds']} seeds: dots are the mean, "
                  "whiskers one standard deviation each way.")
-        body += ["<h2>Task</h2>", f"<p>{html.escape(about)}</p>", task_chart(results)]
+        body += ["<h2>Task</h2>", f"<p>{html.escape(about)}</p>",
+                 task_chart(results, "accuracy"), task_chart(results, "macro_f1")]
     body.append("<h2>Arm configs</h2>" + "".join(
         f"<p><b>{html.escape(arm['name'])}</b>: {html.escape(arm['description'])}</p>"
         for arm in plan["arms"]))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
+            f"<title>{html.escape(title)}</title><style>{CSS}td.n{{white-space:nowrap}}"
+            "</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
@@ -175,11 +177,15 @@ def loss_chart(results: dict[str, Any]) -> str:
     return line_chart_svg(series, "tokens trained", "held-out MLM loss (nats per masked token)")
 
 
-def task_chart(results: dict[str, Any]) -> str:
-    bars = [(arm["name"], arm["task"]["macro_f1"]) for arm in results["arms"] if arm["task"]]
+def task_chart(results: dict[str, Any], score: str) -> str:
+    """``score`` (accuracy or macro_f1) of each arm and of the untrained baseline."""
+    bars = [(arm["name"], arm["task"][score]) for arm in results["arms"] if arm["task"]]
     if results["baseline"] is not None:
-        bars.append(("untrained", results["baseline"]["macro_f1"]))
-    return error_bar_svg(bars, "test macro-F1")
+        bars.append(("untrained", results["baseline"][score]))
+    return error_bar_svg(bars, SCORE_LABELS[score])
+
+
+SCORE_LABELS = {"accuracy": "task accuracy", "macro_f1": "task macro-F1"}
 
 
 # --- plots ---------------------------------------------------------------------------------------
