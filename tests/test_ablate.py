@@ -111,6 +111,9 @@ def ablation_inputs(tmp_path_factory):
                          "label": label})
         _write_jsonl(folder / f"{name}.jsonl", rows)
     (folder / "small.yaml").write_text(yaml.safe_dump({"tokenizer": {"vocab_size": 400}}))
+    # the quality stage has no model, so its threshold changes nothing: small's training data
+    (folder / "same.yaml").write_text(yaml.safe_dump(
+        {"tokenizer": {"vocab_size": 400}, "quality": {"threshold": 0.9}}))
     (folder / "nothing.yaml").write_text(yaml.safe_dump(
         {"tokenizer": {"vocab_size": 400}, "heuristics": {"min_words": 99_999}}))
     (folder / "train.yaml").write_text(yaml.safe_dump({
@@ -149,11 +152,11 @@ def _log_sizes(folder):
 
 def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp_path):
     out = tmp_path / "abl"
-    assert _ablate(ablation_inputs, out, "small.yaml", "nothing.yaml") == 1  # an arm failed
+    assert _ablate(ablation_inputs, out, "small.yaml", "nothing.yaml", "same.yaml") == 1
 
     results = json.loads((out / "results.json").read_text())
     arms = {arm["name"]: arm for arm in results["arms"]}
-    assert list(arms) == ["small", "nothing", "raw"]
+    assert list(arms) == ["small", "nothing", "same", "raw"]
     plan = results["plan"]
     assert (plan["batch_size"], plan["max_seq_len"], plan["steps"]) == (8, 128, 4)
     assert plan["eval_steps"] == [2, 4]
@@ -168,6 +171,12 @@ def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp
         assert arm["final"]["mlm_loss"] > 0
         assert arm["epochs"] == pytest.approx(4 * 8 / arm["curation"]["examples"])
         assert arm["task"]["seeds"] == 2 and arm["task"]["split"] == "test"
+    # same's shards hold small's training data: small's model stands for it, untrained again
+    assert arms["same"]["status"] == "done" and arms["same"]["same_training_data_as"] == "small"
+    assert (arms["same"]["final"], arms["same"]["task"]) == (arms["small"]["final"],
+                                                            arms["small"]["task"])
+    assert not (out / "arms" / "same" / "pretrain").exists()
+    assert not (out / "logs" / "same-pretrain.log").exists()
     # raw keeps every document; the default config removes some of the sample
     assert arms["raw"]["curation"]["kept"] == arms["raw"]["curation"]["input"] == 150
     assert arms["small"]["curation"]["kept"] < 150
@@ -177,9 +186,10 @@ def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp
     assert manifests[0]["tokenizer_sha256"] == manifests[1]["tokenizer_sha256"]
     assert results["baseline"]["seeds"] == 2
     table = (out / "results.md").read_text()
+    assert "| same (= small) |" in table
     assert "| nothing (failed) |" in table and "| untrained (baseline) |" in table
     page = (out / "report.html").read_text()
-    assert page.count("<polyline") == 2 and page.count("untrained</text>") == 2
+    assert page.count("<polyline") == 3 and page.count("untrained</text>") == 2
 
     # A stop in the middle of raw's training: its last evaluation and fine-tuning are gone and
     # its latest checkpoint is the one at step 2. The rerun redoes only those steps, and the
@@ -190,7 +200,7 @@ def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp
     shutil.rmtree(raw / "finetune")
     (raw / "pretrain" / "checkpoints" / "latest").write_text("step-000002.pt\n")
     logs_before = _log_sizes(out)
-    assert _ablate(ablation_inputs, out, "small.yaml", "nothing.yaml") == 1
+    assert _ablate(ablation_inputs, out, "small.yaml", "nothing.yaml", "same.yaml") == 1
     logs_after = _log_sizes(out)
     grown = sorted(name for name in logs_after if logs_after[name] != logs_before.get(name))
     # small is untouched; nothing's curation is kept (it finished: it kept no document)

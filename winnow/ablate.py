@@ -25,6 +25,9 @@ where it stopped and a finished arm is never redone. The layout::
     DIR/arms/NAME/pretrain/       its ``winnow pretrain`` run folder
     DIR/arms/NAME/eval/step-N.json  ``winnow evaluate --json`` at step N
     DIR/arms/NAME/finetune/results.json   ``winnow finetune`` over seeds
+    DIR/arms/NAME/same_training_data.json  {"arm": OTHER}: this arm's shards hold the same
+                                  training data as OTHER's (a stage that removed nothing), so
+                                  OTHER's model and figures stand for it; it is not retrained
     DIR/baseline/finetune/results.json    the untrained model on the same task
     DIR/results.json, results.md, report.html   every figure, a table, plots
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -60,6 +64,8 @@ a rerun with other shared settings is refused (use a new --output, or --overwrit
 
 PLAN_FILE = "plan.json"
 LOCK_FILE = ".lock"
+SAME_DATA_FILE = "same_training_data.json"
+"""In an arm folder: the arm whose figures this arm takes (the same training data)."""
 PLAN_FORMAT = 1
 
 
@@ -415,6 +421,25 @@ class Ablation:
     def arm_folder(self, arm: Arm) -> Path:
         return self.folder / "arms" / arm.name
 
+    def training_data(self, arm: Arm) -> str | None:
+        """``training_data_sha256`` of the arm's shards; None before it is curated."""
+        manifest = self.arm_folder(arm) / "curated" / "shards" / "manifest.json"
+        return training_data_sha256(manifest) if manifest.exists() else None
+
+    def trained_twin(self, arm: Arm) -> Arm | None:
+        """Another arm, trained here to the end, whose shards hold the same training data."""
+        training_data = self.training_data(arm)
+        for other in self.plan.arms:
+            folder = self.arm_folder(other)
+            if (other == arm or (folder / SAME_DATA_FILE).exists()
+                    or self.training_data(other) != training_data):
+                continue
+            finished = evaluation_file(folder, self.plan.steps).exists() and (
+                self.plan.task is None or finished_finetune(folder / "finetune"))
+            if finished:
+                return other
+        return None
+
     def shared_tokenizer(self) -> str:
         """The SentencePiece model every arm's shards use."""
         if self.plan.tokenizer_model:
@@ -494,6 +519,14 @@ class ArmRun:
         if not curation["examples"]:
             raise StepFailed(f"curation kept no training examples ({curation['kept']:,} "
                              "documents kept)")
+        twin = self.ablation.trained_twin(self.arm)
+        if twin is not None:
+            # The same training data, tokenizer, model, steps and seed: the same model. A stage
+            # that removes nothing from this corpus costs no training.
+            write_json(self.folder / SAME_DATA_FILE, {"arm": twin.name})
+            self.ablation.say(f"{self.label} its shards hold the same training data as "
+                              f"{twin.name}'s: figures taken from {twin.name}")
+            return
         for step in self.plan.eval_steps:
             if not self.evaluation(step).exists():
                 self.train_to(step)
@@ -594,6 +627,18 @@ def curation_summary(report: dict[str, Any], seconds: float) -> dict[str, Any]:
             "quarantined": sum(documents["quarantined"].values()),
             "tokens": shards.get("tokens", 0), "examples": shards.get("examples", 0),
             "seconds": round(report.get("wall_seconds", seconds), 1)}
+
+
+def training_data_sha256(manifest_path: Path) -> str:
+    """One hash of what pretraining reads from a shard folder: the tokenizer, the objective
+    and length, and every shard's tokens and index (not the provenance files, which name the
+    documents: two arms can train on the same tokens from differently named records)."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    read = [manifest["tokenizer_sha256"], manifest["objective"], str(manifest["max_seq_len"])]
+    for shard in manifest["shards"]:
+        read += [digest for name, digest in sorted(shard["files"].items())
+                 if name.endswith((".tokens.bin", ".index.npy"))]
+    return hashlib.sha256("\n".join(read).encode()).hexdigest()
 
 
 def latest_step(run: Path) -> int | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from winnow.ablate import evaluation_file, write_json, write_text
+from winnow.ablate import SAME_DATA_FILE, evaluation_file, write_json, write_text
 from winnow.pipeline.html_report import CSS, PALETTE
 
 RESULTS_FORMAT = 1
@@ -35,14 +35,16 @@ def collect_results(ablation) -> dict[str, Any]:
 def arm_results(ablation, arm) -> dict[str, Any]:
     plan, folder = ablation.plan, ablation.arm_folder(arm)
     curation = read_json(folder / "curation.json")
+    twin = read_json(folder / SAME_DATA_FILE)
+    trained = folder.parent / twin["arm"] if twin else folder  # where its model's figures are
     evaluations = []
     for step in plan.eval_steps:
-        figures = read_json(evaluation_file(folder, step))
+        figures = read_json(evaluation_file(trained, step))
         if figures is not None:
             evaluations.append({"step": step, "tokens": step * plan.tokens_per_step,
                                 **{key: figures.get(key) for key in EVAL_KEYS}})
     final = evaluations[-1] if evaluations and evaluations[-1]["step"] == plan.steps else None
-    task = task_figures(read_json(folder / "finetune" / "results.json"))
+    task = task_figures(read_json(trained / "finetune" / "results.json"))
     failed = read_json(folder / "failed.json")
     done = final is not None and (plan.task is None or task is not None)
     examples = (curation or {}).get("examples", 0)
@@ -51,6 +53,7 @@ def arm_results(ablation, arm) -> dict[str, Any]:
         "status": "failed" if failed else "done" if done else "pending",
         "error": failed["error"] if failed else None,
         "curation": curation,
+        "same_training_data_as": twin["arm"] if twin else None,
         "epochs": (plan.steps * plan.batch_size / examples) if examples else None,
         "evaluations": evaluations,
         "final": final,
@@ -92,6 +95,8 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
 def arm_row(arm: dict[str, Any]) -> list[str]:
     curation, final, task = arm["curation"] or {}, arm["final"] or {}, arm["task"]
     name = arm["name"] + ("" if arm["status"] == "done" else f" ({arm['status']})")
+    if arm["same_training_data_as"]:
+        name += f" (= {arm['same_training_data_as']})"
     pair = final.get("sop_accuracy", final.get("nsp_accuracy"))
     return [name, count(curation.get("kept")), count(curation.get("tokens")),
             number(curation.get("seconds"), 0), number(arm["epochs"], 2),
@@ -104,7 +109,7 @@ def format_table(results: dict[str, Any]) -> str:
     """A Markdown table: one row per arm, then the untrained baseline."""
     plan = results["plan"]
     lines = [f"{budget(plan)}; held-out figures at the last step; task: test mean ± std over "
-             "seeds", "",
+             "seeds; (= X): the same training data as arm X, whose model stands for it", "",
              "| " + " | ".join(HEADERS) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
