@@ -64,9 +64,10 @@ def _add_pretrain(subparsers) -> argparse.ArgumentParser:
                                "other data of the same tokenizer and sequence length); "
                                "refused without this flag")
     pretrain.add_argument("--print-config", action="store_true",
-                          help="print the config a new run would train with (--config, "
-                               "--preset and --max-steps applied, unset fields derived for "
-                               "this machine) as YAML and exit; needs no --output")
+                          help="print the config the run would train with as YAML and exit: "
+                               "--config, --preset and --max-steps applied, unset fields "
+                               "derived for this machine (with --resume: the recorded one); "
+                               "needs no --output")
     pretrain.set_defaults(run=run_pretrain)
     return pretrain
 
@@ -194,21 +195,23 @@ def run_pretrain(args, _extra: list[str]) -> int:
     import yaml
 
     from winnow.trainer.checkpoints import PretrainError
-    from winnow.trainer.config import ConfigError, config_to_dict, load_config, resolved_config
+    from winnow.trainer.config import ConfigError, config_to_dict, load_config
 
     try:
-        if args.print_config:
+        if args.output is None and (args.resume or not args.print_config):
+            return _fail("pretrain", ValueError("--output RUN is required to train or resume "
+                                                "(only --print-config goes without it)"))
+        from winnow.trainer.train import pretrain, recorded_config, run_config
+
+        if args.print_config:  # the config setup would train with
             import torch
 
-            config = resolved_config(load_config(args.config, args.preset),
-                                     max_steps=args.max_steps,
-                                     device_type="cuda" if torch.cuda.is_available() else "cpu")
+            config = (recorded_config(args.output) if args.resume
+                      else load_config(args.config, args.preset))
+            config = run_config(config, resumed=args.resume, max_steps=args.max_steps,
+                                device_type="cuda" if torch.cuda.is_available() else "cpu")
             sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             return 0
-        if args.output is None:
-            return _fail("pretrain", ValueError("--output RUN is required to train (only "
-                                                "--print-config goes without it)"))
-        from winnow.trainer.train import pretrain
 
         config = None
         if not args.resume or args.config or args.preset:

@@ -30,6 +30,10 @@ Decisions:
 * **``--stop-after N`` is an absolute step**: training stops once N optimizer steps are done in
   total (counting those before a resume), with a checkpoint; the schedule still runs to
   ``max_steps``.
+* **Unset means derived, once.** batch_size, lr, warmup_steps and num_workers left unset are
+  derived from the preset, max_steps and the machine by ``trainer.config.resolved_config``
+  when a run starts (and by ``--print-config``); config.yaml and every checkpoint hold the
+  derived values, so a resumed run keeps them.
 * **Logged metrics are those of the logged step** (as nanoGPT does), not window means, so that
   a resumed run logs what the uninterrupted run logs; tokens/s and MFU are measured over the
   window since the last log.
@@ -295,10 +299,8 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
     manifest = read_manifest(shards_dir)
     config, model_config = _run_configs(shards_dir, manifest, run_dir, config, checkpoint,
                                         allow_changed_shards)
-    if checkpoint is None:
-        config = resolved_config(config, max_steps=max_steps, device_type=device.type)
-    elif max_steps is not None:  # the recorded config is resolved; it keeps its warmup
-        config = dataclasses.replace(config, max_steps=max_steps)
+    config = run_config(config, resumed=checkpoint is not None, max_steps=max_steps,
+                        device_type=device.type)
     if config.batch_size % (world_size * config.grad_accum_steps):
         raise PretrainError(f"batch_size {config.batch_size} is not a multiple of world size "
                             f"{world_size} * grad_accum_steps {config.grad_accum_steps}")
@@ -320,6 +322,21 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
         write_text(os.path.join(run_dir, "config.yaml"),
                     yaml.safe_dump(config_to_dict(config), sort_keys=False))
     return trainer
+
+
+def run_config(config: TrainConfig, *, resumed: bool, max_steps: int | None,
+               device_type: str) -> TrainConfig:
+    """The config a run trains with, given ``--max-steps``: a new run's resolved
+    (``resolved_config``); a resumed run's as its checkpoint recorded it (already resolved; it
+    keeps its warmup and workers even on a shorter schedule or another machine)."""
+    if not resumed:
+        return resolved_config(config, max_steps=max_steps, device_type=device_type)
+    return config if max_steps is None else dataclasses.replace(config, max_steps=max_steps)
+
+
+def recorded_config(run_dir: str) -> TrainConfig:
+    """The config the latest checkpoint of ``run_dir`` records; PretrainError without one."""
+    return config_from_dict(_checkpoint_to_resume(run_dir, resume=True)["config"])
 
 
 def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
@@ -486,6 +503,8 @@ def startup_summary(trainer: Trainer, end_step: int) -> list[str]:
     step, steps per epoch, device and precision, and the schedule."""
     config, model_config, manifest = trainer.config, trainer.model_config, trainer.manifest
     total = sum(p.numel() for p in trainer.raw_model.parameters())
+    # the embedding module: word, position and token-type tables, their LayerNorm (and ALBERT's
+    # E -> H projection); the MLM head's output bias, tied weights aside, counts as non-embedding
     embedding = sum(p.numel() for p in trainer.raw_model.embeddings.parameters())
     train_examples = len(trainer.train_data)
     positions = config.batch_size * model_config.max_seq_len

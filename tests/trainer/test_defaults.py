@@ -111,7 +111,8 @@ def test_unset_workers_share_the_cores_with_the_other_ranks(monkeypatch):
 
 # --- the run records what it resolved; --print-config shows it ---------------------------------
 
-def test_a_run_records_the_resolved_config_and_resumes_with_unset_fields(tmp_path, shards):
+def test_a_run_records_the_resolved_config_and_resumes_with_unset_fields(tmp_path, shards,
+                                                                          capsys):
     path = write_config(tmp_path / "unset.yaml", unset_config(max_steps=4, eval_every=0))
     run = str(tmp_path / "run")
     assert main(["pretrain", "--shards", shards, "--output", run, "--config", path,
@@ -122,6 +123,10 @@ def test_a_run_records_the_resolved_config_and_resumes_with_unset_fields(tmp_pat
     assert {key: recorded[key] for key in expected} == expected
     assert isinstance(recorded["num_workers"], int)
     assert load_checkpoint(latest_checkpoint(run))["config"] == recorded
+    capsys.readouterr()
+    assert main(["pretrain", "--output", run, "--resume", "--max-steps", "8",
+                 "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {**recorded, "max_steps": 8}
     # The same file (fields unset) resumes: unset means "as the run recorded".
     assert main(["pretrain", "--output", run, "--resume", "--config", path,
                  "--preset", "tiny"]) == 0
