@@ -27,12 +27,12 @@ MAX_BATCH_SIZE = 65536
 DERIVED_FIELDS = ("batch_size", "lr", "warmup_steps", "num_workers")
 
 # preset -> (batch_size, peak lr) of an unset batch_size / lr. The learning rate a model takes
-# grows as it shrinks (Kaplan et al. 2020, appendix D.6); BERT's 1e-4 moves a tiny model's
-# output bias by about 0.03 in 300 steps, so tiny learns nothing in a short run with it.
+# grows as it shrinks (Kaplan et al. 2020, appendix D.6); BERT's 1e-4 moves a tiny model's MLM
+# output bias by at most 0.02 in 300 steps and leaves its loss a nat above 1e-3's (BENCHMARKS.md).
 PRESET_TRAINING = {
-    "tiny": (32, 1e-3),   # measured: 300 steps on a laptop CPU take the loss clearly down
-    "mini": (64, 5e-4),   # between tiny and small on a log scale
-    "small": (128, 3e-4),  # Turc et al. 2019 pretrained these sizes at batch 128..256
+    "tiny": (32, 1e-3),  # measured at 300 steps: beats 1e-4 and 3e-3; 0.2 s a step on 2 cores
+    "mini": (64, 5e-4),  # mini to medium: between tiny and base on a log scale, not measured
+    "small": (128, 3e-4),
     "medium": (128, 2e-4),
     "base": (256, 1e-4),  # BERT (Devlin et al. 2019): batch 256, 1e-4
     "large": (256, 1e-4),  # BERT-large, the same recipe
@@ -44,8 +44,9 @@ WARMUP_FRACTION = 0.06
 while a 1M-step run still warms up for 60k."""
 
 CPU_MAX_BATCH_SIZE = 32
-"""An unset batch_size is at most this on a CPU, where a step of 256 base-sized examples takes
-minutes; 32 keeps a step of the tiny preset near a second on a laptop."""
+"""An unset batch_size is at most this on a CPU, where a step of 256 base-sized examples of 128
+tokens (6 N T: about 1.7e13 FLOPs) takes minutes at a laptop's 100-300 GFLOP/s; at 32 a tiny step
+takes 0.2 s on 2 cores (BENCHMARKS.md)."""
 
 MAX_DEFAULT_WORKERS = 4
 """DataLoader workers of an unset num_workers: cores per rank - 1 (one core trains), at most
