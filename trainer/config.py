@@ -30,7 +30,7 @@ DERIVED_FIELDS = ("batch_size", "lr", "warmup_steps", "num_workers")
 # grows as it shrinks (Kaplan et al. 2020, appendix D.6); BERT's 1e-4 moves a tiny model's MLM
 # output bias by at most 0.02 in 300 steps and leaves its loss a nat above 1e-3's (BENCHMARKS.md).
 PRESET_TRAINING = {
-    "tiny": (32, 1e-3),  # measured at 300 steps: beats 1e-4 and 3e-3; 0.2 s a step on 2 cores
+    "tiny": (32, 1e-3),  # measured at 300 steps: beats 1e-4, 3e-4, 3e-3; 0.2 s a step on 2 cores
     "mini": (64, 5e-4),  # mini to medium: between tiny and base on a log scale, not measured
     "small": (128, 3e-4),
     "medium": (128, 2e-4),
