@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import json
 import textwrap
+import types
 import typing
 from typing import Any
 
@@ -98,7 +99,18 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
     return instance
 
 
+def optional_type(hint: Any) -> Any:
+    """``T`` of an ``T | None`` hint (a field whose None means "derive it"), else None."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    rest = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return rest[0] if len(rest) == 1 else None
+
+
 def _coerce(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
+    inner = optional_type(hint)
+    if inner is not None:
+        return None if value is None else _coerce(inner, value, where, problems)
     origin = typing.get_origin(hint)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where + ".", problems)

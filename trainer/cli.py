@@ -39,8 +39,9 @@ def _add_pretrain(subparsers) -> argparse.ArgumentParser:
                           help="shard folder (holds manifest.json), or the run folder "
                                "holding it as shards/; required for a new run, defaults to "
                                "the recorded one on --resume")
-    pretrain.add_argument("--output", required=True, metavar="RUN",
-                          help="run folder for config.yaml, metrics.jsonl and checkpoints/")
+    pretrain.add_argument("--output", metavar="RUN",
+                          help="run folder for config.yaml, metrics.jsonl and checkpoints/ "
+                               "(required, except with --print-config)")
     pretrain.add_argument("--config", metavar="FILE",
                           help="YAML training config naming only what differs from the "
                                "defaults (see the README's training config reference)")
@@ -63,7 +64,10 @@ def _add_pretrain(subparsers) -> argparse.ArgumentParser:
                                "other data of the same tokenizer and sequence length); "
                                "refused without this flag")
     pretrain.add_argument("--print-config", action="store_true",
-                          help="print the effective training config as YAML and exit")
+                          help="print the config the run would train with as YAML and exit: "
+                               "--config, --preset and --max-steps applied, unset fields "
+                               "derived for this machine (with --resume: the recorded one); "
+                               "needs no --output")
     pretrain.set_defaults(run=run_pretrain)
     return pretrain
 
@@ -192,16 +196,26 @@ def run_pretrain(args, _extra: list[str]) -> int:
 
     from winnow.trainer.checkpoints import PretrainError
     from winnow.trainer.config import ConfigError, config_to_dict, load_config
-    from winnow.trainer.train import pretrain
 
     try:
+        if args.output is None and (args.resume or not args.print_config):
+            return _fail("pretrain", ValueError("--output RUN is required to train or resume "
+                                                "(only --print-config goes without it)"))
+        from winnow.trainer.train import pretrain, recorded_config, run_config
+
+        if args.print_config:  # the config setup would train with
+            import torch
+
+            config = (recorded_config(args.output) if args.resume
+                      else load_config(args.config, args.preset))
+            config = run_config(config, resumed=args.resume, max_steps=args.max_steps,
+                                device_type="cuda" if torch.cuda.is_available() else "cpu")
+            sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+            return 0
+
         config = None
         if not args.resume or args.config or args.preset:
             config = load_config(args.config, args.preset)
-        if args.print_config:
-            sys.stdout.write(yaml.safe_dump(config_to_dict(config or load_config(None)),
-                                            sort_keys=False))
-            return 0
         step = pretrain(args.shards, args.output, config, resume=args.resume,
                         max_steps=args.max_steps, stop_after=args.stop_after,
                         allow_changed_shards=args.allow_changed_shards)

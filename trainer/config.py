@@ -22,6 +22,36 @@ from winnow.trainer.model import PRESETS, ModelConfig
 MAX_BATCH_SIZE = 65536
 """The largest global batch BERT has been trained with (LAMB, You et al. 2020)."""
 
+# Fields a config may leave unset (None): ``resolved_config`` derives them from the preset, the
+# run's length and the machine. Checkpoints and RUN/config.yaml hold the derived values.
+DERIVED_FIELDS = ("batch_size", "lr", "warmup_steps", "num_workers")
+
+# preset -> (batch_size, peak lr) of an unset batch_size / lr. The learning rate a model takes
+# grows as it shrinks (Kaplan et al. 2020, appendix D.6); BERT's 1e-4 moves a tiny model's MLM
+# output bias by at most 0.02 in 300 steps and leaves its loss a nat above 1e-3's (BENCHMARKS.md).
+PRESET_TRAINING = {
+    "tiny": (32, 1e-3),  # measured at 300 steps: beats 1e-4, 3e-4, 3e-3; 0.2 s a step on 2 cores
+    "mini": (64, 5e-4),  # mini to medium: between tiny and base on a log scale, not measured
+    "small": (128, 3e-4),
+    "medium": (128, 2e-4),
+    "base": (256, 1e-4),  # BERT (Devlin et al. 2019): batch 256, 1e-4
+    "large": (256, 1e-4),  # BERT-large, the same recipe
+}
+
+WARMUP_FRACTION = 0.06
+"""An unset warmup_steps is this fraction of max_steps: RoBERTa's 30k of 500k steps (Liu et al.
+2019). A fraction, unlike BERT's fixed 10k steps, lets a 300-step run reach its peak at step 18
+while a 1M-step run still warms up for 60k."""
+
+CPU_MAX_BATCH_SIZE = 32
+"""An unset batch_size is at most this on a CPU, where a step of 256 base-sized examples of 128
+tokens (6 N T: about 1.7e13 FLOPs) takes minutes at a laptop's 100-300 GFLOP/s; at 32 a tiny step
+takes 0.2 s on 2 cores (BENCHMARKS.md)."""
+
+MAX_DEFAULT_WORKERS = 4
+"""DataLoader workers of an unset num_workers: cores per rank - 1 (one core trains), at most
+this, and none with 2 cores or fewer: there a worker only competes with training."""
+
 
 class ConfigError(typed_config.ConfigError):
     """Every problem of a training config, one per line (``problems`` holds them)."""
@@ -37,17 +67,19 @@ class TrainConfig:
     ModelConfig field to override, e.g. ``share_layers: all``, ``embedding_size: 128``,
     ``pre_layernorm: true``, ``dropout: 0.0``. vocab_size, max_seq_len, objective and
     pad_token_id come from the shards' manifest (if given they must match it)."""
-    batch_size: int = 256
+    batch_size: int | None = None
     """Global batch in examples, over all ranks and accumulation steps; at most 65536 (the
-    largest batch BERT has been trained with, LAMB: You et al. 2020)."""
+    largest batch BERT has been trained with, LAMB: You et al. 2020). Unset: the preset's
+    (PRESET_TRAINING: tiny 32 ... base 256), at most 32 on a CPU."""
     grad_accum_steps: int = 1
     """Micro-batches per optimizer step on each rank; batch_size must be a multiple of
     world size * grad_accum_steps."""
     max_steps: int = 100_000
     """Optimizer steps of the whole run; the schedule ends here."""
-    lr: float = 1e-4
+    lr: float | None = None
     """Peak learning rate (after warmup), in (0, 1]: an AdamW step moves each weight by about
-    lr, so more than 1 only destroys the model."""
+    lr, so more than 1 only destroys the model. Unset: the preset's (PRESET_TRAINING: tiny
+    1e-3 ... base 1e-4)."""
     weight_decay: float = 0.01
     """AdamW decoupled weight decay, on matrices and embeddings only (not on biases and
     LayerNorm weights)."""
@@ -55,8 +87,9 @@ class TrainConfig:
     """AdamW beta1, beta2."""
     eps: float = 1e-6
     """AdamW epsilon (BERT's 1e-6)."""
-    warmup_steps: int = 1_000
-    """Linear warmup from lr / warmup_steps to lr."""
+    warmup_steps: int | None = None
+    """Linear warmup from lr / warmup_steps to lr. Unset: 6% of max_steps (RoBERTa's
+    30k of 500k), so the schedule follows --max-steps; at most max_steps."""
     schedule: str = "linear"
     """Decay after warmup: "linear" or "cosine", down to lr * min_lr_ratio at max_steps."""
     min_lr_ratio: float = 0.0
@@ -81,8 +114,9 @@ class TrainConfig:
     """Dynamic masking (trainer.data.MaskingConfig)."""
     eval_examples: int = 1_000
     """Examples held out for evaluation (at most a tenth of the corpus); 0 disables it."""
-    num_workers: int = 4
-    """DataLoader worker processes building batches; 0 builds them in the training process."""
+    num_workers: int | None = None
+    """DataLoader worker processes building batches (per rank); 0 builds them in the training
+    process. Unset: fits the cores: 0 with 2 or fewer per rank, else cores - 1, at most 4."""
 
     def errors(self) -> list[str]:
         problems = _type_problems(self)
@@ -93,21 +127,22 @@ class TrainConfig:
         problems += [f"{name}: must be a finite number, got {getattr(self, name)}"
                      for name in ("weight_decay", "eps", "grad_clip")
                      if not math.isfinite(getattr(self, name))]
+        unset = {name for name in DERIVED_FIELDS if getattr(self, name) is None}
         positive = ("batch_size", "grad_accum_steps", "max_steps", "log_every", "eval_batches")
         problems += [f"{name}: must be at least 1, got {getattr(self, name)}"
-                     for name in positive if getattr(self, name) < 1]
-        if self.batch_size > MAX_BATCH_SIZE:
+                     for name in positive if name not in unset and getattr(self, name) < 1]
+        if "batch_size" not in unset and self.batch_size > MAX_BATCH_SIZE:
             problems.append(f"batch_size: must be at most {MAX_BATCH_SIZE}, got "
                             f"{self.batch_size}")
         not_negative = ("weight_decay", "warmup_steps", "grad_clip", "eval_every",
                         "checkpoint_every", "eval_examples", "num_workers")
         problems += [f"{name}: must be 0 or more, got {getattr(self, name)}"
-                     for name in not_negative if getattr(self, name) < 0]
-        if self.batch_size >= 1 and self.grad_accum_steps >= 1 and (
-                self.batch_size % self.grad_accum_steps):
+                     for name in not_negative if name not in unset and getattr(self, name) < 0]
+        if "batch_size" not in unset and self.batch_size >= 1 and (
+                self.grad_accum_steps >= 1 and self.batch_size % self.grad_accum_steps):
             problems.append(f"batch_size {self.batch_size} is not a multiple of "
                             f"grad_accum_steps {self.grad_accum_steps}")
-        if not 0 < self.lr <= 1:
+        if "lr" not in unset and not 0 < self.lr <= 1:
             problems.append(f"lr: must be in (0, 1], got {self.lr}")
         if not self.eps > 0:
             problems.append(f"eps: must be > 0, got {self.eps}")
@@ -134,6 +169,10 @@ def _type_problems(config: Any) -> list[str]:
     problems = []
     for name, hint in typing.get_type_hints(type(config)).items():
         value = getattr(config, name)
+        if typed_config.optional_type(hint) is not None:  # ``T | None``: None means derived
+            if value is None:
+                continue
+            hint = typed_config.optional_type(hint)
         if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, tuple):
             expected = (hint if dataclasses.is_dataclass(hint) else typing.get_origin(hint))
         else:
@@ -158,6 +197,42 @@ def _model_problems(model: dict[str, Any]) -> list[str]:
     except ValueError as error:
         return [f"model: {line.strip()}" for line in str(error).splitlines()[1:]]
     return []
+
+
+def resolved_config(config: TrainConfig, *, max_steps: int | None = None,
+                    device_type: str = "cpu", cores: int | None = None) -> TrainConfig:
+    """The config a run trains with: ``max_steps`` (``--max-steps``) applied, and every unset
+    field of DERIVED_FIELDS derived from the preset, max_steps, the device type and ``cores``
+    per rank (default: ``available_cores()``). ConfigError if warmup_steps exceeds max_steps.
+
+    The one place where defaults are decided: setup, ``--print-config`` and, through the
+    config a checkpoint records, a resumed run all use its result."""
+    if max_steps is not None:
+        config = dataclasses.replace(config, max_steps=max_steps)
+    batch_size, lr = PRESET_TRAINING[config.model.get("preset", "base")]
+    if device_type == "cpu":
+        batch_size = min(batch_size, CPU_MAX_BATCH_SIZE)
+    cores = available_cores() if cores is None else cores
+    derived = {
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": max(1, round(WARMUP_FRACTION * config.max_steps)),
+        "num_workers": 0 if cores <= 2 else min(MAX_DEFAULT_WORKERS, cores - 1),
+    }
+    config = dataclasses.replace(config, **{name: value for name, value in derived.items()
+                                            if getattr(config, name) is None})
+    if config.warmup_steps > config.max_steps:
+        raise ConfigError([f"warmup_steps: {config.warmup_steps} is longer than the run "
+                           f"(max_steps {config.max_steps}), so the learning rate would never "
+                           "reach its peak; lower it, or leave it unset for "
+                           f"{WARMUP_FRACTION:.0%} of max_steps"])
+    return config
+
+
+def available_cores() -> int:
+    """CPU cores this process may use, shared by the ranks torchrun starts on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:

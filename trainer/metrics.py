@@ -18,6 +18,10 @@ from winnow.trainer.data import IGNORE_INDEX
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 """Dense bf16 peak FLOP/s by GPU name (SXM parts), for MFU."""
 
+BAR_FORMAT = "{n_fmt}/{total_fmt} |{bar}| {remaining} left{postfix}"
+"""The progress bar: steps, the bar, time left, then ``progress_postfix`` (tqdm puts ", "
+before it). With 100000 steps and MFU shown it leaves the bar 11 columns of 80."""
+
 
 @dataclass(frozen=True)
 class Sums:
@@ -90,8 +94,32 @@ def summarize(sums: Sums, objective: str) -> dict[str, float]:
     }
 
 
+def progress_postfix(entry: dict[str, Any]) -> str:
+    """The bar's text for a train entry: loss, MLM accuracy, tokens/s and MFU (when known),
+    at most 40 characters; every other figure is in metrics.jsonl and TensorBoard."""
+    text = (f"loss {entry['loss']:.3g} acc {entry['mlm_accuracy']:.1%} "
+            f"{_si(entry['tokens_per_s'])} tok/s")
+    return text if entry.get("mfu") is None else f"{text} mfu {entry['mfu']:.0%}"
+
+
+def eval_line(entry: dict[str, Any]) -> str:
+    """One line for an evaluation entry, printed above the bar."""
+    figures = " ".join(f"{key} {value:.4g}" for key, value in entry.items()
+                       if key.endswith(("loss", "accuracy")))
+    return f"step {entry['step']} eval: {figures}"
+
+
+def _si(value: float) -> str:
+    """3 significant digits with k/M/G: 21300.5 -> '21.3k'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
 class MetricsLog:
-    """metrics.jsonl, TensorBoard (when installed) and a progress line; a no-op off rank 0."""
+    """metrics.jsonl, TensorBoard (when installed) and a progress bar (tqdm, when installed;
+    else one printed line per entry); a no-op off rank 0."""
 
     def __init__(self, run_dir: str, start_step: int, end_step: int, enabled: bool):
         self.enabled = enabled
@@ -112,11 +140,21 @@ class MetricsLog:
         except ImportError:
             pass
         else:
-            self.bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=end_step, initial=start_step, unit="step", dynamic_ncols=True,
+                            bar_format=BAR_FORMAT)
 
     def step(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
+
+    def note(self, text: str) -> None:
+        """A line on stderr, above the bar while there is one."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def write(self, entry: dict[str, Any]) -> None:
         if not self.enabled:
@@ -127,13 +165,12 @@ class MetricsLog:
             for key, value in entry.items():
                 if isinstance(value, (int, float)) and key != "step":
                     self.tensorboard.add_scalar(f"{entry['split']}/{key}", value, entry["step"])
-        shown = {key: entry[key] for key in entry
-                 if key.endswith(("loss", "accuracy")) or key in ("lr", "tokens_per_s")}
-        text = " ".join(f"{key}={value:.4g}" for key, value in shown.items())
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{entry['split']} {text}", refresh=False)
+        if entry["split"] != "train":
+            self.note(eval_line(entry))
+        elif self.bar is not None:
+            self.bar.set_postfix_str(progress_postfix(entry), refresh=False)
         else:
-            print(f"step {entry['step']} {entry['split']}: {text}", flush=True)
+            print(f"step {entry['step']}: {progress_postfix(entry)}", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -7,7 +7,7 @@ is made from in ``trainer.metrics``.
 
 Layout of a run folder (``RUN``)::
 
-    config.yaml                  the effective TrainConfig
+    config.yaml                  the effective TrainConfig (unset fields resolved)
     metrics.jsonl                one JSON object per logged step (train) and per evaluation
     tensorboard/                 the same scalars, when TensorBoard is installed
     checkpoints/step-000123.pt   model, optimizer, step, RNG states, config, manifest summary
@@ -30,6 +30,10 @@ Decisions:
 * **``--stop-after N`` is an absolute step**: training stops once N optimizer steps are done in
   total (counting those before a resume), with a checkpoint; the schedule still runs to
   ``max_steps``.
+* **Unset means derived, once.** batch_size, lr, warmup_steps and num_workers left unset are
+  derived from the preset, max_steps and the machine by ``trainer.config.resolved_config``
+  when a run starts (and by ``--print-config``); config.yaml and every checkpoint hold the
+  derived values, so a resumed run keeps them.
 * **Logged metrics are those of the logged step** (as nanoGPT does), not window means, so that
   a resumed run logs what the uninterrupted run logs; tokens/s and MFU are measured over the
   window since the last log.
@@ -68,7 +72,12 @@ from winnow.trainer.checkpoints import (
     write_folder_atomically,
     write_text,
 )
-from winnow.trainer.config import TrainConfig, config_from_dict, config_to_dict
+from winnow.trainer.config import (
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    resolved_config,
+)
 from winnow.trainer.data import (
     Batches,
     PretrainingData,
@@ -118,6 +127,7 @@ def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]
         "tokenizer_sha256": manifest.tokenizer_sha256,
         "special_tokens": dict(manifest.special_tokens),
         "examples": manifest.examples,
+        "tokens": manifest.tokens,
         # covers every shard file's and the tokenizer's sha256: equal hashes, equal data
         "manifest_sha256": manifest.to_obj()["manifest_sha256"],
     }
@@ -206,10 +216,14 @@ class Trainer:
     eval_data: PretrainingData | None = None
 
     @property
-    def autocast(self) -> Any:
-        bf16 = self.config.precision == "bf16" or (
+    def bf16(self) -> bool:
+        """Whether the forward passes run under bf16 autocast (else fp32)."""
+        return self.config.precision == "bf16" or (
             self.config.precision == "auto" and self.device.type == "cuda")
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    @property
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     @property
     def objective(self) -> str:
@@ -285,8 +299,8 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
     manifest = read_manifest(shards_dir)
     config, model_config = _run_configs(shards_dir, manifest, run_dir, config, checkpoint,
                                         allow_changed_shards)
-    if max_steps is not None:
-        config = dataclasses.replace(config, max_steps=max_steps)
+    config = run_config(config, resumed=checkpoint is not None, max_steps=max_steps,
+                        device_type=device.type)
     if config.batch_size % (world_size * config.grad_accum_steps):
         raise PretrainError(f"batch_size {config.batch_size} is not a multiple of world size "
                             f"{world_size} * grad_accum_steps {config.grad_accum_steps}")
@@ -310,11 +324,27 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
     return trainer
 
 
+def run_config(config: TrainConfig, *, resumed: bool, max_steps: int | None,
+               device_type: str) -> TrainConfig:
+    """The config a run trains with, given ``--max-steps``: a new run's resolved
+    (``resolved_config``); a resumed run's as its checkpoint recorded it (already resolved; it
+    keeps its warmup and workers even on a shorter schedule or another machine)."""
+    if not resumed:
+        return resolved_config(config, max_steps=max_steps, device_type=device_type)
+    return config if max_steps is None else dataclasses.replace(config, max_steps=max_steps)
+
+
+def recorded_config(run_dir: str) -> TrainConfig:
+    """The config the latest checkpoint of ``run_dir`` records; PretrainError without one."""
+    return config_from_dict(_checkpoint_to_resume(run_dir, resume=True)["config"])
+
+
 def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
                  config: TrainConfig | None, checkpoint: dict[str, Any] | None,
                  allow_changed_shards: bool) -> tuple[TrainConfig, ModelConfig]:
-    """A new run's config (default: TrainConfig()) and model config from it and the manifest;
-    a resumed run's recorded ones, after checking the shards against the checkpoint."""
+    """A new run's config (default: TrainConfig(), still to be resolved) and model config from
+    it and the manifest; a resumed run's recorded ones, after checking the shards against the
+    checkpoint. Fields the given config leaves unset are not compared: they mean "as recorded"."""
     if checkpoint is None:
         config = config or TrainConfig()
         return config, model_config_for(config, manifest, shards_dir)
@@ -324,7 +354,8 @@ def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
     recorded = checkpoint["config"]
     if config is not None:
         changed = sorted(key for key, value in config_to_dict(config).items()
-                         if key != "max_steps" and recorded.get(key) != value)
+                         if key != "max_steps" and value is not None
+                         and recorded.get(key) != value)
         if changed:
             raise PretrainError("a resumed run keeps the config recorded in its checkpoint; "
                                 f"the given config differs in: {', '.join(changed)}")
@@ -462,9 +493,61 @@ def validate(trainer: Trainer) -> dict[str, Any]:
 
 # --- fit ---------------------------------------------------------------------------------------
 
+ESTIMATE_STEPS = 10
+"""Steps timed for the estimate of a run's duration, after the first step (which builds the
+DataLoader, allocates and, with torch.compile, compiles: it is not typical)."""
+
+
+def startup_summary(trainer: Trainer, end_step: int) -> list[str]:
+    """What a run is about to do, printed before the first step: parameters, data, tokens per
+    step, steps per epoch, device and precision, and the schedule."""
+    config, model_config, manifest = trainer.config, trainer.model_config, trainer.manifest
+    total = sum(p.numel() for p in trainer.raw_model.parameters())
+    # the embedding module: word, position and token-type tables, their LayerNorm (and ALBERT's
+    # E -> H projection); the MLM head's output bias, tied weights aside, counts as non-embedding
+    embedding = sum(p.numel() for p in trainer.raw_model.embeddings.parameters())
+    train_examples = len(trainer.train_data)
+    positions = config.batch_size * model_config.max_seq_len
+    real = config.batch_size * manifest["tokens"] / max(manifest["examples"], 1)
+    steps_per_epoch = train_examples / config.batch_size
+    start = "" if trainer.step == 0 else f", resuming at step {trainer.step}"
+    return [
+        f"model: {config.model.get('preset', 'base')} ({model_config.num_layers} layers, "
+        f"hidden {model_config.hidden_size}), {total:,} parameters: {embedding:,} embedding, "
+        f"{total - embedding:,} non-embedding",
+        f"shards: {manifest['examples']:,} examples ({train_examples:,} train, "
+        f"{manifest['examples'] - train_examples:,} held out), {manifest['tokens']:,} tokens, "
+        f"sequences of {model_config.max_seq_len}",
+        f"step: {config.batch_size} examples = {positions:,} token positions (about "
+        f"{real:,.0f} real tokens); {steps_per_epoch:,.1f} steps per epoch, "
+        f"{config.max_steps:,} steps = {config.max_steps / steps_per_epoch:,.1f} epochs",
+        f"device: {trainer.device.type}, {'bf16 autocast' if trainer.bf16 else 'fp32'}, "
+        f"{trainer.world_size} process(es), {torch.get_num_threads()} threads, "
+        f"{config.num_workers} DataLoader workers",
+        f"schedule: peak lr {config.lr:g} after {config.warmup_steps} warmup steps, "
+        f"{config.schedule} decay to {config.lr * config.min_lr_ratio:g} at step "
+        f"{config.max_steps:,}; this run ends at step {end_step:,}{start}",
+    ]
+
+
+def estimate_line(seconds: float, steps: int, steps_left: int) -> str:
+    """The duration estimate from ``steps`` timed steps that took ``seconds``."""
+    per_step = seconds / steps
+    return (f"estimate: {per_step:.3g} s/step over {steps} steps: about "
+            f"{_duration(per_step * steps_left)} for the {steps_left:,} steps left")
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
 def fit(trainer: Trainer, end_step: int) -> None:
-    """Train from ``trainer.step`` to ``end_step``: log, evaluate and checkpoint on schedule,
-    and checkpoint at ``end_step``."""
+    """Train from ``trainer.step`` to ``end_step``: print the start-up summary, log, evaluate
+    and checkpoint on schedule, and checkpoint at ``end_step``."""
+    if trainer.rank == 0:
+        print("\n".join(startup_summary(trainer, end_step)), file=sys.stderr, flush=True)
     log = MetricsLog(trainer.run_dir, trainer.step, end_step, enabled=trainer.rank == 0)
     try:
         _fit(trainer, end_step, log)
@@ -479,12 +562,18 @@ def _fit(trainer: Trainer, end_step: int, log: MetricsLog) -> None:
                            pin_memory=trainer.device.type == "cuda"))
     tokens = padded_tokens = 0  # of this rank since the last measurement
     started = time.perf_counter()
+    timed_from = (trainer.step + 1, None)  # (step, time) the estimate's clock starts at
     trainer.model.train()
     while trainer.step < end_step:
         sums, grad_norm = train_step(trainer, next(batches))
         tokens, padded_tokens = tokens + sums.tokens, padded_tokens + sums.padded_tokens
         log.step()
         step = trainer.step
+        if step == timed_from[0]:
+            timed_from = (step, time.perf_counter())
+        elif step == timed_from[0] + ESTIMATE_STEPS and step < end_step:
+            log.note(estimate_line(time.perf_counter() - timed_from[1], ESTIMATE_STEPS,
+                                   end_step - step))
         if step % config.log_every == 0 or step == config.max_steps:
             window = dataclasses.replace(sums, tokens=tokens, padded_tokens=padded_tokens)
             log.write(_train_entry(trainer, window, grad_norm, time.perf_counter() - started))

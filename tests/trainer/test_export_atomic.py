@@ -24,8 +24,8 @@ from winnow.trainer.train import export, pretrain  # noqa: E402
 def run(tmp_path_factory, tokenizer) -> str:
     folder = tmp_path_factory.mktemp("export")
     shards = small_shards(folder / "shards", tokenizer)
-    pretrain(shards, str(folder / "run"), config_from_dict(tiny_config(max_steps=1,
-                                                                       eval_every=0)))
+    pretrain(shards, str(folder / "run"), config_from_dict(tiny_config(
+        max_steps=1, warmup_steps=1, eval_every=0)))
     return str(folder / "run")
 
 

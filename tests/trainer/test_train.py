@@ -160,7 +160,7 @@ def test_two_processes_with_gloo_match_one_process(tmp_path, shards):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, shards):
     run = str(tmp_path_factory.mktemp("finished") / "run")
-    pretrain(shards, run, config_from_dict(tiny_config(max_steps=1, eval_every=0)))
+    pretrain(shards, run, config_from_dict(tiny_config(max_steps=1, warmup_steps=1, eval_every=0)))
     return run
 
 
@@ -191,7 +191,7 @@ def test_resume_refuses_shards_that_do_not_match_the_checkpoint(
 
 
 def test_resume_refuses_a_different_config(shards, finished_run):
-    same = config_from_dict(tiny_config(max_steps=1, eval_every=0))
+    same = config_from_dict(tiny_config(max_steps=1, warmup_steps=1, eval_every=0))
     with pytest.raises(PretrainError, match="differs in: lr, masking"):
         pretrain(shards, finished_run, dataclasses.replace(
             same, lr=0.5, masking=MaskingConfig(whole_word=True)), resume=True)
