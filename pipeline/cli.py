@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 CURATE_EPILOG = """\
 Any option not listed above is passed to Apache Beam as a pipeline option, for example:
   --runner DirectRunner (default) | DataflowRunner | FlinkRunner | SparkRunner
   --direct_running_mode multi_processing --direct_num_workers 2   (local, all cores)
   --project P --region R --temp_location gs://B/tmp --setup_file ./pyproject.toml  (Dataflow)
-See the README for the config reference and the output layout."""
+Flags that are neither curate's nor Beam's are refused. See the README for the config
+reference and the output layout."""
+
+# argparse would show INPUT and --output as optional: --print-config needs neither.
+CURATE_USAGE = """\
+%(prog)s INPUT [INPUT ...] --output DIR [--config FILE] [--overwrite] [Beam options]
+       %(prog)s --print-config [--config FILE]"""
 
 
 def add_curation_commands(commands) -> None:
@@ -31,7 +38,8 @@ def _add_curate(commands) -> None:
         "curate", help="run the curation pipeline",
         description="Read documents, run the curation stages and write kept/, removed/, "
                     "quarantined/ and report.json into --output.",
-        epilog=CURATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        usage=CURATE_USAGE, epilog=CURATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     curate.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="files, folders or globs (local or any Beam filesystem, e.g. "
                              "gs://bucket/crawl/*.jsonl.zst): JSONL (.jsonl, .jsonl.gz, "
@@ -111,8 +119,7 @@ def _run_quality_train(args, _extra: list[str]) -> int:
         metrics = train_quality_model(positive, negative, args.output, settings,
                                       allow_weak=args.allow_weak)
     except (CurationError, ValueError) as error:
-        print(f"winnow quality train: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow quality train: {error}")
     print(_quality_summary(metrics))
     if metrics["weak"]:
         print(f"winnow quality train: warning: saved a weak model (--allow-weak): "
@@ -212,8 +219,7 @@ def _run_tokenizer_train(args, _extra: list[str]) -> int:
         model = train_tokenizer(training_sentences([t for _, _, t in sample], SentencesConfig()),
                                 config)
     except (CurationError, ValueError, RuntimeError) as error:
-        print(f"winnow tokenizer train: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow tokenizer train: {error}")
     with open(f"{args.output}.model", "wb") as handle:
         handle.write(model)
     processor = Tokenizer(model).processor
@@ -297,8 +303,7 @@ def _run_shards(args, _extra: list[str]) -> int:
                     print(f"  {segment.upper()} from: "
                           f"{json.dumps(example['document_' + segment], ensure_ascii=False)}")
     except (OSError, ValueError) as error:
-        print(f"winnow shards {args.action}: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow shards {args.action}: {error}")
     return 0
 
 
@@ -327,8 +332,7 @@ def _run_curate(args, beam_args: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as error:
-        print(f"winnow curate: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow curate: {error}")
     if args.print_config:
         sys.stdout.write(config_to_yaml(config))
         return 0
@@ -338,12 +342,22 @@ def _run_curate(args, beam_args: list[str]) -> int:
     try:
         report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite)
     except CurationError as error:
-        print(f"winnow curate: {error}", file=sys.stderr)
-        return 2
-    if report:
+        return _failed(args, f"winnow curate: {error}")
+    if "dry_run_steps" in report:
+        print(f"dry run: built the job graph ({report['dry_run_steps']} steps), nothing was run")
+    elif report:
         print(format_report(report))
         print(f"\nwrote {args.output}")
     return 0
+
+
+def _failed(args, message: str) -> int:
+    """Exit code 2 after ``message``, one line; with --debug the traceback of the error being
+    handled comes first."""
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return 2
 
 
 def _run_report(args, _extra: list[str]) -> int:
@@ -388,9 +402,7 @@ def _run_report(args, _extra: list[str]) -> int:
             write_html(view, args.html)
             print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
     except RunNotFound as error:
-        print(f"winnow report: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow report: {error}")
     except (OSError, ValueError) as error:
-        print(f"winnow report: cannot read the run in {args.run_dir}: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, f"winnow report: cannot read the run in {args.run_dir}: {error}")
     return 0

@@ -256,7 +256,7 @@ def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
         problems = [line.strip().rstrip(".") for line in str(error).splitlines()
                     if line.strip()] or [type(error).__name__]
         raise CurationError(f"Beam options: {problems[0]} {'; '.join(problems[1:])}".strip()
-                            ) from None
+                            ) from error
 
 
 def local_runner(options: PipelineOptions):
@@ -306,26 +306,55 @@ def runs_local_workers(pipeline: beam.Pipeline, options: PipelineOptions) -> boo
             and options.view_as(DirectOptions).direct_running_mode == "multi_processing")
 
 
+def check_gcp(runner: str, paths: list[str]) -> None:
+    """A CurationError naming the install command when the Dataflow runner or a gs:// path is
+    asked for without the gcp extra: Beam would fail later, with a traceback (Dataflow) or
+    with "Unable to get filesystem" (gs://)."""
+    needs = ("the Dataflow runner" if "dataflow" in runner.lower() else
+             next((path for path in paths if path.startswith("gs://")), None))
+    if needs is None:
+        return
+    try:
+        import apache_beam.io.gcp.gcsfilesystem  # noqa: F401
+        import apache_beam.runners.dataflow.internal.apiclient  # noqa: F401
+    except ImportError as error:
+        raise CurationError(
+            f"{needs} needs the gcp extra, which is not installed ({error}): "
+            "pip install 'winnow[gcp]' (from a checkout: pip install -e '.[gcp]')") from error
+
+
+def job_steps(pipeline: beam.Pipeline) -> int:
+    """The steps of the job graph: the primitive transforms of the pipeline (those made of no
+    other transforms), as a runner receives it."""
+    transforms = pipeline.to_runner_api().components.transforms.values()
+    return sum(1 for transform in transforms if not transform.subtransforms)
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run a whole curation and return the finished report.
+    """Run a whole curation and return the finished report; with Beam's ``--dry_run=True``,
+    build the job graph and return ``{"dry_run_steps": N}`` instead: nothing runs and nothing
+    is written (the Dataflow runner translates the job and stops before submitting it; other
+    runners would run it, so it is not given to them).
 
     Everything that can be checked is checked before an earlier run in ``output_dir`` is
     deleted (with ``overwrite``): the inputs, the models, the Beam options and the whole
     pipeline graph (which a file name Beam cannot carry used to fail)."""
+    options = pipeline_options(beam_args or [])
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    check_gcp(runner, [*inputs, output_dir])
     paths = expand_inputs(inputs)
     check_models(config)
-    options = pipeline_options(beam_args or [])
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
     dry_run = bool(options.get_all_options().get("dry_run"))
     if not dry_run:
         check_output(output_dir, overwrite)
     started = time.monotonic()
     pipeline = new_pipeline(options)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
-    if not dry_run:
-        clear_output(output_dir)
-    run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
     if dry_run:
-        return {}
-    return finish_report(output_dir, time.monotonic() - started, str(runner))
+        if "dataflow" in runner.lower():
+            pipeline.run()
+        return {"dry_run_steps": job_steps(pipeline)}
+    clear_output(output_dir)
+    run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
+    return finish_report(output_dir, time.monotonic() - started, runner)

@@ -11,7 +11,9 @@ come in here too.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+from importlib import metadata
 
 from winnow.ablate import add_ablate_command
 from winnow.pipeline.cli import add_curation_commands
@@ -23,18 +25,77 @@ def build_parser() -> argparse.ArgumentParser:
         prog="winnow",
         description="Curate raw text into a clean pretraining corpus, and pretrain encoders "
                     "on it.")
+    parser.add_argument("--version", action="version",
+                        version=f"winnow {metadata.version('winnow')}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one line (also "
+                             "after the command)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_curation_commands(commands)
     add_training_commands(commands)
     add_ablate_command(commands)
+    _mark_command_parsers(parser)
     return parser
+
+
+def _mark_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command's parser itself as the ``command_parser`` default: the innermost
+    one wins, so ``args.command_parser`` is the parser of the command that was given, whose
+    usage and flags an error about its arguments names. (argparse lists subparsers only in its
+    private ``_actions``.)"""
+    parser.set_defaults(command_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command_parser in action.choices.values():
+                _mark_command_parsers(command_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # Only curate takes options that are not its own: they are Beam's pipeline options.
-    if extra and not getattr(args, "passes_beam_options", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # --debug after the command: no command defines it, so it lands among the extra arguments.
+    args.debug = args.debug or "--debug" in extra
+    extra = [arg for arg in extra if arg != "--debug"]
+    refuse_unknown_arguments(args, extra)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     return args.run(args, extra)
+
+
+def refuse_unknown_arguments(args: argparse.Namespace, extra: list[str]) -> None:
+    """Exit 2 (argparse's usage error) naming the arguments that are neither the command's nor,
+    for commands that pass Beam's pipeline options on (curate, ablate), Beam's, each misspelt
+    flag with the closest real one. With a runner that has a job server (Flink, Spark, ...), a
+    flag close to no known one is left to that server, which may define more options."""
+    if not extra:
+        return
+    command_parser = args.command_parser
+    flags = ["--debug", *(flag for action in command_parser._actions
+                          for flag in action.option_strings)]
+    unknown, left_to_runner = extra, False
+    if getattr(args, "passes_beam_options", False):
+        from winnow.pipeline.beam_flags import read_beam_args
+
+        beam = read_beam_args(extra)
+        unknown, left_to_runner = beam.unknown, beam.job_server_runner
+        flags += beam.flags
+    suggestions = {arg: _closest_flag(arg, flags) for arg in unknown}
+    if left_to_runner:  # only the flags that look misspelt
+        unknown = [arg for arg in unknown if suggestions[arg]]
+    if not unknown:
+        return
+    meant = [(arg.split("=", 1)[0], suggestions[arg]) for arg in unknown if suggestions[arg]]
+    hint = ""
+    if len(meant) == 1:
+        hint = f" (did you mean {meant[0][1]}?)"
+    elif meant:
+        hint = f" (did you mean {', '.join(f'{flag} for {arg}' for arg, flag in meant)}?)"
+    command_parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
+def _closest_flag(arg: str, flags: list[str]) -> str | None:
+    """The real flag closest to a misspelt flag ``arg`` (``--key`` or ``--key=value``), if any
+    is close (difflib's ratio of at least 0.6)."""
+    if not arg.startswith("-"):
+        return None
+    close = difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1)
+    return close[0] if close else None
