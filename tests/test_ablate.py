@@ -69,6 +69,25 @@ def test_arms_of_unequal_sequence_length_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_budget_uses_the_batch_pretrain_derives_and_refuses_a_warmup_past_the_run(
+        tmp_path, capsys):
+    from winnow.ablate import plan_from_args
+    from winnow.cli import build_parser
+
+    args = build_parser().parse_args(["ablate", SAMPLE, "--output", str(tmp_path / "out"),
+                                      "--tokens", "1000000", "--eval-text", SAMPLE])
+    plan = plan_from_args(args, [])
+    # tiny's batch on a CPU (trainer.config.PRESET_TRAINING), 128 tokens: 245 steps
+    assert (plan.batch_size, plan.max_seq_len, plan.steps) == (32, 128, 245)
+    long_warmup = tmp_path / "train.yaml"
+    long_warmup.write_text(yaml.safe_dump({"warmup_steps": 300}))
+    code = main(["ablate", SAMPLE, "--output", str(tmp_path / "out"), "--tokens", "1000000",
+                 "--eval-text", SAMPLE, "--train-config", str(long_warmup)])
+    assert code == 2
+    assert "warmup_steps: 300 is longer than the run (max_steps 245)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_second_ablation_in_the_same_folder_is_refused(tmp_path, capsys):
     import fcntl
 

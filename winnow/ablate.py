@@ -146,6 +146,10 @@ def run_ablate(args, beam_args: list[str]) -> int:
         plan = plan_from_args(args, beam_args)
         failed = Ablation(plan, Path(args.output)).run(overwrite=args.overwrite)
     except AblateError as error:
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
         print(f"winnow ablate: {error}", file=sys.stderr)
         return 2
     return 1 if failed else 0
@@ -226,6 +230,7 @@ def plan_from_args(args, beam_args: list[str]) -> Plan:
     batch_size = train_batch_size(train_config, args.preset)
     max_seq_len = base.pairs.max_seq_len
     steps = math.ceil(args.tokens / (batch_size * max_seq_len))
+    resolved_train_config(train_config, args.preset, max_steps=steps)  # refused before any step
     task = None
     if args.task:
         task = Task(absolute(args.task), absolute(args.task_test), args.task_seeds, args.task_lr,
@@ -286,15 +291,25 @@ def curation_config(mapping: dict[str, Any], name: str):
 
 
 def train_batch_size(train_config: dict[str, Any], preset: str) -> int:
-    """The global batch the arms train with: the config's, or the preset's default."""
-    from winnow.trainer.config import ConfigError, config_from_dict
+    """The global batch every arm trains with: the config's, or the one ``winnow pretrain``
+    derives for the preset on this machine's device (``trainer.config.resolved_config``)."""
+    return resolved_train_config(train_config, preset, max_steps=None).batch_size
+
+
+def resolved_train_config(train_config: dict[str, Any], preset: str, max_steps: int | None):
+    """The arms' TrainConfig with its unset fields derived, as pretrain will; AblateError
+    naming every problem (a warmup longer than the run, say)."""
+    import torch
+
+    from winnow.trainer.config import ConfigError, config_from_dict, resolved_config
 
     model = train_config.get("model") if isinstance(train_config.get("model"), dict) else {}
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         config = config_from_dict({**train_config, "model": {**model, "preset": preset}})
+        return resolved_config(config, max_steps=max_steps, device_type=device_type)
     except ConfigError as error:
         raise AblateError(f"--train-config: {'; '.join(error.problems)}") from None
-    return config.batch_size
 
 
 def eval_steps(steps: int, points: int) -> list[int]:
@@ -379,9 +394,10 @@ class Ablation:
         for arm in self.plan.arms:
             self.check_arm(arm)
         write_json(plan_file, self.plan.shared())
+        # The batch is written out: the steps were counted with it, whatever the device.
         write_text(self.folder / "train.yaml", yaml.safe_dump(
-            {**self.plan.train_config, "eval_every": 0, "eval_examples": 0,
-             "checkpoint_every": 0}, sort_keys=False))
+            {**self.plan.train_config, "batch_size": self.plan.batch_size, "eval_every": 0,
+             "eval_examples": 0, "checkpoint_every": 0}, sort_keys=False))
 
     def entries(self) -> list[Path]:
         """What DIR holds besides the lock."""
