@@ -184,8 +184,13 @@ def _add_finetune(subparsers) -> argparse.ArgumentParser:
     return finetune
 
 
-def _fail(command: str, error: Exception) -> int:
-    """One line on stderr, exit code 2."""
+def _fail(args, error: Exception) -> int:
+    """One line on stderr, exit code 2; with --debug the traceback of the error first."""
+    command = args.command
+    if getattr(args, "debug", False) and error.__traceback__ is not None:
+        import traceback
+
+        traceback.print_exception(error)
     head, *rest = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
     print(f"winnow {command}: {head} {'; '.join(rest)}".rstrip(), file=sys.stderr)
     return 2
@@ -199,7 +204,7 @@ def run_pretrain(args, _extra: list[str]) -> int:
 
     try:
         if args.output is None and (args.resume or not args.print_config):
-            return _fail("pretrain", ValueError("--output RUN is required to train or resume "
+            return _fail(args, ValueError("--output RUN is required to train or resume "
                                                 "(only --print-config goes without it)"))
         from winnow.trainer.train import pretrain, recorded_config, run_config
 
@@ -220,7 +225,7 @@ def run_pretrain(args, _extra: list[str]) -> int:
                         max_steps=args.max_steps, stop_after=args.stop_after,
                         allow_changed_shards=args.allow_changed_shards)
     except (ConfigError, PretrainError, OSError) as error:  # OSError: a full disk, say
-        return _fail("pretrain", error)
+        return _fail(args, error)
     print(f"{args.output}: step {step}", file=sys.stderr)
     return 0
 
@@ -232,7 +237,7 @@ def run_export(args, _extra: list[str]) -> int:
     try:
         written = export(args.run_dir, args.output, overwrite=args.overwrite)
     except (PretrainError, OSError) as error:
-        return _fail("export", error)
+        return _fail(args, error)
     print(f"wrote {written}")
     return 0
 
@@ -260,7 +265,7 @@ def run_evaluate(args, _extra: list[str]) -> int:
                                            else args.batch_size),
                                max_examples=args.max_examples)
     except (PretrainError, EvaluateError, OSError) as error:
-        return _fail("evaluate", error)
+        return _fail(args, error)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -270,7 +275,7 @@ def run_finetune(args, _extra: list[str]) -> int:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as error:
-        return _fail("finetune", ImportError(f"needs {error.name}: pip install 'winnow[train]'"))
+        return _fail(args, ImportError(f"needs {error.name}: pip install 'winnow[train]'"))
     from winnow.trainer.finetune import FinetuneConfig, FinetuneError, finetune
     from winnow.trainer.task import TaskFields
 
@@ -285,7 +290,7 @@ def run_finetune(args, _extra: list[str]) -> int:
                            validation=args.validation, test=args.test,
                            overwrite=args.overwrite)
     except (FinetuneError, OSError) as error:
-        return _fail("finetune", error)
+        return _fail(args, error)
     for split, summary in results["summary"].items():
         if summary is not None:
             print(f"{split}: accuracy {summary['accuracy']['mean']:.4f} "

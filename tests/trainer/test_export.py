@@ -222,3 +222,16 @@ def test_refuses_a_tokenizer_that_does_not_match(tmp_path, processor, spm_path, 
     wrong_vocab = PreTrainingModel(tiny(processor, vocab_size=processor.get_piece_size() + 1))
     with pytest.raises(ValueError, match="vocab_size is"):
         export_huggingface(wrong_vocab, spm_path, str(tmp_path), special_tokens)
+
+
+def test_a_training_command_shows_the_traceback_only_with_debug(tmp_path, capsys):
+    from winnow.cli import main
+
+    argv = ["export", str(tmp_path / "no-run"), "--output", str(tmp_path / "model")]
+    assert main(argv) == 2
+    plain = capsys.readouterr().err
+    assert plain.startswith("winnow export: ") and "Traceback" not in plain
+    assert main([*argv, "--debug"]) == 2
+    debug = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in debug
+    assert debug.splitlines()[-1] == plain.strip()
