@@ -4,7 +4,7 @@ unpadding gains on the CPU.
     python bench/train.py [--examples 20000] [--batch-size 256] [--steps 20] [--workers 0 2 4]
                           [--compile] [--preset base] [--shards DIR]
                           [--cpu-presets tiny mini] [--cpu-batch-size 32] [--cpu-steps 5]
-                          [--cpu-rounds 3]
+                          [--cpu-rounds 3] [--threads N]
 
 (a) Data path alone, on the CPU: ``PretrainingData.batch`` (memmap reads, [CLS] A [SEP] B [SEP]
     layout, padding, dynamic masking, tensors) for global batches of ``--batch-size`` at
@@ -21,10 +21,10 @@ unpadding gains on the CPU.
 
 (c) On the CPU: training steps (``train_step``, fp32) of each ``--cpu-presets`` model on the
     same ``--cpu-batch-size`` batches, three ways side by side, interleaved round by round so
-    that a busy machine slows each alike: padded (every position of max_seq_len), trimmed (the
-    padded computation on each batch cut to its longest example) and unpadded
-    (``TrainConfig.unpad``, the default): real and padded tokens/s of each, and the shards'
-    padding fraction (the positions of max_seq_len that hold [PAD]).
+    that a busy machine slows each alike (each arm's median round is reported): padded (every
+    position of max_seq_len), trimmed (the padded computation on each batch cut to its longest
+    example) and unpadded (``TrainConfig.unpad``, the default): real and padded tokens/s of
+    each, and the shards' padding fraction (the positions of max_seq_len that hold [PAD]).
 
 ``--shards DIR`` measures a real shard folder (e.g. ``winnow curate
 ../shared/corpora/python-doc.jsonl.gz --output runs/pydoc``, then ``--shards runs/pydoc``)
@@ -162,7 +162,8 @@ CPU_ARMS = (("padded", False, False), ("trimmed", False, True), ("unpadded", Tru
 
 def bench_cpu(shards: str, preset: str, batch_size: int, steps: int,
               rounds: int) -> dict[str, tuple[float, float]]:
-    """{arm: (real tokens/s, padded tokens/s)} of CPU training steps on the same batches."""
+    """{arm: (real tokens/s, padded tokens/s)} of CPU training steps on the same batches, in
+    the arm's median round."""
     from winnow.trainer.data import PretrainingData, step_positions
     from winnow.trainer.train import train_step
 
@@ -172,16 +173,18 @@ def bench_cpu(shards: str, preset: str, batch_size: int, steps: int,
                                batch_size, unpad), trim) for name, unpad, trim in CPU_ARMS}
     for trainer, trim in arms.values():  # warm up: allocator, SDPA kernels
         train_step(trainer, trimmed(batches[0]) if trim else batches[0])
-    seconds = dict.fromkeys(arms, 0.0)
+    seconds = {name: [] for name in arms}  # per round
     for _ in range(rounds):
         for name, (trainer, trim) in arms.items():
             started = time.perf_counter()
             for batch in batches:
                 train_step(trainer, trimmed(batch) if trim else batch)
-            seconds[name] += time.perf_counter() - started
-    real = rounds * sum(tokens_of(batch)[0] for batch in batches)
-    padded = rounds * sum(tokens_of(batch)[1] for batch in batches)
-    return {name: (real / seconds[name], padded / seconds[name]) for name in arms}
+            seconds[name].append(time.perf_counter() - started)
+    real = sum(tokens_of(batch)[0] for batch in batches)
+    padded = sum(tokens_of(batch)[1] for batch in batches)
+    # the median round: a burst of the machine's other jobs moves one round, not the figure
+    median = {name: float(np.median(times)) for name, times in seconds.items()}
+    return {name: (real / median[name], padded / median[name]) for name in arms}
 
 
 def padding_fraction(shards: str) -> float:
@@ -258,7 +261,12 @@ def main() -> None:
     parser.add_argument("--cpu-steps", type=int, default=5,
                         help="batches of part (c), each arm steps through all of them per round")
     parser.add_argument("--cpu-rounds", type=int, default=3, help="interleaved rounds of (c)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     if args.shards is not None:
         assert verify_shards(args.shards) == [], f"{args.shards} fails verification"
