@@ -229,6 +229,8 @@ class TokenLayout:
     """(N,) long: flat (B * L) grid position of each computed token; None: all of the grid."""
     flat: bool = False
     """Whether hidden states are (N, H) (unpadded) rather than (B, L, H)."""
+    first: torch.Tensor | None = None
+    """(B,) long, unpadded: the index in N of each row's position 0 (always computed)."""
 
     @classmethod
     def padded(cls, attention_mask: torch.Tensor | None, b: int, t: int) -> TokenLayout:
@@ -241,12 +243,15 @@ class TokenLayout:
         tokens whose hidden states are needed (real, [CLS], predicted). The grid is trimmed
         to the last column any row computes."""
         b = computed.shape[0]
-        length = int(computed.any(dim=0).nonzero().max()) + 1  # L; reads the device once
+        # data-dependent shapes: these read the device (a GPU sync per forward, as MosaicBERT)
+        length = int(computed.any(dim=0).nonzero().max()) + 1  # L
         computed = computed[:, :length]
         keys = attention_mask[:, :length]
         key_mask = None if bool(keys.all()) else keys.reshape(b, 1, 1, length)
         index = None if bool(computed.all()) else computed.reshape(-1).nonzero().squeeze(1)
-        return cls(grid=(b, length), key_mask=key_mask, index=index, flat=True)
+        per_row = computed.sum(dim=1)  # (B,)
+        return cls(grid=(b, length), key_mask=key_mask, index=index, flat=True,
+                   first=per_row.cumsum(dim=0) - per_row)
 
     def gather(self, values: torch.Tensor) -> torch.Tensor:
         """(B, T, ...) per-token values (labels, ids) -> those of the computed tokens: (N, ...)
@@ -275,7 +280,7 @@ class TokenLayout:
 
     def first_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H): the hidden state of each row's position 0 ([CLS])."""
-        return self.to_grid(x)[:, 0] if self.flat else x[:, 0]
+        return x.index_select(0, self.first) if self.flat else x[:, 0]
 
 
 # --- embeddings --------------------------------------------------------------------------------

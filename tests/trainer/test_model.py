@@ -183,6 +183,7 @@ def test_unpadding_computes_only_the_needed_tokens_on_a_trimmed_grid():
     grid = layout.to_grid(layout.gather(input_ids)[:, None].float())[..., 0]  # (B, L)
     assert torch.equal(grid, torch.where(computed, input_ids, 0)[:, :last + 1].float())
     assert torch.equal(layout.from_grid(grid[..., None])[:, 0].long(), input_ids[computed])
+    assert torch.equal(layout.first_tokens(layout.gather(input_ids)), input_ids[:, 0])
     # a batch without padding is a plain view: no index, no mask
     full = TokenLayout.unpadded(torch.ones(2, 8, dtype=torch.bool),
                                 torch.ones(2, 8, dtype=torch.bool))
