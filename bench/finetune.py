@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from winnow.trainer.model import ModelConfig, PreTrainingModel
+from winnow.trainer.model import ModelConfig, PreTrainingModel, TokenLayout
 
 VOCAB = 8000
 
@@ -46,11 +46,11 @@ def own_model_step(config: ModelConfig, batch: dict[str, torch.Tensor]):
     head = torch.nn.Linear(config.hidden_size, 2).to(device)
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=5e-5)
     b, t = batch["input_ids"].shape
-    key_mask = batch["attention_mask"].bool().view(b, 1, 1, t)
+    layout = TokenLayout.padded(batch["attention_mask"].bool(), b, t)
 
     def step() -> None:
         hidden = model.encoder(model.embeddings(batch["input_ids"], batch["token_type_ids"]),
-                               key_mask)  # (B, T, H)
+                               layout)  # (B, T, H)
         logits = head(torch.tanh(model.pooler(hidden[:, 0])))  # (B, 2)
         torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
         optimizer.step()

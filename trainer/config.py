@@ -99,7 +99,13 @@ class TrainConfig:
     precision: str = "auto"
     """"auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"."""
     compile: bool = False
-    """Wrap the model in torch.compile (fixed sequence length keeps the shapes static)."""
+    """Wrap the model in torch.compile (fixed sequence length keeps the shapes static; with
+    unpad the shapes vary from batch to batch, so compiling pays off less)."""
+    unpad: bool = True
+    """Spend no compute on padding: embeddings, projections, FFN and heads run on the real
+    tokens only, attention on each batch trimmed to its longest example (trainer.model,
+    ``PreTrainingModel(unpad=True)``). The outputs equal the padded computation's within float
+    rounding; false computes every position of max_seq_len (static shapes)."""
     log_every: int = 10
     """Write the metrics of every log_every-th step (and the last one)."""
     eval_every: int = 1_000

@@ -8,7 +8,8 @@ Choices made here, and why:
 
 * **Fixed length.** Every sequence is padded to the manifest's ``max_seq_len``: static shapes
   suit torch.compile and CUDA graphs, and the shards already pack examples close to that length.
-  Metrics report both real (non-pad) and padded tokens.
+  The model, not the batch, drops the padding (``PreTrainingModel(unpad=True)``), so evaluation
+  and training share one layout. Metrics report both real (non-pad) and padded tokens.
 * **Order from (seed, epoch, position), in O(1) memory.** The training stream is an endless
   sequence of positions 0, 1, 2, ...; position ``p`` falls in epoch ``p // N`` and maps to
   example ``split(shuffle_epoch(p % N))``, where both maps are seeded bijections on ``[0, n)``

@@ -44,9 +44,10 @@ class Sums:
     """Tokens selected for prediction."""
     examples: Any = 0
     tokens: Any = 0
-    """Real (not padding) tokens."""
+    """Real (not padding) tokens: what the model computes on when it unpads."""
     padded_tokens: Any = 0
-    """All token positions, padding included (what the model computes on)."""
+    """All token positions of the batches, padding to max_seq_len included: what the model
+    computes on when it does not unpad (TrainConfig.unpad false)."""
 
     def values(self) -> list[Any]:
         """The fields in declaration order (the order of the all-reduced vector)."""

@@ -6,8 +6,17 @@ give the same logits. On top of that: factorized embeddings (ALBERT, E < H), cro
 sharing of all / attention-only / FFN-only parameters, and a pre-LayerNorm variant (cramming,
 Geiping & Goldstein 2022); the last two have no Hugging Face counterpart.
 
-Read top to bottom: config, embeddings, the two sublayers, the encoder, the heads, the model.
-Shapes: B batch, T sequence, H hidden, E embedding, I intermediate, V vocab, M masked positions.
+Unpadding (``PreTrainingModel(config, unpad=True)``, what ``winnow pretrain`` runs): given
+mlm_labels, the position-wise parts (embeddings, Q/K/V and output projections, FFN, LayerNorms,
+the heads) run on the N computed tokens only, flattened to (N, H) (MosaicBERT's unpad/pad idea);
+attention scatters Q/K/V back into a (B, L, .) grid, L the batch's longest computed row, so it
+costs B L^2 instead of B T^2 (``TokenLayout``). Every output equals the padded computation's
+within float rounding: padding keys are masked out either way, and the tokens dropped are
+neither [CLS] nor predicted, so no output reads them.
+
+Read top to bottom: config, the token layout, embeddings, the two sublayers, the encoder, the
+heads, the model. Shapes: B batch, T sequence, L the grid attention runs on (T when padded),
+N computed tokens, H hidden, E embedding, I intermediate, V vocab, M masked positions.
 """
 
 from __future__ import annotations
@@ -201,6 +210,79 @@ class ModelConfig:
         return 6.0 * n + 12.0 * self.num_layers * h * seq_len
 
 
+# --- the token layout --------------------------------------------------------------------------
+
+@dataclass
+class TokenLayout:
+    """Where the tokens the encoder computes sit in the (B, L) grid attention runs on.
+
+    Padded: hidden states are (B, T, H), ``index`` is None. Unpadded: they are (N, H), the
+    computed tokens in row-major (b, t) order, and ``index`` (N,) their flat positions in the
+    (B, L) grid; a batch without padding keeps ``index`` None and is a plain view.
+    """
+
+    grid: tuple[int, int]
+    """(B, L): B rows of L positions."""
+    key_mask: torch.Tensor | None
+    """(B, 1, 1, L) bool, True where a key is a real token; None when every key is."""
+    index: torch.Tensor | None = None
+    """(N,) long: flat (B * L) grid position of each computed token; None: all of the grid."""
+    flat: bool = False
+    """Whether hidden states are (N, H) (unpadded) rather than (B, L, H)."""
+    first: torch.Tensor | None = None
+    """(B,) long, unpadded: the index in N of each row's position 0 (always computed)."""
+
+    @classmethod
+    def padded(cls, attention_mask: torch.Tensor | None, b: int, t: int) -> TokenLayout:
+        key_mask = None if attention_mask is None else attention_mask.view(b, 1, 1, t)
+        return cls(grid=(b, t), key_mask=key_mask)
+
+    @classmethod
+    def unpadded(cls, attention_mask: torch.Tensor, computed: torch.Tensor) -> TokenLayout:
+        """``attention_mask``: (B, T) bool real tokens (the keys); ``computed``: (B, T) bool
+        tokens whose hidden states are needed (real, [CLS], predicted). The grid is trimmed
+        to the last column any row computes."""
+        b = computed.shape[0]
+        # data-dependent shapes: these read the device (a GPU sync per forward, as MosaicBERT)
+        length = int(computed.any(dim=0).nonzero().max()) + 1  # L
+        computed = computed[:, :length]
+        keys = attention_mask[:, :length]
+        key_mask = None if bool(keys.all()) else keys.reshape(b, 1, 1, length)
+        index = None if bool(computed.all()) else computed.reshape(-1).nonzero().squeeze(1)
+        per_row = computed.sum(dim=1)  # (B,)
+        return cls(grid=(b, length), key_mask=key_mask, index=index, flat=True,
+                   first=per_row.cumsum(dim=0) - per_row)
+
+    def gather(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) per-token values (labels, ids) -> those of the computed tokens: (N, ...)
+        unpadded, (B, T, ...) unchanged padded."""
+        if not self.flat:
+            return values
+        b, length = self.grid
+        values = values[:, :length].reshape(b * length, *values.shape[2:])
+        return values if self.index is None else values.index_select(0, self.index)
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) computed tokens -> (B, L, C), zeros at the positions not computed."""
+        if not self.flat:
+            return x
+        b, length = self.grid
+        if self.index is not None:
+            x = x.new_zeros(b * length, x.shape[-1]).index_copy(0, self.index, x)
+        return x.view(b, length, -1)
+
+    def from_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (N, C) at the computed tokens (the inverse of ``to_grid``)."""
+        if not self.flat:
+            return x
+        x = x.reshape(-1, x.shape[-1])
+        return x if self.index is None else x.index_select(0, self.index)
+
+    def first_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H): the hidden state of each row's position 0 ([CLS])."""
+        return x.index_select(0, self.first) if self.flat else x[:, 0]
+
+
 # --- embeddings --------------------------------------------------------------------------------
 
 class Embeddings(nn.Module):
@@ -216,13 +298,16 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.projection = nn.Linear(e, config.hidden_size) if config.factorized else None
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        # input_ids, token_type_ids: (B, T) long
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (T,)
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        # input_ids, token_type_ids: (B, T) or (N,) long; positions: (N,) long, the column of
+        # each token (None: 0 .. T-1 of a (B, T) batch)
+        if positions is None:
+            positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (T,)
         x = self.word(input_ids) + self.token_type(token_type_ids) + self.position(positions)
-        x = self.dropout(self.norm(x))  # (B, T, E)
+        x = self.dropout(self.norm(x))  # (B, T, E) or (N, E)
         if self.projection is not None:
-            x = self.projection(x)  # (B, T, H)
+            x = self.projection(x)  # (..., H)
         return x
 
 
@@ -245,17 +330,18 @@ class SelfAttention(nn.Module):
         self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        # x: (B, T, H); key_mask: (B, 1, 1, T) bool, True where the key is a real token
-        b, t, h = x.shape
+    def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        # x: (B, T, H) padded or (N, H) unpadded (see TokenLayout)
+        h = x.shape[-1]
         y = self.norm(x) if self.pre_layernorm else x
-        q, k, v = self.qkv(y).split(h, dim=2)  # 3 x (B, T, H)
-        q, k, v = (z.view(b, t, self.num_heads, h // self.num_heads).transpose(1, 2)
-                   for z in (q, k, v))  # 3 x (B, heads, T, H / heads)
+        qkv = layout.to_grid(self.qkv(y))  # (B, L, 3H)
+        b, length = qkv.shape[:2]
+        q, k, v = (z.view(b, length, self.num_heads, h // self.num_heads).transpose(1, 2)
+                   for z in qkv.split(h, dim=2))  # 3 x (B, heads, L, H / heads)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0)  # (B, heads, T, H/heads)
-        y = y.transpose(1, 2).reshape(b, t, h)  # (B, T, H)
+            q, k, v, attn_mask=layout.key_mask,
+            dropout_p=self.attention_dropout if self.training else 0.0)  # (B, heads, L, H/heads)
+        y = layout.from_grid(y.transpose(1, 2).reshape(b, length, h))  # like x
         y = self.dropout(self.dense(y))
         return x + y if self.pre_layernorm else self.norm(x + y)
 
@@ -272,7 +358,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, H)
+        # x: (B, T, H) or (N, H): position-wise
         y = self.norm(x) if self.pre_layernorm else x
         y = self.dropout(self.down(F.gelu(self.up(y))))  # (B, T, I) inside
         return x + y if self.pre_layernorm else self.norm(x + y)
@@ -294,10 +380,10 @@ class Encoder(nn.Module):
         self.final_norm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
                            if config.pre_layernorm else None)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        # x: (B, T, H) -> (B, T, H)
+    def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        # x: (B, T, H) -> (B, T, H), or (N, H) -> (N, H) unpadded
         for i in range(self.num_layers):
-            x = self.attention[i % len(self.attention)](x, key_mask)
+            x = self.attention[i % len(self.attention)](x, layout)
             x = self.ffn[i % len(self.ffn)](x)
         if self.final_norm is not None:
             x = self.final_norm(x)
@@ -339,11 +425,17 @@ class PreTrainingOutput:
 
 
 class PreTrainingModel(nn.Module):
-    """Encoder + pooler + pair head + masked LM head, as BertForPreTraining/AlbertForPreTraining."""
+    """Encoder + pooler + pair head + masked LM head, as BertForPreTraining/AlbertForPreTraining.
 
-    def __init__(self, config: ModelConfig):
+    ``unpad``: compute only the tokens an output needs when mlm_labels are given (see the
+    module docstring); the outputs are those of the padded computation within float rounding.
+    Off (the default) everything is computed at every position, as Hugging Face does.
+    """
+
+    def __init__(self, config: ModelConfig, unpad: bool = False):
         super().__init__()
         self.config = config
+        self.unpad = unpad
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # then tanh
@@ -365,14 +457,18 @@ class PreTrainingModel(nn.Module):
         b, t = input_ids.shape
         if t > self.config.max_seq_len:
             raise ValueError(f"sequence length {t} > max_seq_len {self.config.max_seq_len}")
-        key_mask = None
         if attention_mask is not None:
-            # (B, 1, 1, T): broadcast over heads and query positions
-            key_mask = attention_mask.to(torch.bool).view(b, 1, 1, t)
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        x = self.encoder(x, key_mask)  # (B, T, H)
+            attention_mask = attention_mask.to(torch.bool)
+        layout = self._layout(attention_mask, mlm_labels, b, t)
+        positions = None
+        if layout.flat:  # (N,) each: the computed tokens only
+            input_ids, token_type_ids, mlm_labels = (
+                layout.gather(z) for z in (input_ids, token_type_ids, mlm_labels))
+            positions = layout.gather(torch.arange(t, device=input_ids.device).expand(b, t))
+        x = self.embeddings(input_ids, token_type_ids, positions)  # (B, T, H) or (N, H)
+        x = self.encoder(x, layout)  # like x
 
-        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, H): the [CLS] position
+        pooled = torch.tanh(self.pooler(layout.first_tokens(x)))  # (B, H): the [CLS] position
         pair_logits = self.pair_head(pooled)  # (B, 2)
 
         decoder_weight = self.embeddings.word.weight  # (V, E): tied, one parameter
@@ -381,7 +477,7 @@ class PreTrainingModel(nn.Module):
             mlm_logits = self.mlm_head(x, decoder_weight)  # (B, T, V)
         else:
             # Gather before the head: only ~15% of positions pay for the (E x V) decoder.
-            predicted = mlm_labels != IGNORE_INDEX  # (B, T)
+            predicted = mlm_labels != IGNORE_INDEX  # (B, T) or (N,)
             mlm_logits = self.mlm_head(x[predicted], decoder_weight)  # (M, V)
             mlm_targets = mlm_labels[predicted]  # (M,)
             if mlm_targets.numel():
@@ -402,6 +498,18 @@ class PreTrainingModel(nn.Module):
                                  pair_logits=pair_logits)
 
 
+    def _layout(self, attention_mask: torch.Tensor | None, mlm_labels: torch.Tensor | None,
+                b: int, t: int) -> TokenLayout:
+        """Unpadded when ``unpad`` and there are labels (without them every position has MLM
+        logits, so every position is computed) and padding; else padded."""
+        if not self.unpad or mlm_labels is None or attention_mask is None:
+            return TokenLayout.padded(attention_mask, b, t)
+        # the outputs read [CLS] (the pooler) and the predicted positions, real or not
+        computed = attention_mask | (mlm_labels != IGNORE_INDEX)  # (B, T)
+        computed[:, 0] = True
+        return TokenLayout.unpadded(attention_mask, computed)
+
+
 def _init_weights(module: nn.Module) -> None:
     """BERT's initialization: weights N(0, 0.02), biases 0, LayerNorm weight 1 and bias 0."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -413,4 +521,4 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-__all__ = ["PRESETS", "ModelConfig", "PreTrainingModel", "PreTrainingOutput"]
+__all__ = ["PRESETS", "ModelConfig", "PreTrainingModel", "PreTrainingOutput", "TokenLayout"]

@@ -250,7 +250,7 @@ def build_model(model_config: ModelConfig, config: TrainConfig, device: torch.de
                 world_size: int = 1) -> tuple[nn.Module, PreTrainingModel]:
     """(the model to call, the bare model); initialized from ``config.seed``."""
     torch.manual_seed(config.seed)
-    raw_model = PreTrainingModel(model_config).to(device)
+    raw_model = PreTrainingModel(model_config, unpad=config.unpad).to(device)
     model: nn.Module = torch.compile(raw_model) if config.compile else raw_model
     if world_size > 1:
         model = nn.parallel.DistributedDataParallel(
@@ -596,6 +596,8 @@ def _train_entry(trainer: Trainer, sums: Sums, grad_norm: torch.Tensor,
     peak = peak_flops(trainer.device)
     flops = trainer.model_config.flops_per_token(trainer.model_config.max_seq_len,
                                                  trainer.config.masking.mlm_probability)
+    # MFU counts the tokens the model computes on: unpadded, the real ones only
+    computed = sums.tokens if trainer.config.unpad else sums.padded_tokens
     return {
         "step": trainer.step,
         "split": "train",
@@ -606,7 +608,7 @@ def _train_entry(trainer: Trainer, sums: Sums, grad_norm: torch.Tensor,
         "tokens_per_s": sums.tokens / seconds,
         "padded_tokens_per_s": sums.padded_tokens / seconds,
         "mfu": (None if peak is None
-                else sums.padded_tokens / seconds * flops / (peak * trainer.world_size)),
+                else computed / seconds * flops / (peak * trainer.world_size)),
     }
 
 

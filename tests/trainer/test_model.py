@@ -119,6 +119,77 @@ def test_padding_does_not_change_real_positions(overrides):
     assert not torch.allclose(unmasked.mlm_logits[:, :10], short.mlm_logits, atol=1e-3)
 
 
+def ragged_batch(b: int = 5, t: int = 24, seed: int = 1):
+    """Rows of 24, 13, 6, 19 and 9 real tokens (random ids and segments), 2 to 4 predicted
+    positions each, one of them on padding (row 2, column 10)."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([24, 13, 6, 19, 9])[:b]
+    attention_mask = torch.arange(t)[None, :] < lengths[:, None]
+    input_ids = torch.randint(5, VOCAB, (b, t), generator=generator).masked_fill(
+        ~attention_mask, 0)
+    token_type_ids = (torch.arange(t)[None, :] >= lengths[:, None] // 2).long() * attention_mask
+    mlm_labels = torch.full((b, t), -100, dtype=torch.long)
+    for row, length in enumerate(lengths.tolist()):
+        columns = torch.randperm(length - 1, generator=generator)[:3] + 1
+        mlm_labels[row, columns] = torch.randint(5, VOCAB, (len(columns),), generator=generator)
+    mlm_labels[2, 10] = 42
+    return input_ids, token_type_ids, attention_mask, mlm_labels, torch.arange(b) % 2
+
+
+@pytest.mark.parametrize("overrides", [{}, {"pre_layernorm": True},
+                                       {"embedding_size": 32, "share_layers": "all"}])
+def test_unpadded_outputs_and_gradients_equal_the_padded_computation(overrides):
+    config = tiny(dropout=0.0, attention_dropout=0.0, **overrides)
+    padded = build(config)
+    torch.manual_seed(0)
+    unpadded = PreTrainingModel(config, unpad=True)
+    inputs = ragged_batch()
+    ffn_inputs = []  # the FFN of the unpadded model sees the real tokens + 1 predicted pad
+    unpadded.encoder.ffn[0].register_forward_hook(
+        lambda module, args, output: ffn_inputs.append(tuple(args[0].shape)))
+    outputs = [model(*inputs) for model in (padded, unpadded)]
+    assert ffn_inputs[0] == (24 + 13 + 6 + 19 + 9 + 1, config.hidden_size)
+    for name in ("loss", "mlm_loss", "pair_loss", "mlm_logits", "pair_logits"):
+        assert torch.allclose(getattr(outputs[0], name), getattr(outputs[1], name),
+                              atol=1e-5), name
+    assert torch.equal(outputs[0].mlm_targets, outputs[1].mlm_targets)
+    for out in outputs:
+        out.loss.backward()
+    for (name, mine), theirs in zip(padded.named_parameters(), unpadded.parameters(),
+                                    strict=True):
+        assert torch.allclose(mine.grad, theirs.grad, atol=1e-6), name
+    # without labels every position has MLM logits: computed in full either way
+    with torch.no_grad():
+        assert torch.allclose(padded(*inputs[:3]).mlm_logits, unpadded(*inputs[:3]).mlm_logits,
+                              atol=1e-5)
+
+
+def test_unpadding_computes_only_the_needed_tokens_on_a_trimmed_grid():
+    from winnow.trainer.model import TokenLayout
+
+    input_ids, _, attention_mask, mlm_labels, _ = ragged_batch()
+    trimmed = attention_mask.clone()
+    trimmed[0, 19:] = False  # the longest row now has 19 real tokens
+    mlm_labels[0, 19:] = -100
+    computed = trimmed | (mlm_labels != -100)
+    computed[:, 0] = True
+    layout = TokenLayout.unpadded(trimmed, computed)
+    last = int(computed.any(dim=0).nonzero().max())
+    assert layout.grid == (5, 19)
+    # the real tokens and the predicted padding position, nothing else
+    assert len(layout.index) == int(computed.sum()) == 19 + 13 + 6 + 19 + 9 + 1
+    assert torch.equal(layout.gather(input_ids), input_ids[computed])
+    assert torch.equal(layout.key_mask.view(5, -1), trimmed[:, :last + 1])
+    grid = layout.to_grid(layout.gather(input_ids)[:, None].float())[..., 0]  # (B, L)
+    assert torch.equal(grid, torch.where(computed, input_ids, 0)[:, :last + 1].float())
+    assert torch.equal(layout.from_grid(grid[..., None])[:, 0].long(), input_ids[computed])
+    assert torch.equal(layout.first_tokens(layout.gather(input_ids)), input_ids[:, 0])
+    # a batch without padding is a plain view: no index, no mask
+    full = TokenLayout.unpadded(torch.ones(2, 8, dtype=torch.bool),
+                                torch.ones(2, 8, dtype=torch.bool))
+    assert full.index is None and full.key_mask is None and full.grid == (2, 8)
+
+
 def test_eval_is_deterministic_and_train_applies_dropout():
     model = build(tiny(dropout=0.3, attention_dropout=0.3))
     input_ids, token_type_ids, attention_mask, _, _ = batch()

@@ -132,6 +132,48 @@ def test_stop_and_resume_give_the_losses_of_an_uninterrupted_run(tmp_path, shard
         pretrain(shards, run, config_from_dict(config))
 
 
+def test_unpadded_steps_match_padded_ones_on_fixed_batches(tmp_path, shards):
+    """The data path's batches (short examples, padding to 20): with dropout off, the unpadded
+    model's losses, gradient norm and evaluation equal the padded one's, accuracies exactly."""
+    from winnow.trainer.train import validate
+
+    model = {**TINY_MODEL, "dropout": 0.0, "attention_dropout": 0.0}
+    results = []
+    for unpad in (False, True):
+        config = config_from_dict(tiny_config(model=model, unpad=unpad))
+        trainer = setup(shards, str(tmp_path / f"unpad-{unpad}"), config)
+        assert trainer.raw_model.unpad is unpad
+        batch = trainer.train_data.batch(range(8))
+        assert not batch["attention_mask"].all()  # the batch holds padding
+        sums, grad_norm = train_step(trainer, batch)
+        results.append((sums, float(grad_norm), validate(trainer)))
+    (padded, padded_norm, padded_eval), (unpadded, unpadded_norm, unpadded_eval) = results
+    assert float(unpadded.mlm_loss_sum) == pytest.approx(float(padded.mlm_loss_sum), rel=1e-5)
+    assert float(unpadded.pair_loss_sum) == pytest.approx(float(padded.pair_loss_sum), rel=1e-5)
+    assert (float(unpadded.mlm_correct), float(unpadded.pair_correct)) == (
+        float(padded.mlm_correct), float(padded.pair_correct))
+    assert unpadded_norm == pytest.approx(padded_norm, rel=1e-4)
+    for key, value in padded_eval.items():
+        exact = key.endswith("accuracy") or key in ("step", "split")
+        assert unpadded_eval[key] == (value if exact else pytest.approx(value, rel=1e-5)), key
+
+
+def test_mfu_counts_the_tokens_the_model_computes_on(tmp_path, shards, monkeypatch):
+    from winnow.trainer import train
+    from winnow.trainer.metrics import Sums
+
+    monkeypatch.setattr(train, "peak_flops", lambda device: 1e12)
+    window = Sums(masked=10, examples=8, tokens=90, padded_tokens=160)
+    for unpad, computed in ((True, 90), (False, 160)):
+        trainer = setup(shards, str(tmp_path / f"unpad-{unpad}"),
+                        config_from_dict(tiny_config(unpad=unpad)))
+        trainer.step = 1
+        entry = train._train_entry(trainer, window, torch.tensor(1.0), seconds=2.0)
+        flops = trainer.model_config.flops_per_token(20, 0.15)
+        assert (entry["tokens_per_s"], entry["padded_tokens_per_s"]) == (45.0, 80.0)
+        assert entry["mfu"] == pytest.approx(computed / 2.0 * flops / 1e12)
+
+
 def test_two_processes_with_gloo_match_one_process(tmp_path, shards):
     config = tiny_config(model={**TINY_MODEL, "dropout": 0.0, "attention_dropout": 0.0},
                          max_steps=4, eval_every=2)
