@@ -74,8 +74,13 @@ def export_huggingface(model: PreTrainingModel, tokenizer_model_path: str, outpu
                  else _albert_config(config, special_tokens))
 
     os.makedirs(output_dir, exist_ok=True)
-    _write_json(os.path.join(output_dir, CONFIG_FILE), hf_config)
-    _save_safetensors(state, os.path.join(output_dir, WEIGHTS_FILE))
+    config_path, weights_path = (os.path.join(output_dir, name) for name in (CONFIG_FILE,
+                                                                            WEIGHTS_FILE))
+    _write_json(config_path, hf_config)
+    _save_safetensors(state, weights_path)
+    # safetensors creates its file 0600 whatever the umask; give it the mode open() gave the
+    # config (0644 under the usual umask 022), so whoever may read the export may read it all.
+    shutil.copymode(config_path, weights_path)
     shutil.copyfile(tokenizer_model_path, os.path.join(output_dir, TOKENIZER_FILE))
     with open(tokenizer_model_path, "rb") as handle:
         tokenizer = huggingface_tokenizer(handle.read(), special_tokens)

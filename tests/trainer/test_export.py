@@ -235,3 +235,18 @@ def test_a_training_command_shows_the_traceback_only_with_debug(tmp_path, capsys
     debug = capsys.readouterr().err
     assert "Traceback (most recent call last)" in debug
     assert debug.splitlines()[-1] == plain.strip()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_every_exported_file_has_the_same_mode(tmp_path, processor, spm_path, special_tokens,
+                                               umask, mode):
+    # safetensors alone would write model.safetensors 0600 whatever the umask
+    previous = os.umask(umask)
+    try:
+        directory = export_huggingface(PreTrainingModel(tiny(processor)), spm_path,
+                                       str(tmp_path / "hf"), special_tokens)
+    finally:
+        os.umask(previous)
+    modes = {name: oct(os.stat(os.path.join(directory, name)).st_mode & 0o777)
+             for name in os.listdir(directory)}
+    assert modes == {name: oct(mode) for name in modes}
