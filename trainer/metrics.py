@@ -201,6 +201,19 @@ def _keep_entries_up_to(path: str, step: int) -> None:
     write_text(path, "".join(entries))
 
 
+def last_entries(run_dir: str, step: int) -> dict[str, dict[str, Any]]:
+    """``{split: entry}``: the last complete entry of each split ("train", "eval") in
+    ``run_dir``'s metrics.jsonl at or before ``step`` (entries logged after the checkpoint a
+    run was killed past are not the checkpoint's); empty without the file."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path, "rb") as handle:
+        entries = [_complete_entry(line) for line in handle]
+    return {entry["split"]: entry for entry in entries
+            if entry is not None and entry["step"] <= step and "split" in entry}
+
+
 def _complete_entry(line: bytes) -> dict[str, Any] | None:
     """The entry of one metrics.jsonl line; None for a torn or otherwise unreadable line."""
     try:

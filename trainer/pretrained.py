@@ -57,6 +57,10 @@ class Pretrained:
     """``"run"``, ``"export"`` or ``"untrained"`` (see ``untrained``)."""
     step: int | None = None
     """Optimizer steps of a run's checkpoint; None for an export or an untrained model."""
+    training: dict[str, Any] | None = None
+    """A run checkpoint's record of how it was trained: ``{"config": the TrainConfig as a dict,
+    "manifest": the summary of its shards (examples, tokens, tokenizer_sha256...)}``; None for
+    an export or an untrained model."""
 
     @property
     def objective(self) -> str:
@@ -79,7 +83,7 @@ class Pretrained:
             torch.manual_seed(seed)
             model = PreTrainingModel(self.config)
         return dataclasses.replace(self, model=model.to(self.device).eval(), kind="untrained",
-                                   step=None)
+                                   step=None, training=None)
 
 
 def folder_kind(path: str) -> str | None:
@@ -118,7 +122,8 @@ def load_run(run_dir: str) -> Pretrained:
     model.load_state_dict(checkpoint["model"])
     manifest = checkpoint["manifest"]
     return Pretrained(model, config, run_tokenizer(manifest), dict(manifest["special_tokens"]),
-                      run_dir, "run", int(checkpoint["step"]))
+                      run_dir, "run", int(checkpoint["step"]),
+                      {"config": checkpoint["config"], "manifest": manifest})
 
 
 def run_tokenizer(manifest: dict[str, Any]) -> str:

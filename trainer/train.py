@@ -89,6 +89,7 @@ from winnow.trainer.metrics import (
     MetricsLog,
     Sums,
     batch_counts,
+    last_entries,
     output_sums,
     peak_flops,
     summarize,
@@ -663,11 +664,13 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
 
 def export(run_dir: str, output_dir: str, overwrite: bool = False) -> str:
     """Writes the latest checkpoint of ``run_dir`` as a Hugging Face folder (see
-    trainer.export), with the tokenizer of the shards the run was trained on. The folder is
+    trainer.export), with the tokenizer of the shards the run was trained on and a model card
+    (README.md, trainer.model_card). The folder is
     written beside ``output_dir`` and renamed into place (``write_folder_atomically``), so an
     interrupted export leaves an older one whole; a non-empty ``output_dir`` is refused
     unless ``overwrite``."""
     from winnow.trainer.export import export_huggingface
+    from winnow.trainer.model_card import MODEL_CARD_FILE, model_card
     from winnow.trainer.pretrained import load_run
 
     refusal = folder_refusal(output_dir, overwrite)
@@ -678,6 +681,8 @@ def export(run_dir: str, output_dir: str, overwrite: bool = False) -> str:
     def write(folder: str) -> None:
         export_huggingface(pretrained.model, pretrained.tokenizer_path, folder,
                            pretrained.special_tokens)
+        card = model_card(pretrained, last_entries(run_dir, pretrained.step))
+        write_text(os.path.join(folder, MODEL_CARD_FILE), card)
 
     try:
         write_folder_atomically(output_dir, write, overwrite)
