@@ -257,7 +257,10 @@ def _add_shards(commands) -> None:
                            "(and document_a, document_b with --provenance)")
     stats = actions.add_parser("stats", help="counts, length histogram, label balance",
                                description="Print counts, the length histogram and the label "
-                                           "balance of a shard folder.")
+                                           "balance of a shard folder, as tables (--json: "
+                                           "one JSON object).")
+    stats.add_argument("--json", action="store_true",
+                       help="print the figures as one JSON object instead of tables")
     for action in (verify, show, stats):
         action.add_argument("shards_dir", metavar="DIR",
                             help="a shard folder (RUN/shards) or a run folder holding shards/")
@@ -267,6 +270,7 @@ def _add_shards(commands) -> None:
 def _run_shards(args, _extra: list[str]) -> int:
     import json
 
+    from winnow.pipeline.report_text import format_shard_stats
     from winnow.schemas.shard_reader import (
         decode_examples,
         read_manifest,
@@ -287,7 +291,8 @@ def _run_shards(args, _extra: list[str]) -> int:
         return 0
     try:
         if args.action == "stats":
-            print(json.dumps(shard_stats(folder), indent=2))
+            stats = shard_stats(folder)
+            print(json.dumps(stats, indent=2) if args.json else format_shard_stats(stats))
             return 0
         examples = list(decode_examples(folder, args.n, args.start, args.provenance))
         if args.provenance:

@@ -415,3 +415,38 @@ def _signed(delta: float) -> str:
     if isinstance(delta, float) and not delta.is_integer():
         return f"{delta:+,.2f}"
     return "0" if delta == 0 else f"{int(delta):+,}"
+
+
+def format_shard_stats(stats: dict[str, Any]) -> str:
+    """``winnow shards stats`` as text: the totals, the length histogram with bars, and one
+    row per shard (``stats`` is ``schemas.shard_reader.shard_stats``'s dict)."""
+    labels = stats["label_counts"]
+    totals = [
+        ("objective", stats["objective"]),
+        ("max_seq_len", stats["max_seq_len"]),
+        ("vocabulary", f"{stats['vocab_size']:,} ({stats['token_dtype']})"),
+        ("shards", stats["shards"]),
+        ("examples", stats["examples"]),
+        ("tokens", stats["tokens"]),
+        ("documents", stats["documents"]),
+        ("label 0 / 1", f"{labels['0']:,} / {labels['1']:,} "
+                        f"(label 1: {stats['label_balance']:.1%})"),
+        ("mean length", f"{stats['mean_length']:,.1f} (A {stats['mean_length_a']:,.1f}, "
+                        f"B {stats['mean_length_b']:,.1f})"),
+        ("full length", f"{stats['full_length_fraction']:.1%}"),
+    ]
+    histogram = stats["length_histogram"]
+    edges, counts = histogram["edges"], histogram["counts"]
+    peak = max(counts, default=0)
+    length_rows = [(f"{low}-{high - 1}", count, _bar(count, peak))
+                   for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True)]
+    shard_rows = [(shard["name"], shard["examples"], shard["tokens"], shard["documents"],
+                   shard["label_counts"]["0"], shard["label_counts"]["1"])
+                  for shard in stats["per_shard"]]
+    lines = ["Shards", *table(["", ""], totals, align="ll")[1:], "",
+             "Lengths (tokens without [CLS]/[SEP])",
+             *table(["length", "examples", ""], length_rows, align="lrl"), "",
+             "Per shard",
+             *table(["shard", "examples", "tokens", "documents", "label 0", "label 1"],
+                    shard_rows)]
+    return "\n".join(lines)

@@ -60,8 +60,10 @@ def test_a_run_that_keeps_nothing_writes_an_empty_complete_shard_set(tmp_path, c
 
     assert main(["shards", "verify", str(shards)]) == 0
     assert capsys.readouterr().out == f"{shards}: ok (an empty shard set: no examples)\n"
-    assert main(["shards", "stats", str(shards)]) == 0
+    assert main(["shards", "stats", str(shards), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["label_balance"] == 0.0
+    assert main(["shards", "stats", str(shards)]) == 0
+    assert "  examples     0\n" in capsys.readouterr().out
     assert main(["shards", "show", str(shards)]) == 0
     assert capsys.readouterr().out == ""
 

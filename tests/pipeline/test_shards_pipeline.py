@@ -20,7 +20,12 @@ from winnow.pipeline.curate import local_runner, run_curation
 from winnow.pipeline.shards import BuildShards
 from winnow.schemas.records import Document
 from winnow.schemas.shard_format import DocumentRef
-from winnow.schemas.shard_reader import ShardReader, decode_examples, read_documents
+from winnow.schemas.shard_reader import (
+    ShardReader,
+    decode_examples,
+    read_documents,
+    shard_stats,
+)
 from winnow.schemas.shard_verify import verify_shards
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
@@ -103,6 +108,27 @@ def test_show_json_lines(run, capsys):
     assert {key for line in lines for key in line} >= {
         "segment_a", "segment_b", "label", "objective"}
     assert {line["objective"] for line in lines} == {objective}
+
+
+def test_stats_prints_tables_and_json_on_request(run, capsys):
+    objective, folder, _ = run
+    stats = shard_stats(str(folder / "shards"))
+    assert main(["shards", "stats", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == stats
+
+    assert main(["shards", "stats", str(folder)]) == 0
+    text = capsys.readouterr().out
+    totals = dict(re.findall(r"^  (\S+(?: \S+)*?)  +(.+)$", text.split("\n\n")[0], re.M))
+    assert totals["objective"] == objective and totals["max_seq_len"] == "64"
+    assert totals["examples"] == f"{stats['examples']:,}"
+    assert totals["label 0 / 1"].startswith(
+        f"{stats['label_counts']['0']:,} / {stats['label_counts']['1']:,} ")
+    histogram = re.findall(r"^  (\d+)-(\d+) +([\d,]+)", text, re.M)
+    assert [int(count.replace(",", "")) for _, _, count in histogram] == \
+        stats["length_histogram"]["counts"]
+    for shard in stats["per_shard"]:
+        assert re.search(rf"^  {shard['name']} +{shard['examples']:,} +{shard['tokens']:,} ",
+                         text, re.M)
 
 
 def test_tokenizer_keeps_special_and_pii_pieces(run):
