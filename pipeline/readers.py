@@ -6,7 +6,8 @@ and raw bytes; a record over ``max_document_bytes`` is quarantined as ``document
 without being parsed; a compressed file that ends early, in any format, yields what it held and
 then one ``truncated_file`` record (its torn last line is part of the cut, not a record); a
 file that cannot be opened or parsed at all, or whose name Beam cannot carry, yields one
-``unreadable_file`` record. Blank lines in JSONL are not records.
+``unreadable_file`` record, as does one that is not in the compression format its name says
+(plain JSON named ``.jsonl.gz``). Blank lines in JSONL are not records.
 
 Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
 with the standard codecs, which read lines at C speed.
@@ -26,7 +27,13 @@ import pyarrow.parquet as pq
 
 from winnow.filters.normalize import has_lone_surrogate
 from winnow.pipeline.filesystem import open_binary
-from winnow.schemas.compressed import STREAM_ERRORS, decompressed, without_compression_suffix
+from winnow.schemas.compressed import (
+    MAGIC_BYTES,
+    STREAM_ERRORS,
+    decompressed,
+    not_in_its_format,
+    without_compression_suffix,
+)
 from winnow.schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
 ALL_FIELDS = "*"
@@ -176,6 +183,18 @@ def open_decompressed(path: str) -> IO[bytes]:
     return decompressed(open_binary(path), path)
 
 
+def _stream_failure(path: str, position: int, error: Exception) -> Quarantined:
+    """The record of a decompression error at record ``position``: ``unreadable_file`` when
+    the file is not in the format its suffix names (plain text named .gz: gzip says "Not a
+    gzipped file"), else ``truncated_file`` (the stream ended early or broke). The first bytes
+    are read again only here, on the error path."""
+    with open_binary(path) as raw:
+        mismatch = not_in_its_format(raw.read(MAGIC_BYTES), path)
+    if mismatch is not None:
+        return Quarantined(path, 0, "unreadable_file", b"", mismatch)
+    return Quarantined(path, position, "truncated_file", b"", f"{type(error).__name__}: {error}")
+
+
 def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
     position = 0
     limit = config.max_document_bytes
@@ -185,8 +204,7 @@ def _read_jsonl(path: str, config: InputConfig) -> Iterator[Record]:
                 raw_line, size = _next_line(stream, limit)
             except STREAM_ERRORS as error:
                 # The torn last line is part of the truncation, not a malformed record.
-                yield Quarantined(path, position, "truncated_file", b"",
-                                  f"{type(error).__name__}: {error}")
+                yield _stream_failure(path, position, error)
                 return
             if not raw_line:
                 return
@@ -352,7 +370,7 @@ def _read_text(path: str, config: InputConfig) -> Iterator[Record]:
         try:
             raw = stream.read(limit + 1 if limit else -1)
         except STREAM_ERRORS as error:
-            yield Quarantined(path, 0, "truncated_file", b"", f"{type(error).__name__}: {error}")
+            yield _stream_failure(path, 0, error)
             return
     if limit and len(raw) > limit:
         yield Quarantined(path, 0, "document_too_large", raw[:RAW_PREFIX_BYTES],

@@ -43,6 +43,31 @@ def decompressed(raw: IO[bytes], name: str) -> BinaryIO:
     return cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, raw), buffer_size=1 << 20))
 
 
+# The bytes every stream of a format starts with (.lzma, LZMA-alone, has no fixed mark).
+_MAGIC = {".gz": (b"\x1f\x8b",), ".bz2": (b"BZh",), ".xz": (b"\xfd7zXZ\x00",),
+          ".zst": (b"\x28\xb5\x2f\xfd",), ".zstd": (b"\x28\xb5\x2f\xfd",)}
+MAGIC_BYTES = 6
+"""How many first bytes ``not_in_its_format`` needs."""
+
+
+def not_in_its_format(head: bytes, name: str) -> str | None:
+    """Why a file whose first ``MAGIC_BYTES`` bytes are ``head`` is not in the compression
+    format its name's suffix says (e.g. plain JSON named ``.jsonl.gz``); None when it may be.
+    A decompressor's error on such a file reads like a corrupt stream, but nothing in it was
+    ever compressed: the file is unreadable, not truncated."""
+    name = name.lower()
+    for suffix, marks in _MAGIC.items():
+        if name.endswith(suffix) and head and not head.startswith(marks) \
+                and not (suffix.startswith(".zst") and _zstd_skippable(head)):
+            return f"the file does not start as {suffix} data does (its first bytes: {head!r})"
+    return None
+
+
+def _zstd_skippable(head: bytes) -> bool:
+    """A zstd skippable frame (magic 0x184D2A50 to 0x184D2A5F, little-endian)."""
+    return len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
+
+
 def without_compression_suffix(name: str) -> str:
     """``"a.jsonl.gz"`` -> ``"a.jsonl"`` (lower case)."""
     name = name.lower()

@@ -144,3 +144,13 @@ def test_a_text_file_loses_its_byte_order_mark(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")
     (record,) = read_records(str(path), CONFIG)
     assert record.text == "line one\r\nline two\r\n"  # the normalize stage folds CRLF
+
+
+@pytest.mark.parametrize("name", ["plain.jsonl.gz", "plain.txt.gz", "plain.jsonl.zst",
+                                  "plain.jsonl.bz2", "plain.jsonl.xz"])
+def test_a_file_not_in_the_format_its_name_says_is_unreadable_not_truncated(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b'{"text": "never compressed"}\n' * 3)
+    records = list(read_records(str(path), CONFIG))
+    assert [(r.reason, r.position) for r in records] == [("unreadable_file", 0)]
+    assert "does not start as" in records[0].detail
