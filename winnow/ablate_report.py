@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from winnow.ablate import SAME_DATA_FILE, evaluation_file, write_json, write_text
-from winnow.pipeline.html_report import CSS, PALETTE
+from winnow.pipeline.html_report import CSS
 
 RESULTS_FORMAT = 1
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+           "#ff9da7", "#9c755f", "#bab0ac", "#1f3a5f", "#8c564b")
+"""Tableau's ten and two more: an ablation with --per-stage has nine or more arms, each its own
+colour (the curation report's six-colour palette would repeat)."""
 
 
 # --- collecting ----------------------------------------------------------------------------------
@@ -243,9 +247,10 @@ def error_bar_svg(bars: Sequence[tuple[str, dict[str, float]]], y_label: str) ->
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{high:.1f}" y2="{low:.1f}" '
                      f'stroke="{colour}" stroke-width="2"/><circle cx="{x:.1f}" cy="{y:.1f}" '
                      f'r="5" fill="{colour}"/><text x="{x + 8:.1f}" y="{y + 4:.1f}">'
-                     f'{summary["mean"]:.3f}</text><text x="{x:.1f}" y="{bottom + 16:.1f}" '
-                     f'text-anchor="middle">{html.escape(name)}</text>')
-    return svg(parts, y_label)
+                     f'{summary["mean"]:.3f}</text><text x="{x:.1f}" y="{bottom + 14:.1f}" '
+                     f'text-anchor="end" transform="rotate(-35 {x:.1f} {bottom + 14:.1f})">'
+                     f'{html.escape(name)}</text>')
+    return svg(parts, y_label, extra_bottom=max(len(name) for name, _ in bars) * 4)
 
 
 def axis_range(values: Sequence[float]) -> tuple[float, float]:
@@ -299,6 +304,8 @@ def short_count(value: float) -> str:
     return f"{value:.0f}" if math.isfinite(value) else ""
 
 
-def svg(parts: list[str], label: str) -> str:
-    return (f'<svg width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+def svg(parts: list[str], label: str, extra_bottom: int = 0) -> str:
+    """The plot's SVG; ``extra_bottom`` pixels more below it, for slanted names."""
+    height = HEIGHT + extra_bottom
+    return (f'<svg width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
             f'aria-label="{html.escape(label)}">' + "".join(parts) + "</svg>")
