@@ -88,6 +88,18 @@ def test_the_budget_uses_the_batch_pretrain_derives_and_refuses_a_warmup_past_th
     assert not (tmp_path / "out").exists()
 
 
+def test_without_the_train_extra_it_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    code = main(["ablate", SAMPLE, "--output", str(tmp_path / "out"), "--tokens", "1000",
+                 "--eval-text", SAMPLE])
+    assert code == 2
+    assert "needs torch, which is not installed: pip install 'winnow[train]'" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_second_ablation_in_the_same_folder_is_refused(tmp_path, capsys):
     import fcntl
 

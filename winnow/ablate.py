@@ -143,6 +143,7 @@ def add_ablate_command(commands) -> argparse.ArgumentParser:
 
 def run_ablate(args, beam_args: list[str]) -> int:
     try:
+        check_training_extra(needs_transformers=bool(args.task))
         plan = plan_from_args(args, beam_args)
         failed = Ablation(plan, Path(args.output)).run(overwrite=args.overwrite)
     except AblateError as error:
@@ -153,6 +154,17 @@ def run_ablate(args, beam_args: list[str]) -> int:
         print(f"winnow ablate: {error}", file=sys.stderr)
         return 2
     return 1 if failed else 0
+
+
+def check_training_extra(needs_transformers: bool) -> None:
+    """Ablate trains: without the train extra, say so in one line before anything runs."""
+    for module in ("torch", "transformers") if needs_transformers else ("torch",):
+        try:
+            __import__(module)
+        except ImportError:
+            raise AblateError(f"needs {module}, which is not installed: pip install "
+                              "'winnow[train]' (from a checkout: pip install -e '.[train]')"
+                              ) from None
 
 
 # --- the plan ------------------------------------------------------------------------------------
