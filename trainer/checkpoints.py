@@ -121,6 +121,13 @@ def _corrupted_message(path: str, problem: str) -> str:
     return f"{subject} is corrupted ({problem}); refused; {advice}"
 
 
+def latest_step(run_dir: str) -> int | None:
+    """The step of the checkpoint ``RUN/checkpoints/latest`` names; None when there is none
+    (-1 when it names no checkpoint file)."""
+    name = _pointed_name(os.path.join(checkpoint_dir(run_dir), "latest"))
+    return None if name is None else _step_of(name)
+
+
 def _pointed_name(pointer: str) -> str | None:
     """The file name a ``latest`` pointer holds; None when there is no pointer."""
     if not os.path.exists(pointer):

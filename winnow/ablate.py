@@ -669,15 +669,6 @@ def training_data_sha256(manifest_path: Path) -> str:
     return hashlib.sha256("\n".join(read).encode()).hexdigest()
 
 
-def latest_step(run: Path) -> int | None:
-    """The step of the run's ``latest`` checkpoint; None when it has none."""
-    pointer = run / "checkpoints" / "latest"
-    if not pointer.exists():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()  # step-000123.pt
-    return int(name.removeprefix("step-").removesuffix(".pt"))
-
-
 def finished_finetune(folder: Path) -> bool:
     results = folder / "results.json"
     return results.exists() and json.loads(results.read_text(encoding="utf-8"))["complete"]
@@ -694,11 +685,19 @@ def last_lines(path: Path, count: int = 3) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write via a temporary sibling and a rename: a file that exists is whole."""
+    """Write atomically (the trainer's ``checkpoints.write_text``): a file that exists is
+    whole. Its folder is made first."""
+    from winnow.trainer.checkpoints import write_text as write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(str(path), text)
+
+
+def latest_step(run: Path) -> int | None:
+    """The step of the run's latest checkpoint; None when it has none."""
+    from winnow.trainer.checkpoints import latest_step as checkpoint_step
+
+    return checkpoint_step(str(run))
 
 
 def write_json(path: Path, data: Any) -> None:
