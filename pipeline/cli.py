@@ -316,12 +316,11 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
     """Add each document's input fields (licence, URL, ...) from kept/ to the examples'
     ``document_a`` and ``document_b`` when ``shards_dir`` is a run folder (a bare shards folder
     has no kept/), looking every document up in one read of kept/."""
-    import os
-
     from winnow.pipeline.provenance import kept_records
+    from winnow.pipeline.run_folder import parquet_files
     from winnow.schemas.shard_format import DocumentRef
 
-    if not os.path.isdir(os.path.join(shards_dir, "kept")):
+    if not parquet_files(shards_dir, "kept"):
         return
     documents = [example[f"document_{segment}"] for example in examples for segment in "ab"]
     records = kept_records(shards_dir, {DocumentRef(**document) for document in documents})
