@@ -129,3 +129,15 @@ def test_a_missing_gs_folder_is_one_line(gcs, capsys):
         result = winnow(capsys, "shards", action, gcs.url("nothing", "here"))
         assert result.code in (1, 2)
         assert result.err.count("\n") == 1 and "manifest.json" in result.err, result.err
+
+
+def test_tokenizer_train_reads_and_writes_gs(runs, gcs, tmp_path, capsys):
+    on_gs = winnow(capsys, "tokenizer", "train", runs.gs_input, "--output",
+                   gcs.url("tokenizers", "spm"))
+    local = winnow(capsys, "tokenizer", "train", str(INPUT), "--output", str(tmp_path / "spm"))
+    assert (on_gs.code, local.code, on_gs.err) == (0, 0, "")
+    assert gcs.keys("tokenizers") == ["spm.model", "spm.vocab"]
+    gcs.download("tokenizers", tmp_path / "from-gs")
+    for suffix in ("model", "vocab"):
+        assert ((tmp_path / "from-gs" / f"spm.{suffix}").read_bytes()
+                == (tmp_path / f"spm.{suffix}").read_bytes())
