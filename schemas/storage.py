@@ -15,6 +15,7 @@ in ``/``.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import shutil
 from typing import IO, Any
@@ -77,6 +78,32 @@ def listdir(folder: str | os.PathLike) -> list[str]:
     if not names:
         raise FileNotFoundError(errno.ENOENT, "No such folder", folder)
     return sorted(name for name in names if name)
+
+
+def matching_files(pattern: str) -> list[str]:
+    """The gs:// files a pattern names: the object itself, every object below a folder, or the
+    objects a glob matches (``*``, ``?``, ``[...]`` within one path segment, as for local
+    globs); sorted. Empty when nothing matches. Local patterns: ``glob``/``os.walk`` callers
+    keep their own rules."""
+    bucket, key = _split(pattern)
+    client = _client()
+    if not any(char in key for char in "*?["):
+        if key and _blob(pattern).exists():
+            return [pattern]
+        prefix = key.rstrip("/") + "/" if key else ""
+        return sorted(f"{GCS_SCHEME}{bucket}/{blob.name}"
+                      for blob in client.list_blobs(bucket, prefix=prefix)
+                      if not blob.name.endswith("/"))
+    wanted = key.split("/")
+    prefix = key[:min(key.find(char) for char in "*?[" if char in key)]
+    return sorted(f"{GCS_SCHEME}{bucket}/{blob.name}"
+                  for blob in client.list_blobs(bucket, prefix=prefix)
+                  if _segments_match(blob.name.split("/"), wanted))
+
+
+def _segments_match(names: list[str], patterns: list[str]) -> bool:
+    return len(names) == len(patterns) and all(
+        fnmatch.fnmatchcase(name, pattern) for name, pattern in zip(names, patterns, strict=True))
 
 
 def copy_to_local(path: str | os.PathLike, local_path: str | os.PathLike) -> str:

@@ -11,17 +11,16 @@ REFUSED = [
      "--config gs://b/c.yaml"),
     (["export", "gs://b/run", "--output", "out"], "RUN gs://b/run"),
     (["export", "run", "--output", "gs://b/model"], "--output gs://b/model"),
-    (["evaluate", "model", "--text", "a.jsonl", "gs://b/held-out.jsonl"],
-     "--text gs://b/held-out.jsonl"),
+    (["evaluate", "gs://b/model", "--text", "a.jsonl"], "MODEL gs://b/model"),
     (["finetune", "gs://b/model", "--train", "t.jsonl", "--output", "out"], "MODEL gs://b/model"),
-    (["finetune", "model", "--train", "t.jsonl", "--test", "s3://b/test.csv", "--output", "o"],
-     "--test s3://b/test.csv"),
+    (["finetune", "model", "--train", "gs://b/t.csv", "--output", "s3://b/out"],
+     "--output s3://b/out"),
     (["quality", "train", "--positive", "gs://b/hq", "--negative", "lq", "--output",
       "gs://b/q.bin"], "--output gs://b/q.bin"),
     (["ablate", "gs://b/in", "--output", "gs://b/ablation", "--tokens", "1000", "--eval-text",
       "held.jsonl"], "--output gs://b/ablation"),
-    (["ablate", "in", "--output", "out", "--tokens", "1000", "--eval-text", "held.jsonl",
-      "--task", "gs://b/task.csv", "--task-test", "test.csv"], "--task gs://b/task.csv"),
+    (["ablate", "in", "--output", "out", "--tokens", "1000", "--eval-text", "gs://b/held.jsonl",
+      "--train-config", "gs://b/train.yaml"], "--train-config gs://b/train.yaml"),
 ]
 
 

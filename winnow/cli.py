@@ -67,18 +67,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The path arguments that the training side reads or writes with plain local file calls
-# (training runs and their checkpoints, model folders, YAML, rows for evaluation and
-# fine-tuning), by command and argparse dest. Every other path argument takes gs:// (curation
-# goes through Beam's filesystems, shards through schemas.storage). pretrain --shards is not
-# here: it reads gs:// shards.
+# (training runs and their checkpoints, model folders, YAML), by command and argparse dest.
+# Every other path argument takes gs:// (curation goes through Beam's filesystems; shards and
+# the rows evaluate and finetune read through schemas.storage). pretrain --shards is not here:
+# it reads gs:// shards.
 LOCAL_ONLY_PATHS = {
     "quality": ("output",),  # fastText saves to local files only
     "pretrain": ("output", "config"),
     "export": ("run_dir", "output"),
-    "evaluate": ("model", "text"),
-    "finetune": ("model", "train", "validation", "test", "output"),
-    "ablate": ("output", "configs", "train_config", "tokenizer", "eval_text", "task",
-               "task_test"),
+    "evaluate": ("model",),
+    "finetune": ("model", "output"),
+    "ablate": ("output", "configs", "train_config", "tokenizer"),
 }
 
 
