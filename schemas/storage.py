@@ -120,7 +120,9 @@ def copy_to_local(path: str | os.PathLike, local_path: str | os.PathLike) -> str
 
 # One GET per 8 MiB: few requests for big token files, little memory.
 _READ_CHUNK_BYTES = 8 << 20
-_CLIENT: Any = None
+# One client per emulator setting: a process that starts pointing at an emulator (tests) gets
+# a client for it, not one made before.
+_CLIENTS: dict[str | None, Any] = {}
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -135,20 +137,22 @@ def _split(path: str) -> tuple[str, str]:
 
 
 def _client() -> Any:
-    """One google-cloud-storage client per process: the default credentials, or anonymous
-    (public buckets, the emulator) when there are none."""
-    global _CLIENT
-    if _CLIENT is None:
+    """A google-cloud-storage client with the default credentials, or anonymous (public
+    buckets, the emulator: ``STORAGE_EMULATOR_HOST``) when there are none."""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    client = _CLIENTS.get(emulator)
+    if client is None:
         try:
             from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import storage
         except ImportError as error:
             raise ImportError(GCP_EXTRA_HINT, name=error.name) from None
         try:
-            _CLIENT = storage.Client()
+            client = storage.Client()
         except DefaultCredentialsError:
-            _CLIENT = storage.Client.create_anonymous_client()
-    return _CLIENT
+            client = storage.Client.create_anonymous_client()
+        _CLIENTS[emulator] = client
+    return client
 
 
 def _blob(path: str) -> Any:

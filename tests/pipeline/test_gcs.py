@@ -28,18 +28,24 @@ def winnow(capsys, *args: str) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def runs(gcs, tmp_path_factory):
+def runs(gcs_server, tmp_path_factory):
     """extra.jsonl curated three ways: gs:// -> gs://, gs:// -> local, local -> local; and the
     gs:// run's folder copied back (``downloaded``)."""
     base = tmp_path_factory.mktemp("gcs-runs")
-    gs_input = gcs.upload(INPUT, "in/extra.jsonl")
-    paths = SimpleNamespace(gs_input=gs_input, gs_run=gcs.url("runs", "a"),
+    gs_input = gcs_server.upload(INPUT, "in/extra.jsonl")
+    paths = SimpleNamespace(gs_input=gs_input, gs_run=gcs_server.url("runs", "a"),
                             local_from_gs=base / "from-gs", local=base / "local")
-    for source, output in ((gs_input, paths.gs_run), (gs_input, paths.local_from_gs),
-                           (str(INPUT), paths.local)):
-        assert main(["curate", source, "--output", str(output)]) == 0
-    paths.downloaded = gcs.download("runs/a", base / "downloaded")
+    with gcs_server.environment():
+        for source, output in ((gs_input, paths.gs_run), (gs_input, paths.local_from_gs),
+                               (str(INPUT), paths.local)):
+            assert main(["curate", source, "--output", str(output)]) == 0
+    paths.downloaded = gcs_server.download("runs/a", base / "downloaded")
     return paths
+
+
+@pytest.fixture(autouse=True)
+def _gcs_environment(gcs):
+    """Every test here talks to the emulator."""
 
 
 def test_curate_writes_to_gs_the_bytes_it_writes_locally(runs):
