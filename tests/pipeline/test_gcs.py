@@ -147,3 +147,14 @@ def test_tokenizer_train_reads_and_writes_gs(runs, gcs, tmp_path, capsys):
     for suffix in ("model", "vocab"):
         assert ((tmp_path / "from-gs" / f"spm.{suffix}").read_bytes()
                 == (tmp_path / f"spm.{suffix}").read_bytes())
+
+
+def test_the_language_stage_loads_its_model_from_gs(gcs):
+    from winnow.filters.language import BUNDLED_LID_MODEL, LanguageConfig
+    from winnow.pipeline.stages import LanguageStage
+
+    stage = LanguageStage(LanguageConfig(model=gcs.upload(Path(BUNDLED_LID_MODEL),
+                                                          "models/lid.176.ftz")))
+    stage.setup()
+    french = "Ceci est une phrase écrite en français, sans aucun doute."
+    assert stage.identifier.predict(french)[0] == "fr"
