@@ -158,3 +158,24 @@ def test_the_language_stage_loads_its_model_from_gs(gcs):
     stage.setup()
     french = "Ceci est une phrase écrite en français, sans aucun doute."
     assert stage.identifier.predict(french)[0] == "fr"
+
+
+def test_curate_reads_its_config_from_gs(gcs, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("heuristics:\n  min_words: 77\n")
+    url = gcs.upload(tmp_path / "c.yaml", "configs/c.yaml")
+    printed = winnow(capsys, "curate", "--config", url, "--print-config")
+    assert printed.code == 0 and "min_words: 77" in printed.out
+
+
+def test_quality_train_reads_its_examples_from_gs(gcs, tmp_path, capsys):
+    from tests.pipeline.test_quality_stage import SMALL, fixture_files
+
+    hq, lq = fixture_files(tmp_path)
+    urls = [gcs.upload(Path(path), f"quality/{Path(path).name}") for path in (hq, lq)]
+    output = tmp_path / "q.bin"
+    trained = winnow(capsys, "quality", "train", "--positive", urls[0], "--negative", urls[1],
+                     "--output", str(output), *SMALL)
+    local = winnow(capsys, "quality", "train", "--positive", hq, "--negative", lq,
+                   "--output", str(tmp_path / "local.bin"), *SMALL)
+    assert (trained.code, local.code) == (0, 0)
+    assert output.read_bytes() == (tmp_path / "local.bin").read_bytes()
