@@ -1,0 +1,164 @@
+"""Live progress of local curate runs, quiet start-up, and the Dataflow job's address.
+
+The end-to-end tests run ``winnow curate`` in a subprocess with stderr a pipe (as in a log),
+on a small sample with shards off, in process and with two worker processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from winnow.pipeline.progress import (
+    ProgressView,
+    Sample,
+    StageCounts,
+    clock,
+    dataflow_job_lines,
+)
+from winnow.pipeline.quiet_logs import BeamNoiseFilter
+from tests.pipeline.planted_warning.sitecustomize import PLANTED_WARNING
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample" / "extra.jsonl"
+PLANTED = Path(__file__).parent / "planted_warning"
+WORKERS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+BEAM_NOISE = ("semi_persistent_directory", "Discarding unparseable args", "severity: WARN")
+
+
+def curate(tmp_path: Path, *flags: str) -> tuple[str, dict]:
+    """stderr of a curate run on the sample with shards off, and its report."""
+    config = tmp_path / "config.yaml"
+    config.write_text("shards:\n  enabled: false\n")
+    run = tmp_path / "run"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(PLANTED), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "winnow", "curate", str(SAMPLE), "--output", str(run),
+         "--config", str(config), *flags],
+        capture_output=True, text=True, env=environment, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stderr, json.loads((run / "report.json").read_text())
+
+
+def progress_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("progress: ")]
+
+
+def funnel(line: str) -> dict[str, int]:
+    """{stage: documents in} from a progress line's "name N docs M MB" parts."""
+    stages = {}
+    for part in line.split(" | ")[1:]:
+        name, documents, unit = part.split()[:3]
+        assert unit == "docs", line
+        stages[name] = int(documents.replace(",", ""))
+    return stages
+
+
+def assert_progress_matches(stderr: str, report: dict) -> None:
+    lines = progress_lines(stderr)
+    assert lines[-1].startswith("progress: finished in "), stderr
+    expected = {stage["name"]: stage["documents_in"] for stage in report["stages"]
+                if stage["enabled"] and stage["documents_in"]}
+    assert funnel(lines[-1]) == expected
+    # --progress-interval 0: a line every second before the last one; the run takes longer
+    assert len(lines) > 1
+
+
+def test_a_run_in_process_prints_progress_lines_that_match_the_report(tmp_path):
+    stderr, report = curate(tmp_path, "--progress-interval", "0")
+    assert_progress_matches(stderr, report)
+    assert PLANTED_WARNING in stderr  # a real warning still shows
+
+
+def test_a_run_with_worker_processes_shows_progress_and_real_warnings_without_noise(tmp_path):
+    stderr, report = curate(tmp_path, "--progress-interval", "0", *WORKERS)
+    assert_progress_matches(stderr, report)
+    assert f"worker: {PLANTED_WARNING}" in stderr
+    for noise in BEAM_NOISE:
+        assert noise not in stderr
+
+
+def test_verbose_shows_beam_noise_and_no_progress_shows_none(tmp_path):
+    stderr, _ = curate(tmp_path, "--verbose", "--no-progress", *WORKERS)
+    assert "semi_persistent_directory" in stderr
+    assert not progress_lines(stderr)
+
+
+def record(name: str, message: str, *args) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, "x.py", 1, message, args, None)
+
+
+def test_beam_noise_is_dropped_and_worker_records_become_their_message():
+    noise = BeamNoiseFilter()
+    assert not noise.filter(record("root", "apitools not found, and bigquery client ..."))
+    dump = ('severity: WARN timestamp {   seconds: 1   nanos: 2 } message: "Discarding '
+            'unparseable args: [\\\'--direct_runner_use_stacked_bundle\\\']" log_location: '
+            '"apache_beam/options/pipeline_options.py:570" thread: "MainThread" ')
+    service = "apache_beam.runners.portability.local_job_service"
+    assert not noise.filter(record(service, "Worker: %s", dump))
+    real = record(service, "Worker: %s", 'severity: WARN message: "disk \\"tmp\\" is full"')
+    assert noise.filter(real)
+    assert real.getMessage() == 'worker: disk "tmp" is full'
+    assert noise.filter(record("apache_beam.io", "a real warning"))
+
+
+def view_of(stages: list[str], **sizes) -> ProgressView:
+    return ProgressView(stages, sizes.get("files", 1), sizes.get("stored", 1000), started=0.0)
+
+
+def test_reading_is_estimated_from_the_stored_bytes_read():
+    view = view_of(["read", "normalize"], stored=1000)
+    view.update(Sample(2.0, {"read": StageCounts(10, 10, 500)}, 0, 100))
+    view.update(Sample(10.0, {"read": StageCounts(50, 50, 2500)}, 0, 500))
+    assert view.line() == ("progress: 10 s, running read | read 50 docs 0.0 MB "
+                           "(50%, about 8 s left)")
+
+
+def test_a_stage_is_estimated_once_the_stage_before_it_has_finished():
+    view = view_of(["read", "normalize", "heuristics"])
+    counts = {"read": StageCounts(100, 90, 10_000_000), "normalize": StageCounts(30, 30, 0),
+              "heuristics": StageCounts(20, 10, 0)}
+    view.update(Sample(10.0, {"read": StageCounts(100, 90, 10_000_000)}, 1, 1000))
+    view.update(Sample(16.0, counts, 1, 1000))
+    view.update(Sample(20.0, counts, 1, 1000))
+    line = view.line()
+    # normalize took in 30 of the 90 documents read: a third in 4 s; heuristics' input is
+    # still coming (normalize has not finished), so it has no estimate
+    assert "normalize 30 docs 0.0 MB (33%, about 8 s left)" in line
+    assert "heuristics 20 docs 0.0 MB |" in line + " |"
+    assert "read 100 docs 10.0 MB |" in line
+
+
+def test_the_compact_line_shows_the_stages_running_now():
+    view = view_of(["read", "normalize", "heuristics"])
+    view.update(Sample(1.0, {"read": StageCounts(5, 5, 0)}, 1, 1000))
+    view.update(Sample(2.0, {"read": StageCounts(5, 5, 0), "normalize": StageCounts(5, 5, 0),
+                             "heuristics": StageCounts(2, 1, 0)}, 1, 1000))
+    assert view.line(compact=True) == ("progress: 2 s, running normalize > heuristics | "
+                                       "normalize 5 docs 0.0 MB | heuristics 2 docs 0.0 MB (40%)")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(4.4, "4 s"), (185, "3:05"), (3723, "1:02:03")])
+def test_clock(seconds, text):
+    assert clock(seconds) == text
+
+
+def test_a_dataflow_job_prints_its_console_page_and_counters_command():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(["--project=acme", "--region=europe-west4"])
+    result = SimpleNamespace(job_id=lambda: "2026-11-30_01_02_03-123")
+    assert dataflow_job_lines(result, options) == [
+        "Dataflow job 2026-11-30_01_02_03-123: https://console.cloud.google.com/dataflow/jobs/"
+        "europe-west4/2026-11-30_01_02_03-123?project=acme",
+        "counters: gcloud dataflow metrics list 2026-11-30_01_02_03-123 --project=acme "
+        "--region=europe-west4 --source=user",
+    ]
+    assert dataflow_job_lines(SimpleNamespace(), options) == []  # a local run's result
