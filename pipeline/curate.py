@@ -289,7 +289,7 @@ def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
     console page is printed as soon as it is submitted."""
     def run():
         result = pipeline.run()
-        for line in dataflow_job_lines(result, pipeline._options):
+        for line in dataflow_job_lines(result, pipeline.options):
             print(line, file=sys.stderr, flush=True)
         result.wait_until_finish()
 

@@ -95,7 +95,7 @@ class StageRecorder:
             self._files[1] += stored_bytes
 
     def _write_every_second(self) -> None:
-        while True:
+        while self._path.parent.is_dir():  # the launcher removes it when the run ends
             time.sleep(WRITE_SECONDS)
             with self._lock:
                 self._write()
@@ -233,7 +233,7 @@ class ProgressView:
             self._running = moved
         self._previous = sample
 
-    def line(self, finished: bool = False, compact: bool = False) -> str:
+    def line(self, finished: bool = False, compact: bool = False, completed: bool = True) -> str:
         """Elapsed time, the stages running now, and each stage's documents and MB in (with
         an estimate where one can be made); ``compact``: only reading (until it ends) and
         the stages running now, for a status line."""
@@ -246,7 +246,7 @@ class ProgressView:
                      name == READ and not self._finished(READ, sample)]
         parts = [f"{name} {self._stage_text(name, sample)}" for name in shown]
         if finished:
-            head = f"progress: finished in {elapsed}"
+            head = f"progress: {'finished in' if completed else 'stopped after'} {elapsed}"
         elif self._running:
             head = f"progress: {elapsed}, running {' > '.join(self._running)}"
         else:
@@ -320,11 +320,12 @@ class ProgressDisplay:
     def start(self) -> None:
         self._thread.start()
 
-    def finish(self) -> None:
+    def finish(self, completed: bool) -> None:
+        """Stop the thread and print the last counts, as a line of its own."""
         self._stop.set()
         self._thread.join()
         self._sample()
-        self._print(self.view.line(finished=True), final=True)
+        self._print(self.view.line(finished=True, completed=completed), final=True)
 
     def _show(self) -> None:
         last_line = time.monotonic()
@@ -370,11 +371,13 @@ def local_progress(settings: ProgressSettings | None, stages: list[str], paths: 
     previous = os.environ.get(PROGRESS_DIR_ENV)
     os.environ[PROGRESS_DIR_ENV] = folder
     display.start()
+    completed = False
     try:
         yield
+        completed = True
     finally:
         _restore_env(previous)
-        display.finish()
+        display.finish(completed)
         shutil.rmtree(folder, ignore_errors=True)
         with _recorders_lock:
             _recorders.pop(folder, None)

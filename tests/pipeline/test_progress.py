@@ -23,11 +23,11 @@ from winnow.pipeline.progress import (
     dataflow_job_lines,
 )
 from winnow.pipeline.quiet_logs import BeamNoiseFilter
-from tests.pipeline.planted_warning.sitecustomize import PLANTED_WARNING
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample" / "extra.jsonl"
-PLANTED = Path(__file__).parent / "planted_warning"
+PLANTED = Path(__file__).parent / "planted_warning"  # its sitecustomize.py logs the warning
+PLANTED_WARNING = "planted warning from the normalize stage"
 WORKERS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 BEAM_NOISE = ("semi_persistent_directory", "Discarding unparseable args", "severity: WARN")
 
@@ -37,8 +37,8 @@ def curate(tmp_path: Path, *flags: str) -> tuple[str, dict]:
     config = tmp_path / "config.yaml"
     config.write_text("shards:\n  enabled: false\n")
     run = tmp_path / "run"
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(PLANTED), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    environment = {**os.environ, "WINNOW_TEST_PLANTED_WARNING": PLANTED_WARNING,
+                   "PYTHONPATH": os.pathsep.join([str(PLANTED), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-m", "winnow", "curate", str(SAMPLE), "--output", str(run),
          "--config", str(config), *flags],
@@ -162,3 +162,10 @@ def test_a_dataflow_job_prints_its_console_page_and_counters_command():
         "--region=europe-west4 --source=user",
     ]
     assert dataflow_job_lines(SimpleNamespace(), options) == []  # a local run's result
+
+
+def test_the_last_line_says_whether_the_run_finished():
+    view = view_of(["read"])
+    view.update(Sample(3.0, {"read": StageCounts(7, 7, 0)}, 1, 1000))
+    assert view.line(finished=True) == "progress: finished in 3 s | read 7 docs 0.0 MB"
+    assert view.line(finished=True, completed=False).startswith("progress: stopped after 3 s")
