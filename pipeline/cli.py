@@ -54,8 +54,8 @@ def _add_curate(commands) -> None:
                         help="replace an earlier run in --output instead of refusing")
     curate.add_argument("--no-progress", action="store_true",
                         help="show no progress while a local run runs (by default: a status "
-                             "line on a terminal, else a line every --progress-interval)")
-    curate.add_argument("--progress-interval", type=float, default=30.0, metavar="SECONDS",
+                             "line on a terminal, else a line every --progress-every)")
+    curate.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                         help="seconds between progress lines when stderr is not a terminal "
                              "(default: %(default)g)")
     curate.add_argument("--verbose", action="store_true",
@@ -355,7 +355,7 @@ def _run_curate(args, beam_args: list[str]) -> int:
     if not args.inputs or not args.output:
         print("winnow curate: INPUT and --output are required", file=sys.stderr)
         return 2
-    progress = ProgressSettings(not args.no_progress, args.progress_interval)
+    progress = ProgressSettings(not args.no_progress, args.progress_every)
     try:
         with quiet_beam_logs(enabled=not args.verbose):
             report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,

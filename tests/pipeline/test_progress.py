@@ -67,18 +67,18 @@ def assert_progress_matches(stderr: str, report: dict) -> None:
     expected = {stage["name"]: stage["documents_in"] for stage in report["stages"]
                 if stage["enabled"] and stage["documents_in"]}
     assert funnel(lines[-1]) == expected
-    # --progress-interval 0: a line every second before the last one; the run takes longer
+    # --progress-every 0: a line every second before the last one; the run takes longer
     assert len(lines) > 1
 
 
 def test_a_run_in_process_prints_progress_lines_that_match_the_report(tmp_path):
-    stderr, report = curate(tmp_path, "--progress-interval", "0")
+    stderr, report = curate(tmp_path, "--progress-every", "0")
     assert_progress_matches(stderr, report)
     assert PLANTED_WARNING in stderr  # a real warning still shows
 
 
 def test_a_run_with_worker_processes_shows_progress_and_real_warnings_without_noise(tmp_path):
-    stderr, report = curate(tmp_path, "--progress-interval", "0", *WORKERS)
+    stderr, report = curate(tmp_path, "--progress-every", "0", *WORKERS)
     assert_progress_matches(stderr, report)
     assert f"worker: {PLANTED_WARNING}" in stderr
     for noise in BEAM_NOISE:
