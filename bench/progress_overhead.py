@@ -7,8 +7,9 @@
 Runs the same curation with progress off and on (a line every 30 s, as in a log), alternating
 (off, on, off, on, ...) so that a change in the machine's load falls on both alike, and prints
 each run's wall and CPU seconds (this process and its reaped children: the worker processes)
-with the median of each arm. Every run's kept/ and shards/ files must be byte-identical to the
-first run's, or it stops.
+with the median of each arm, and the CPU seconds the progress code itself took in this
+process (all of it with --workers 0; with workers, their recorders' writes are not in it).
+Every run's kept/ and shards/ files must be byte-identical to the first run's, or it stops.
 """
 
 from __future__ import annotations
@@ -24,7 +25,26 @@ from pathlib import Path
 
 from winnow.pipeline.config import load_config
 from winnow.pipeline.curate import run_curation
-from winnow.pipeline.progress import ProgressSettings
+from winnow.pipeline.progress import ProgressDisplay, ProgressSettings, StageRecorder
+
+PROGRESS_CPU = [0.0]
+"""CPU seconds the progress code's own work took in this process (its threads' thread_time):
+with --workers 0 everything runs here, so this is all of it."""
+
+
+def counted(method):
+    def timed(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            PROGRESS_CPU[0] += time.thread_time() - started
+    return timed
+
+
+StageRecorder._write = counted(StageRecorder._write)
+ProgressDisplay._sample = counted(ProgressDisplay._sample)
+ProgressDisplay._print = counted(ProgressDisplay._print)
 
 
 def cpu_seconds() -> float:
@@ -45,7 +65,7 @@ def timed_run(inputs: list[str], beam_args: list[str], progress: ProgressSetting
               config_path: str | None) -> tuple[float, float, str]:
     output = Path(tempfile.mkdtemp(prefix="winnow-bench-progress-"))
     try:
-        wall, cpu = time.monotonic(), cpu_seconds()
+        wall, cpu, PROGRESS_CPU[0] = time.monotonic(), cpu_seconds(), 0.0
         run_curation(inputs, str(output / "run"), load_config(config_path), beam_args,
                      progress=progress)
         wall, cpu = time.monotonic() - wall, cpu_seconds() - cpu
@@ -76,8 +96,8 @@ def main() -> None:
             if digest != first_digest:
                 raise SystemExit(f"progress {name}, run {repeat + 1}: outputs differ")
             times[name].append((wall, cpu))
-            print(f"run {repeat + 1} progress {name:<3}  wall {wall:7.2f} s  cpu {cpu:7.2f} s",
-                  flush=True)
+            print(f"run {repeat + 1} progress {name:<3}  wall {wall:7.2f} s  cpu {cpu:7.2f} s"
+                  f"  (progress code in this process: {PROGRESS_CPU[0]:.3f} s)", flush=True)
     for name, runs in times.items():
         print(f"median progress {name:<3}  wall {statistics.median(w for w, _ in runs):7.2f} s"
               f"  cpu {statistics.median(c for _, c in runs):7.2f} s")
