@@ -5,7 +5,8 @@
         --workers 2
 
 Runs the same curation with progress off and on (a line every 30 s, as in a log), alternating
-(off, on, off, on, ...) so that a change in the machine's load falls on both alike, and prints
+(off, on, on, off, off, ...) so that a change in the machine's load, and whatever a run leaves
+behind in this process for the next one, falls on both alike, and prints
 each run's wall and CPU seconds (this process and its reaped children: the worker processes)
 with the median of each arm, and the CPU seconds the progress code itself took in this
 process (all of it with --workers 0; with workers, their recorders' writes are not in it).
@@ -90,7 +91,8 @@ def main() -> None:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in arms}
     first_digest = None
     for repeat in range(args.repeats):
-        for name, progress in arms.items():
+        order = list(arms.items()) if repeat % 2 == 0 else list(arms.items())[::-1]
+        for name, progress in order:
             wall, cpu, digest = timed_run(args.inputs, beam_args, progress, args.config)
             first_digest = first_digest or digest
             if digest != first_digest:
