@@ -244,7 +244,8 @@ class ProgressView:
         if compact:
             shown = [name for name in shown if name in self._running or
                      name == READ and not self._finished(READ, sample)]
-        parts = [f"{name} {self._stage_text(name, sample)}" for name in shown]
+        parts = [f"{name} {self._stage_text(name, sample, estimate=not finished)}"
+                 for name in shown]
         if finished:
             head = f"progress: {'finished in' if completed else 'stopped after'} {elapsed}"
         elif self._running:
@@ -253,11 +254,11 @@ class ProgressView:
             head = f"progress: {elapsed}, starting"
         return " | ".join([head, *parts])
 
-    def _stage_text(self, name: str, sample: Sample) -> str:
+    def _stage_text(self, name: str, sample: Sample, estimate: bool) -> str:
         counts = sample.stages[name]
         text = f"{counts.documents_in:,} docs {counts.bytes_in / 1e6:.1f} MB"
-        estimate = self._estimate(name, sample)
-        return f"{text} ({estimate})" if estimate else text
+        guess = self._estimate(name, sample) if estimate else None
+        return f"{text} ({guess})" if guess else text
 
     def _estimate(self, name: str, sample: Sample) -> str | None:
         """"62%, about 40 s left" where the share done can be known, else None."""

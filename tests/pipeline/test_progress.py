@@ -5,11 +5,14 @@ on a small sample with shards off, in process and with two worker processes."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -169,3 +172,66 @@ def test_the_last_line_says_whether_the_run_finished():
     view.update(Sample(3.0, {"read": StageCounts(7, 7, 0)}, 1, 1000))
     assert view.line(finished=True) == "progress: finished in 3 s | read 7 docs 0.0 MB"
     assert view.line(finished=True, completed=False).startswith("progress: stopped after 3 s")
+
+
+def test_a_worker_writes_its_live_and_finished_partials_and_the_launcher_sums_workers(
+        tmp_path, monkeypatch):
+    from winnow.pipeline import progress
+    from winnow.pipeline.transforms import BundleStats
+
+    folder = tmp_path / "counts"
+    folder.mkdir()
+    monkeypatch.setenv(progress.PROGRESS_DIR_ENV, str(folder))
+    bundle = BundleStats()
+    bundle.stage("heuristics").documents_in = 3
+    list(bundle.flush())  # a bundle ended: written at once
+    bundle.stage("heuristics").documents_in = 2  # the next bundle, still running
+    bundle.stage("heuristics").bytes_in = 40
+    progress.recorder().file_read(1000)
+    with progress.recorder()._lock:
+        progress.recorder()._write()
+    # a second worker process's file
+    (folder / "99999.json").write_text(json.dumps(
+        {"stages": {"heuristics": [5, 4, 60], "read": [9, 9, 90]}, "files": [1, 500]}))
+    sample = progress.read_counts(str(folder), at=1.0)
+    assert sample.stages == {"heuristics": StageCounts(10, 4, 100),
+                             "read": StageCounts(9, 9, 90)}
+    assert (sample.files_read, sample.stored_bytes_read) == (2, 1500)
+    progress._recorders.pop(str(folder))
+    shutil.rmtree(folder)  # ends the recorder's thread
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_status_line_redrawn_in_place_and_a_last_line_of_its_own(tmp_path):
+    from winnow.pipeline.progress import ProgressDisplay
+
+    (tmp_path / "1.json").write_text(json.dumps(
+        {"stages": {"read": [4, 4, 0]}, "files": [0, 10]}))
+    terminal = Terminal()
+    view = ProgressView(["read"], total_files=1, total_stored_bytes=40, started=time.monotonic())
+    display = ProgressDisplay(str(tmp_path), view, {}, terminal, interval=30)
+    display.start()
+    display._sample()
+    display._print(display.view.line(compact=True))
+    display.finish(completed=True)
+    status, last = terminal.getvalue().split("\r\x1b[K")[1:]
+    assert status.endswith(" s, running read | read 4 docs 0.0 MB (25%)")
+    assert last.startswith("progress: finished in ") and last.endswith(" | read 4 docs 0.0 MB\n")
+
+
+def test_run_pipeline_prints_where_to_watch_a_dataflow_job(capsys):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from winnow.pipeline.curate import run_pipeline
+
+    waited = []
+    result = SimpleNamespace(job_id=lambda: "job-1", wait_until_finish=lambda: waited.append(1))
+    options = PipelineOptions(["--project=acme", "--region=us-east1"])
+    run_pipeline(SimpleNamespace(run=lambda: result, options=options), watch_workers=False)
+    assert waited == [1]
+    assert ("https://console.cloud.google.com/dataflow/jobs/us-east1/job-1?project=acme"
+            in capsys.readouterr().err)
