@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -43,6 +44,8 @@ WRITE_SECONDS = 1.0
 TICK_SECONDS = 1.0
 """How often the launcher reads the counts (and redraws the status line on a terminal)."""
 READ = "read"
+CLEAR_LINE = "\r\x1b[K"
+"""Back to the start of the terminal's line and erase it (ANSI)."""
 
 
 # --- worker side -----------------------------------------------------------------------------
@@ -319,14 +322,25 @@ class ProgressDisplay:
                                         daemon=True)
 
     def start(self) -> None:
+        if self.terminal:  # a log record starts on a clean line, not after the status line
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(self._clear_status_line)
         self._thread.start()
 
     def finish(self, completed: bool) -> None:
         """Stop the thread and print the last counts, as a line of its own."""
         self._stop.set()
         self._thread.join()
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self._clear_status_line)
         self._sample()
         self._print(self.view.line(finished=True, completed=completed), final=True)
+
+    def _clear_status_line(self, record: logging.LogRecord) -> bool:
+        """A logging filter with one effect: the status line is erased (the next tick draws
+        it again below the record)."""
+        self.stream.write(CLEAR_LINE)
+        return True
 
     def _show(self) -> None:
         last_line = time.monotonic()
@@ -350,8 +364,7 @@ class ProgressDisplay:
             print(line, file=self.stream, flush=True)
             return
         width = shutil.get_terminal_size().columns - 1
-        end = "\n" if final else ""
-        self.stream.write(f"\r\x1b[K{line[:width] if not final else line}{end}")
+        self.stream.write(f"{CLEAR_LINE}{line}\n" if final else f"{CLEAR_LINE}{line[:width]}")
         self.stream.flush()
 
 

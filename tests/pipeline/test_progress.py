@@ -235,3 +235,22 @@ def test_run_pipeline_prints_where_to_watch_a_dataflow_job(capsys):
     assert waited == [1]
     assert ("https://console.cloud.google.com/dataflow/jobs/us-east1/job-1?project=acme"
             in capsys.readouterr().err)
+
+
+def test_a_log_record_erases_the_status_line_before_it_is_written(tmp_path):
+    from winnow.pipeline.progress import CLEAR_LINE, ProgressDisplay
+
+    terminal, handler = Terminal(), logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(handler)
+    try:
+        display = ProgressDisplay(str(tmp_path), view_of(["read"]), {}, terminal, interval=30)
+        display.start()
+        display._print("progress: 1 s, starting")
+        logging.getLogger("winnow.test").warning("a real warning")
+        display.finish(completed=True)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert terminal.getvalue().startswith(f"{CLEAR_LINE}progress: 1 s, starting{CLEAR_LINE}")
+    assert handler.stream.getvalue() == "a real warning\n"
+    logging.getLogger("winnow.test").warning("after the run")
+    assert terminal.getvalue().endswith("\n")  # nothing erased once the run is over
