@@ -283,6 +283,9 @@ class ProgressView:
         expected = sample.stages.get(before, StageCounts()).documents_out
         return sample.stages[name].documents_in / expected if expected else None
 
+    def reading_finished(self, sample: Sample) -> bool:
+        return self._finished(READ, sample)
+
     def _finished(self, name: str, sample: Sample) -> bool:
         """Every document this stage will see has come in: reading has read every file; a
         stage has taken in all that the finished stage before it let out."""
@@ -352,7 +355,7 @@ class ProgressDisplay:
 
     def _sample(self) -> None:
         sample = read_counts(self.folder, time.monotonic())
-        if self.input_sizes:
+        if self.input_sizes and not self.view.reading_finished(sample):
             from winnow.pipeline.local_workers import worker_processes
 
             pids = [os.getpid(), *worker_processes(os.getpid())[0]]
