@@ -254,3 +254,18 @@ def test_a_log_record_erases_the_status_line_before_it_is_written(tmp_path):
     assert handler.stream.getvalue() == "a real warning\n"
     logging.getLogger("winnow.test").warning("after the run")
     assert terminal.getvalue().endswith("\n")  # nothing erased once the run is over
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="Linux /proc only")
+def test_reading_progress_counts_how_far_into_the_open_input_files(tmp_path):
+    from winnow.pipeline.progress import local_input_sizes, open_input_offsets
+
+    (tmp_path / "in.jsonl.gz").write_bytes(bytes(1000))
+    (tmp_path / "other").write_bytes(bytes(1000))
+    inputs = local_input_sizes([str(tmp_path / "in.jsonl.gz")])
+    assert list(inputs.values()) == [1000]
+    with open(tmp_path / "in.jsonl.gz", "rb", buffering=0) as read, \
+            open(tmp_path / "other", "rb", buffering=0) as not_an_input:
+        read.read(300)
+        not_an_input.read(500)
+        assert open_input_offsets(inputs, [os.getpid()]) == 300
