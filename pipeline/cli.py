@@ -52,6 +52,15 @@ def _add_curate(commands) -> None:
                              "as YAML and exit")
     curate.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in --output instead of refusing")
+    curate.add_argument("--no-progress", action="store_true",
+                        help="show no progress while a local run runs (by default: a status "
+                             "line on a terminal, else a line every --progress-every)")
+    curate.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                        help="seconds between progress lines when stderr is not a terminal "
+                             "(default: %(default)g)")
+    curate.add_argument("--verbose", action="store_true",
+                        help="also show Beam's start-up noise (raw worker log dumps, "
+                             "'apitools not found')")
     curate.set_defaults(run=_run_curate, passes_beam_options=True)
 
 
@@ -334,6 +343,8 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
 def _run_curate(args, beam_args: list[str]) -> int:
     from winnow.pipeline.config import ConfigError, config_to_yaml, load_config
     from winnow.pipeline.curate import CurationError, run_curation
+    from winnow.pipeline.progress import ProgressSettings
+    from winnow.pipeline.quiet_logs import quiet_beam_logs
     from winnow.pipeline.report_text import format_report
 
     try:
@@ -346,8 +357,11 @@ def _run_curate(args, beam_args: list[str]) -> int:
     if not args.inputs or not args.output:
         print("winnow curate: INPUT and --output are required", file=sys.stderr)
         return 2
+    progress = ProgressSettings(not args.no_progress, args.progress_every)
     try:
-        report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite)
+        with quiet_beam_logs(enabled=not args.verbose):
+            report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,
+                                  progress)
     except CurationError as error:
         return _failed(args, f"winnow curate: {error}")
     if "dry_run_steps" in report:

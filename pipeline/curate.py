@@ -31,6 +31,7 @@ from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
+from winnow.pipeline.progress import ProgressSettings, dataflow_job_lines, local_progress
 from winnow.pipeline.readers import carried_name
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
@@ -284,9 +285,13 @@ def local_runner(options: PipelineOptions):
 def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
     """Run ``pipeline`` to its end. ``watch_workers``: a local run with worker processes, which
     a dead worker stops with a CurationError (``pipeline.local_workers``); run folders say a
-    run finished by their report.json, which such a run never writes."""
+    run finished by their report.json, which such a run never writes. A Dataflow job's
+    console page is printed as soon as it is submitted."""
     def run():
-        pipeline.run().wait_until_finish()
+        result = pipeline.run()
+        for line in dataflow_job_lines(result, pipeline.options):
+            print(line, file=sys.stderr, flush=True)
+        result.wait_until_finish()
 
     if not (watch_workers and watching_possible()):
         run()
@@ -298,11 +303,16 @@ def run_pipeline(pipeline: beam.Pipeline, watch_workers: bool) -> None:
                             "(no report.json was written)") from error
 
 
-def runs_local_workers(pipeline: beam.Pipeline, options: PipelineOptions) -> bool:
-    """A local FnApiRunner run whose workers are processes (``multi_processing``)."""
+def runs_locally(pipeline: beam.Pipeline) -> bool:
+    """A run on Beam's FnApiRunner (``local_runner``), in this process or its children."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-    return (isinstance(pipeline.runner, fn_runner.FnApiRunner)
+    return isinstance(pipeline.runner, fn_runner.FnApiRunner)
+
+
+def runs_local_workers(pipeline: beam.Pipeline, options: PipelineOptions) -> bool:
+    """A local FnApiRunner run whose workers are processes (``multi_processing``)."""
+    return (runs_locally(pipeline)
             and options.view_as(DirectOptions).direct_running_mode == "multi_processing")
 
 
@@ -331,7 +341,8 @@ def job_steps(pipeline: beam.Pipeline) -> int:
 
 
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
-                 beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 beam_args: list[str] | None = None, overwrite: bool = False,
+                 progress: ProgressSettings | None = None) -> dict[str, Any]:
     """Run a whole curation and return the finished report; with Beam's ``--dry_run=True``,
     build the job graph and return ``{"dry_run_steps": N}`` instead: nothing runs and nothing
     is written (the Dataflow runner translates the job and stops before submitting it; other
@@ -339,7 +350,8 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
 
     Everything that can be checked is checked before an earlier run in ``output_dir`` is
     deleted (with ``overwrite``): the inputs, the models, the Beam options and the whole
-    pipeline graph (which a file name Beam cannot carry used to fail)."""
+    pipeline graph (which a file name Beam cannot carry used to fail). ``progress``: how a
+    local run shows its progress on stderr (``pipeline.progress``); None shows none."""
     options = pipeline_options(beam_args or [])
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     check_gcp(runner, [*inputs, output_dir])
@@ -356,5 +368,7 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
             pipeline.run()
         return {"dry_run_steps": job_steps(pipeline)}
     clear_output(output_dir)
-    run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
+    running = [name for name, runs in stage_order(config) if runs]
+    with local_progress(progress if runs_locally(pipeline) else None, running, paths):
+        run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
     return finish_report(output_dir, time.monotonic() - started, runner)

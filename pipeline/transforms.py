@@ -13,7 +13,6 @@ Dataflow UI while a job runs; ``report.json`` is computed from the data itself.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 
@@ -22,6 +21,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from winnow.pipeline import progress
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
 from winnow.pipeline.stages import Stage, length_bin_name
 from winnow.schemas.records import Document, Quarantined, Removed
@@ -31,9 +31,6 @@ REMOVED = "removed"
 QUARANTINED = "quarantined"
 STATS = "stats"
 METRICS_NAMESPACE = "winnow"
-PROGRESS_EVERY_SECONDS = 30.0
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class BundleStats:
@@ -46,6 +43,9 @@ class BundleStats:
     def __init__(self) -> None:
         self._by_stage: dict[str, StageStats] = defaultdict(StageStats)
         self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
+        self._progress = progress.recorder()  # a local run's live progress, else None
+        if self._progress is not None:
+            self._progress.watch(self)
 
     def count(self, name: str, value: int = 1) -> None:
         counter = self._counters.get(name)
@@ -56,12 +56,18 @@ class BundleStats:
     def stage(self, name: str) -> StageStats:
         return self._by_stage[name]
 
+    def partials(self) -> dict[str, StageStats]:
+        """A copy of this bundle's partials so far (read by the progress thread)."""
+        return dict(self._by_stage)
+
     def flush(self):
         """Tagged WindowedValues for finish_bundle, then reset."""
-        for name, stats in sorted(self._by_stage.items()):
+        partials, self._by_stage = self._by_stage, defaultdict(StageStats)
+        if self._progress is not None:
+            self._progress.bundle_ended(partials)
+        for name, stats in sorted(partials.items()):
             value = WindowedValue((name, stats), MIN_TIMESTAMP, [GlobalWindow()])
             yield beam.pvalue.TaggedOutput(STATS, value)
-        self._by_stage = defaultdict(StageStats)
 
 
 class ReadFilesFn(beam.DoFn):
@@ -74,8 +80,7 @@ class ReadFilesFn(beam.DoFn):
 
     def setup(self):
         self._stats = BundleStats()
-        self._records = self._bytes = 0
-        self._last_progress = time.monotonic()
+        self._progress = progress.recorder()
 
     def process(self, file: tuple[str, bool]):
         path, carried = file
@@ -92,19 +97,10 @@ class ReadFilesFn(beam.DoFn):
             stats.documents_out += 1
             stats.bytes_in += size
             stats.bytes_out += size
-            self._bytes += size
             self._stats.count(f"{self.STAGE}/documents")
-            self._log_progress()
             yield record
-
-    def _log_progress(self) -> None:
-        """A worker-side heartbeat: long local runs show they are moving."""
-        self._records += 1
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
-            self._last_progress = now
-            _LOGGER.warning("winnow: this worker has read %d documents (%.1f MB)",
-                            self._records, self._bytes / 1e6)
+        if self._progress is not None:
+            self._progress.file_read(progress.stored_size(path))
 
     def finish_bundle(self):
         yield from self._stats.flush()

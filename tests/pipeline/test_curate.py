@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -215,14 +214,6 @@ def test_counters_are_named_by_stage_and_reason(tmp_path):
     assert counters["heuristics/removed:too_few_words"] == 1
     assert counters["read/quarantined:malformed_json"] == 1
     assert counters["normalize/kept"] == 1
-
-
-def test_progress_is_logged(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(transforms, "PROGRESS_EVERY_SECONDS", 0.0)
-    (tmp_path / "in.jsonl").write_text(json.dumps({"text": GOOD_TEXT}) + "\n")
-    with caplog.at_level(logging.WARNING):
-        run_curation([str(tmp_path / "in.jsonl")], str(tmp_path / "run"), config_from_dict({}))
-    assert "this worker has read 1 documents" in caplog.text
 
 
 def test_a_run_folder_is_not_overwritten_by_accident(tmp_path):
