@@ -28,6 +28,7 @@ from winnow.filters.pii import PiiConfig, PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
+from winnow.pipeline.dataset_card import CARD_FILE, write_dataset_card
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
@@ -96,12 +97,13 @@ def clear_output(output_dir: str) -> None:
         stale = _match(FileSystems.join(output_dir, folder, "*"))
         if stale:
             FileSystems.delete(stale)
-    # report.json and the temporaries of a killed write_atomically (report.json.tmp-<hex>)
-    report_path = FileSystems.join(output_dir, REPORT_FILE)
-    stale_reports = _match(f"{report_path}.tmp-*") + (
-        [report_path] if FileSystems.exists(report_path) else [])
-    if stale_reports:
-        FileSystems.delete(stale_reports)
+    # report.json, README.md and the temporaries of a killed write_atomically
+    # (report.json.tmp-<hex>)
+    for name in (REPORT_FILE, CARD_FILE):
+        path = FileSystems.join(output_dir, name)
+        stale = _match(f"{path}.tmp-*") + ([path] if FileSystems.exists(path) else [])
+        if stale:
+            FileSystems.delete(stale)
 
 
 def check_models(config: WinnowConfig) -> None:
@@ -357,4 +359,6 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
         return {"dry_run_steps": job_steps(pipeline)}
     clear_output(output_dir)
     run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
-    return finish_report(output_dir, time.monotonic() - started, runner)
+    report = finish_report(output_dir, time.monotonic() - started, runner)
+    write_dataset_card(output_dir, report)
+    return report
