@@ -173,7 +173,16 @@ def _shards_lines(report: Report) -> list[str]:
             f"examples, {shards.get('tokens', 0):,} tokens, {files:,} shard "
             f"{'file' if files == 1 else 'files'} (max_seq_len {shards.get('max_seq_len')}, "
             f"vocabulary {shards.get('vocab_size')}); `winnow shards stats RUN/shards` "
-            "describes them, `winnow pretrain --shards RUN/shards` trains on them.", ""]
+            "describes them, `winnow pretrain --shards RUN/shards` trains on them.", ""] + (
+        _without_example_lines(shards.get("without_example", {})))
+
+
+def _without_example_lines(without_example: dict[str, int]) -> list[str]:
+    if not without_example:
+        return []
+    return ["Kept documents that gave no training example (they are in kept/): "
+            + ", ".join(f"`{reason}` {count:,}" for reason, count in without_example.items())
+            + ".", ""]
 
 
 def _config_lines(report: Report) -> list[str]:

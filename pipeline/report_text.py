@@ -175,6 +175,9 @@ def _summary_lines(report: Report) -> list[str]:
     lines.append(f"documents{counted}: {documents['input']:,} in, {documents['kept']:,} kept, "
                  f"{sum(documents['removed'].values()):,} removed, "
                  f"{sum(documents['quarantined'].values()):,} quarantined{wall}")
+    if documents["kept"] == 0:
+        lines.append("nothing was kept: every record was removed or quarantined (reasons "
+                     "below), so kept/ is empty and shards/ holds no example")
     return lines
 
 
@@ -289,6 +292,12 @@ def _shards_lines(section: dict[str, Any]) -> list[str]:
     lines = ["", f"shards: {section['shards']:,} files, {section['examples']:,} "
                  f"{section['objective'].upper()} examples, {section['tokens']:,} tokens "
                  f"(max_seq_len {section['max_seq_len']}, vocabulary {section['vocab_size']})"]
+    without = section.get("without_example", {})
+    if without:
+        lines.append(f"  kept documents without a training example (still in kept/): "
+                     f"{sum(without.values()):,} ("
+                     + ", ".join(f"{reason} {count:,}" for reason, count in without.items())
+                     + ")")
     if labels:
         lines += table(["label", "examples", "share"],
                        [(label, int(count), f"{int(count) / total:.3f}")
