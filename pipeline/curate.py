@@ -29,7 +29,7 @@ from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.dataset_card import CARD_FILE, write_dataset_card
-from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.filesystem import dangling_links, open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.readers import carried_name
@@ -66,7 +66,7 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     paths: set[str] = set()
     for pattern in patterns:
         matched = [] if _has_glob(pattern) else _match(FileSystems.join(pattern.rstrip("/"), "**"))
-        matched = matched or _match(pattern)
+        matched = (matched or _match(pattern)) + dangling_links(pattern)  # read: quarantined
         if not matched:
             raise CurationError(f"input {pattern!r} matches no files")
         paths.update(matched)
