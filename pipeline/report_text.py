@@ -175,9 +175,10 @@ def _summary_lines(report: Report) -> list[str]:
     lines.append(f"documents{counted}: {documents['input']:,} in, {documents['kept']:,} kept, "
                  f"{sum(documents['removed'].values()):,} removed, "
                  f"{sum(documents['quarantined'].values()):,} quarantined{wall}")
-    if documents["kept"] == 0:
-        lines.append("nothing was kept: every record was removed or quarantined (reasons "
-                     "below), so kept/ is empty and shards/ holds no example")
+    if documents["kept"] == 0 and not report.get("rebuilt_from_folders"):
+        why = ("no input record was read" if documents["input"] == 0 else
+               "every record was removed or quarantined (reasons below)")
+        lines.append(f"nothing was kept: {why}; kept/ is empty, and so is shards/")
     return lines
 
 
