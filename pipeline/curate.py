@@ -28,7 +28,8 @@ from winnow.filters.pii import PiiConfig, PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
-from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.dataset_card import CARD_FILE, write_dataset_card
+from winnow.pipeline.filesystem import dangling_links, open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.progress import ProgressSettings, dataflow_job_lines, local_progress
@@ -66,7 +67,7 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     paths: set[str] = set()
     for pattern in patterns:
         matched = [] if _has_glob(pattern) else _match(FileSystems.join(pattern.rstrip("/"), "**"))
-        matched = matched or _match(pattern)
+        matched = (matched or _match(pattern)) + dangling_links(pattern)  # read: quarantined
         if not matched:
             raise CurationError(f"input {pattern!r} matches no files")
         paths.update(matched)
@@ -97,12 +98,13 @@ def clear_output(output_dir: str) -> None:
         stale = _match(FileSystems.join(output_dir, folder, "*"))
         if stale:
             FileSystems.delete(stale)
-    # report.json and the temporaries of a killed write_atomically (report.json.tmp-<hex>)
-    report_path = FileSystems.join(output_dir, REPORT_FILE)
-    stale_reports = _match(f"{report_path}.tmp-*") + (
-        [report_path] if FileSystems.exists(report_path) else [])
-    if stale_reports:
-        FileSystems.delete(stale_reports)
+    # report.json, README.md and the temporaries of a killed write_atomically
+    # (report.json.tmp-<hex>)
+    for name in (REPORT_FILE, CARD_FILE):
+        path = FileSystems.join(output_dir, name)
+        stale = _match(f"{path}.tmp-*") + ([path] if FileSystems.exists(path) else [])
+        if stale:
+            FileSystems.delete(stale)
 
 
 def check_models(config: WinnowConfig) -> None:
@@ -371,4 +373,6 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     running = [name for name, runs in stage_order(config) if runs]
     with local_progress(progress if runs_locally(pipeline) else None, running, paths):
         run_pipeline(pipeline, watch_workers=runs_local_workers(pipeline, options))
-    return finish_report(output_dir, time.monotonic() - started, runner)
+    report = finish_report(output_dir, time.monotonic() - started, runner)
+    write_dataset_card(output_dir, report)
+    return report

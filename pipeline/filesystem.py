@@ -6,6 +6,9 @@ every winnow reader decides that itself (``pipeline.readers``), so files open as
 
 from __future__ import annotations
 
+import glob
+import os
+
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -30,3 +33,19 @@ def matching_paths(pattern: str) -> list[str]:
     except Exception:  # noqa: BLE001 - Beam raises BeamIOError for "no such folder" on some FS
         return []
     return sorted(m.path for m in results)
+
+
+def dangling_links(pattern: str) -> list[str]:
+    """Symbolic links to nothing that a local folder or glob names, sorted; hidden names left
+    out, as ``FileSystems.match`` leaves them. Beam's local listing skips them silently (it
+    cannot stat them), so a file of the corpus would vanish without a reason."""
+    if "://" in pattern:
+        return []
+    if os.path.isdir(pattern):
+        candidates = [os.path.join(folder, name) for folder, _, names in os.walk(pattern)
+                      for name in names]
+    else:
+        candidates = glob.glob(pattern, recursive=True)
+    return sorted(path for path in candidates
+                  if os.path.islink(path) and not os.path.exists(path)
+                  and not os.path.basename(path).startswith("."))

@@ -7,7 +7,8 @@ without being parsed; a compressed file that ends early, in any format, yields w
 then one ``truncated_file`` record (its torn last line is part of the cut, not a record); a
 file that cannot be opened or parsed at all, or whose name Beam cannot carry, yields one
 ``unreadable_file`` record, as does one that is not in the compression format its name says
-(plain JSON named ``.jsonl.gz``). Blank lines in JSONL are not records.
+(plain JSON named ``.jsonl.gz``) and a symbolic link to nothing (``pipeline.curate`` lists those
+too: Beam's listing skips them). Blank lines in JSONL are not records.
 
 Files are opened through Beam's FileSystems (local, gs://, s3://, hdfs://) and decompressed here
 with the standard codecs, which read lines at C speed.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -145,6 +147,10 @@ def file_format(path: str, configured: str) -> str:
 
 def read_records(path: str, config: InputConfig) -> Iterator[Record]:
     """All records of one file, in file order."""
+    if os.path.islink(path) and not os.path.exists(path):  # local only: os sees no gs://
+        yield Quarantined(path, 0, "unreadable_file", b"", f"a symbolic link to "
+                          f"{os.readlink(path)}, which does not exist")
+        return
     readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text}
     try:
         yield from readers[file_format(path, config.format)](path, config)

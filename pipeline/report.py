@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from winnow.filters.pii_names import NameRedactor
 from winnow.pipeline.config import WinnowConfig, config_to_dict
 from winnow.pipeline.filesystem import open_binary
-from winnow.pipeline.shards import LENGTH_BIN
+from winnow.pipeline.shards import LENGTH_BIN, WITHOUT_EXAMPLE
 from winnow.pipeline.stages import QualityStage, length_bin_name, score_bin_name
 from winnow.pipeline.transforms import merge_stage_stats
 from winnow.pipeline.writers import json_column, write_atomically
@@ -188,6 +188,8 @@ def shards_section(config: WinnowConfig, stats: StageStats,
                for key, count in sorted(stats.tallies.items()) if key.startswith("length_bin:")}
     pairs = {key: count for key, count in sorted(stats.tallies.items())
              if not key.startswith("length_bin:")}
+    without_example = {key.split(":", 1)[1]: count for key, count in pairs.items()
+                       if key.startswith(f"{WITHOUT_EXAMPLE}:")}
     return {
         "enabled": True,
         "objective": config.pairs.objective,
@@ -200,6 +202,7 @@ def shards_section(config: WinnowConfig, stats: StageStats,
         "tokenizer_sha256": manifest.get("tokenizer_sha256"),
         "length_histogram": {"bin_width": LENGTH_BIN, "counts": lengths},
         "pairs": pairs,
+        "without_example": without_example,
         **({"note": manifest["note"]} if "note" in manifest else {}),
     }
 

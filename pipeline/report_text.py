@@ -85,10 +85,10 @@ def non_default_config(config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Flattened keys whose value differs from the default: key -> (value, default)."""
     defaults = flatten_config(config_to_dict(WinnowConfig()))
     return {key: (value, defaults.get(key)) for key, value in flatten_config(config).items()
-            if _config_value(value) != _config_value(defaults.get(key))}
+            if config_value(value) != config_value(defaults.get(key))}
 
 
-def _config_value(value: Any) -> str:
+def config_value(value: Any) -> str:
     return json.dumps(list(value) if isinstance(value, tuple) else value, sort_keys=True)
 
 
@@ -175,6 +175,10 @@ def _summary_lines(report: Report) -> list[str]:
     lines.append(f"documents{counted}: {documents['input']:,} in, {documents['kept']:,} kept, "
                  f"{sum(documents['removed'].values()):,} removed, "
                  f"{sum(documents['quarantined'].values()):,} quarantined{wall}")
+    if documents["kept"] == 0 and not report.get("rebuilt_from_folders"):
+        why = ("no input record was read" if documents["input"] == 0 else
+               "every record was removed or quarantined (reasons below)")
+        lines.append(f"nothing was kept: {why}; kept/ is empty, and so is shards/")
     return lines
 
 
@@ -289,6 +293,12 @@ def _shards_lines(section: dict[str, Any]) -> list[str]:
     lines = ["", f"shards: {section['shards']:,} files, {section['examples']:,} "
                  f"{section['objective'].upper()} examples, {section['tokens']:,} tokens "
                  f"(max_seq_len {section['max_seq_len']}, vocabulary {section['vocab_size']})"]
+    without = section.get("without_example", {})
+    if without:
+        lines.append(f"  kept documents without a training example (still in kept/): "
+                     f"{sum(without.values()):,} ("
+                     + ", ".join(f"{reason} {count:,}" for reason, count in without.items())
+                     + ")")
     if labels:
         lines += table(["label", "examples", "share"],
                        [(label, int(count), f"{int(count) / total:.3f}")
@@ -312,7 +322,7 @@ def _config_lines(report: Report) -> list[str]:
     changed = non_default_config(report["config"])
     lines = ["", "configuration (settings that differ from the defaults; --json shows all):"]
     lines += table(["key", "value", "default"],
-                   [(key, _config_value(value), _config_value(default))
+                   [(key, config_value(value), config_value(default))
                     for key, (value, default) in changed.items()], align="lll") if changed else [
         "  all defaults"]
     return lines
@@ -388,9 +398,9 @@ def config_differences(left: Report, right: Report) -> list[tuple[str, str, str]
     """Flattened config keys whose values differ: (key, left value, right value)."""
     flat_l, flat_r = flatten_config(left.get("config", {})), flatten_config(
         right.get("config", {}))
-    return [(key, _config_value(flat_l.get(key)), _config_value(flat_r.get(key)))
+    return [(key, config_value(flat_l.get(key)), config_value(flat_r.get(key)))
             for key in sorted(set(flat_l) | set(flat_r))
-            if _config_value(flat_l.get(key)) != _config_value(flat_r.get(key))]
+            if config_value(flat_l.get(key)) != config_value(flat_r.get(key))]
 
 
 def format_comparison(left: RunView, right: RunView) -> str:

@@ -81,6 +81,17 @@ STAGE = "shards"
 TOKENIZER_FILE = "tokenizer.model"
 LENGTH_BIN = 16
 """Width, in tokens, of the example-length histogram bins in the report."""
+WITHOUT_EXAMPLE = "without_example"
+"""Tally prefix of the kept documents that gave no training example, by reason (they stay in
+kept/): ``no_tokens`` (no sentence with a token), ``one_sentence`` (nothing to pair it with),
+``long_sentences`` (every sentence reached the example's length alone, so no two shared one)."""
+
+
+def without_example_reason(sentences) -> str:
+    """Why a document whose sentences (token id arrays) gave no example gave none: a chunk of
+    two or more sentences always gives one (``filters.pairs``)."""
+    count = sum(1 for sentence in sentences if len(sentence))
+    return "no_tokens" if count == 0 else "one_sentence" if count == 1 else "long_sentences"
 
 
 def training_sentences(texts, config: SentencesConfig):
@@ -171,7 +182,11 @@ class PairsFn(beam.DoFn):
         block = ExampleBlock.of(examples)
         stats = self._stats.stage(STAGE)
         stats.seconds += time.perf_counter() - started
-        stats.documents_out += len(np.unique(block.provenance[:, 0]))  # those with an A
+        with_example = {example.doc_a for example in examples}
+        stats.documents_out += len(with_example)
+        for ref, sentences in tokenized:
+            if ref not in with_example:
+                stats.tallies[f"{WITHOUT_EXAMPLE}:{without_example_reason(sentences)}"] += 1
         for name, value in pair_stats.as_dict().items():
             stats.tallies[name] += value
         bins = np.bincount(block.lengths // LENGTH_BIN) if len(block) else []
@@ -347,5 +362,6 @@ class BuildShards(beam.PTransform):
         write_atomically(f"{shards_dir}/{MANIFEST_FILE}", manifest.to_json().encode("utf-8"))
         if manifest.examples:
             return manifest.to_obj()
-        return {**manifest.to_obj(), "note": (
-            "no examples: no kept document had two sentences to pair; the shard set is empty")}
+        why = ("the run kept no document" if not model else
+               "no kept document had two sentences to pair")  # not model: nothing to train on
+        return {**manifest.to_obj(), "note": f"no examples: {why}; the shard set is empty"}

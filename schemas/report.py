@@ -160,6 +160,10 @@ class ShardsSection(TypedDict, total=False):
     length_histogram: LengthHistogram
     pairs: dict[str, int]
     """Pairing tallies of the shards stage (``documents``, ``truncated``, ...)."""
+    without_example: dict[str, int]
+    """Reason -> kept documents that gave no training example (they stay in kept/, so the
+    shards stage's ``documents_in - documents_out``): ``no_tokens``, ``one_sentence``,
+    ``long_sentences`` (``pipeline.shards.WITHOUT_EXAMPLE``). Absent from older reports."""
     note: str
     """Only when the manifest has one (e.g. why no shard was written)."""
 

@@ -36,3 +36,12 @@ def test_readme_shows_the_two_setup_commands_that_ci_runs():
     test_command = ci.strip().splitlines()[-1]
     assert test_command in README
     assert "winnow curate examples/sample --output" in README
+
+
+def test_the_test_command_installs_what_the_trainer_tests_need():
+    # Without the train extra (torch) the trainer's test modules are skipped whole: a fresh
+    # user saw "6 skipped" hiding the trainer's tests.
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    extras = re.search(r"pip install -e '\.\[([a-z,]+)\]'", ci.strip().splitlines()[-1])
+    assert extras and {"test", "train"} <= set(extras.group(1).split(","))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in README
