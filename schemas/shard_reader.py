@@ -55,10 +55,14 @@ class ShardReader:
     ``example`` returns views into the map, so reading never copies the corpus. Pickling (e.g. to
     DataLoader workers) sends the manifest only; each process maps the files again.
     ``provenance`` reads documents.jsonl and provenance.npy, which training never opens.
+    With a ``cache`` (``schemas.shard_cache.ShardCache``, whose folder ``directory`` is), every
+    file is taken through it: fetched and sha256-checked on first use, then held in use.
     """
 
-    def __init__(self, directory: str | os.PathLike, verify: bool = False):
+    def __init__(self, directory: str | os.PathLike, verify: bool = False, *,
+                 cache: Any = None):
         self.directory = os.fspath(directory)
+        self._cache = cache
         if verify:
             problems = verify_shards(self.directory)
             if problems:
@@ -77,6 +81,28 @@ class ShardReader:
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0  # an empty set has no shard
 
+    def path(self, name: str) -> str:
+        """The local path of a file of the folder (fetched into the cache first, if any)."""
+        if self._cache is not None:
+            return self._cache.acquire(name)
+        return os.path.join(self.directory, name)
+
+    def tokenizer_path(self) -> str:
+        return self.path(self.manifest.tokenizer_file)
+
+    def prefetch(self, indices: np.ndarray) -> None:
+        """With a cache, fetch in background threads the shards of the examples ``indices``
+        in the order they first appear there, then the others (a training run passes its
+        coming examples, so the shards arrive in the order it reads them); without, nothing."""
+        if self._cache is None or not len(self):
+            return
+        shards = np.searchsorted(self._ends, np.asarray(indices, dtype=np.int64), side="right")
+        _, first = np.unique(shards, return_index=True)
+        order = shards[np.sort(first)].tolist()
+        order += sorted(set(range(len(self.manifest.shards))) - set(order))
+        self._cache.prefetch(name for shard in order
+                             for name in shard_files(self.manifest.shards[shard].name)[:2])
+
     def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         opened = self._maps.get(shard)
         if opened is not None:
@@ -84,14 +110,14 @@ class ShardReader:
         info = self.manifest.shards[shard]
         tokens_file, index_file, _, _ = shard_files(info.name)
         dtype = self.manifest.dtype
-        tokens_path = os.path.join(self.directory, tokens_file)
+        tokens_path = self.path(tokens_file)
         size = os.path.getsize(tokens_path)
         if size != info.tokens * dtype.itemsize:
             raise ValueError(f"{tokens_file}: {size} bytes, the manifest says {info.tokens} "
                              f"{self.manifest.token_dtype} tokens ({info.tokens * dtype.itemsize})")
         # Plain ndarray views of the maps: slicing an np.memmap subclass costs a Python call.
         tokens = np.memmap(tokens_path, dtype=dtype, mode="r").view(np.ndarray)
-        index = np.load(os.path.join(self.directory, index_file), mmap_mode="r")
+        index = np.load(self.path(index_file), mmap_mode="r")
         _check_npy_rows(index, INDEX_DTYPE, info.examples, index_file)
         opened = (tokens, index.view(np.ndarray))
         self._maps[shard] = opened
@@ -132,11 +158,11 @@ class ShardReader:
         if opened is None:
             info = self.manifest.shards[shard]
             _, _, documents_file, provenance_file = shard_files(info.name)
-            documents = read_documents(os.path.join(self.directory, documents_file))
+            documents = read_documents(self.path(documents_file))
             if len(documents) != info.documents:
                 raise ValueError(f"{documents_file}: {len(documents)} lines, the manifest says "
                                  f"{info.documents} documents")
-            lines = np.load(os.path.join(self.directory, provenance_file), mmap_mode="r")
+            lines = np.load(self.path(provenance_file), mmap_mode="r")
             _check_npy_rows(lines, _PROVENANCE_ROW, info.examples, provenance_file)
             opened = self._provenance[shard] = (documents, lines)
         return opened
@@ -241,8 +267,7 @@ def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
     reader = ShardReader(directory)
     if not len(reader):
         return  # an empty set, maybe without a tokenizer to load
-    processor = _load_sentencepiece(
-        os.path.join(reader.directory, reader.manifest.tokenizer_file))
+    processor = _load_sentencepiece(reader.tokenizer_path())
     for i in range(max(start, 0), min(start + n, len(reader))):
         a, b, label = reader.example(i)
         example = {
