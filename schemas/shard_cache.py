@@ -36,9 +36,11 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from winnow.schemas import storage
 from winnow.schemas.shard_format import (
     _PROVENANCE_ROW,
     INDEX_DTYPE,
@@ -99,11 +101,7 @@ def copy_file(remote_path: str, local_path: str) -> None:
 def download_for(location: str) -> Download:
     """The ``download`` of a location: ``schemas.storage``'s for an object store (gs://),
     a file copy for a local folder."""
-    if "://" in location and not location.startswith("file://"):
-        from winnow.schemas import storage
-
-        return storage.copy_to_local
-    return copy_file
+    return storage.copy_to_local if storage.is_remote(location) else copy_file
 
 
 def training_files(manifest: ShardManifest, shard: int) -> tuple[str, str]:
@@ -155,10 +153,12 @@ class ShardCache:
 
     @classmethod
     def open(cls, location: str, options: CacheOptions | None = None,
-             download: Download = copy_file) -> ShardCache:
+             download: Download | None = None) -> ShardCache:
         """The cache of the shard set at ``location`` (a shard folder, or a run folder holding
-        it as shards/): fetches its manifest (validated, checksum included) and places it."""
+        it as shards/): fetches its manifest (validated, checksum included) and places it.
+        ``download`` defaults to ``download_for(location)``."""
         options = options or CacheOptions()
+        download = download or download_for(location)
         root = options.root or default_cache_root()
         os.makedirs(root, exist_ok=True)
         location, raw = _fetch_manifest(location.rstrip("/"), root, download)
@@ -242,7 +242,10 @@ class ShardCache:
                 if not os.path.exists(path):
                     self._fetch_verified(name, path)
                 fcntl.flock(fd, fcntl.LOCK_SH)
-            os.utime(fd)  # the lock file's mtime: the file's last use, for LRU eviction
+            # the lock file's mtime: the file's last use, for LRU eviction (an explicit time:
+            # the kernel's own stamps are a jiffy coarse)
+            now = time.time_ns()
+            os.utime(fd, ns=(now, now))
         except BaseException:
             os.close(fd)
             raise
@@ -424,7 +427,7 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 
 def open_shards(location: str, options: CacheOptions | None = None,
-                download: Download = copy_file):
+                download: Download | None = None):
     """A ``ShardReader`` of the shard set at ``location`` (or ``location/shards``) that reads
     through a cache: the manifest now, every other file on first use."""
     from winnow.schemas.shard_reader import ShardReader

@@ -56,15 +56,11 @@ import torch
 import yaml
 from torch import nn
 
-from winnow.schemas.shard_cache import (
-    CacheOptions,
-    ShardCacheError,
-    download_for,
-    open_shards,
-)
+from winnow.schemas.shard_cache import CacheOptions, ShardCacheError, open_shards
 from winnow.schemas.shard_format import ShardManifest
 from winnow.schemas.shard_reader import ShardReader, read_manifest, shards_folder
 from winnow.schemas.shard_verify import verify_shards
+from winnow.schemas.storage import is_remote
 from winnow.trainer.checkpoints import (
     CHECKPOINT_FORMAT,
     PretrainError,
@@ -131,7 +127,7 @@ def get_lr(step: int, config: TrainConfig) -> float:
 def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]:
     """What a checkpoint records of its shards, to refuse incompatible ones on resume."""
     return {
-        "shards_dir": shards_dir if _is_remote(shards_dir) else os.path.abspath(shards_dir),
+        "shards_dir": shards_dir if is_remote(shards_dir) else os.path.abspath(shards_dir),
         "objective": manifest.objective,
         "max_seq_len": manifest.max_seq_len,
         "vocab_size": manifest.vocab_size,
@@ -401,23 +397,19 @@ def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int 
     when first needed, its sha256 checked against the manifest before use. The full
     verification is not repeated there: a file whose sha256 matches is byte for byte the one
     the curation wrote and verified."""
-    if cache is None and not _is_remote(shards_dir):
+    if cache is None and not is_remote(shards_dir):
         shards_dir = shards_folder(shards_dir)
         problems = _rank0_result(rank, world_size, lambda: _verification_problem(shards_dir))
         if problems:
             raise PretrainError(problems)
         return shards_dir, ShardReader(shards_dir)
     try:
-        reader = open_shards(shards_dir, cache, download_for(shards_dir))
+        reader = open_shards(shards_dir, cache)
     except ShardCacheError as error:
         raise PretrainError(str(error)) from None
     if not reader.manifest.examples:
         raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
     return reader._cache.location, reader
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in os.fspath(path)
 
 
 def _verification_problem(shards_dir: str) -> str | None:
