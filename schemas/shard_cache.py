@@ -318,16 +318,14 @@ class ShardCache:
                 raise ShardCacheFullError(
                     f"{self.remote_path(name)}: no room in the shard cache {self.root} "
                     f"(limit {self.limit_bytes:,} bytes, {used:,} held by shard files in use "
-                    f"or being fetched, {size:,} needed); raise --shard-cache-limit: training "
-                    f"reads every shard in every step's neighbourhood, so it needs the whole "
-                    f"set ({sum(self._training_sizes()):,} bytes)")
+                    f"or being fetched, {size:,} needed); raise --shard-cache-limit")
             with open(os.path.join(self.folder, ".reserved", name), "wb") as handle:
                 handle.truncate(size)
 
-    def _training_sizes(self) -> Iterator[int]:
-        for number in range(len(self.manifest.shards)):
-            for name in training_files(self.manifest, number):
-                yield self._sizes[name]
+    def training_bytes(self) -> int:
+        """Bytes of the files training maps: tokens.bin and index.npy of every shard."""
+        return sum(self._sizes[name] for number in range(len(self.manifest.shards))
+                   for name in training_files(self.manifest, number))
 
 
 def evict_until(root: str, budget: int) -> int:
@@ -339,7 +337,8 @@ def evict_until(root: str, budget: int) -> int:
     for folder in _set_folders(root):
         reserved = os.path.join(folder, ".reserved")
         for name in _listdir(reserved):
-            used += _size(os.path.join(reserved, name))
+            if not _delete_unused(folder, name, reservation=True):  # a fetch in flight
+                used += _size(os.path.join(reserved, name))
         for name in _listdir(folder):
             if not _SHARD_FILE.match(name):
                 continue
@@ -356,8 +355,9 @@ def evict_until(root: str, budget: int) -> int:
     return used
 
 
-def _delete_unused(folder: str, name: str) -> bool:
-    """Deletes ``folder/name`` when no process holds its lock (uses or fetches it)."""
+def _delete_unused(folder: str, name: str, reservation: bool = False) -> bool:
+    """Deletes ``folder/name`` (with ``reservation``: its reservation, left by a process that
+    died fetching it) when no process holds its lock (uses or fetches it)."""
     fd = os.open(os.path.join(folder, ".locks", name), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -365,7 +365,7 @@ def _delete_unused(folder: str, name: str) -> bool:
         except BlockingIOError:
             return False
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(folder, name))
+            os.remove(os.path.join(folder, ".reserved" if reservation else "", name))
         return True
     finally:
         os.close(fd)

@@ -62,7 +62,7 @@ class ShardReader:
     def __init__(self, directory: str | os.PathLike, verify: bool = False, *,
                  cache: Any = None):
         self.directory = os.fspath(directory)
-        self._cache = cache
+        self.cache = cache
         if verify:
             problems = verify_shards(self.directory)
             if problems:
@@ -83,8 +83,8 @@ class ShardReader:
 
     def path(self, name: str) -> str:
         """The local path of a file of the folder (fetched into the cache first, if any)."""
-        if self._cache is not None:
-            return self._cache.acquire(name)
+        if self.cache is not None:
+            return self.cache.acquire(name)
         return os.path.join(self.directory, name)
 
     def tokenizer_path(self) -> str:
@@ -94,13 +94,13 @@ class ShardReader:
         """With a cache, fetch in background threads the shards of the examples ``indices``
         in the order they first appear there, then the others (a training run passes its
         coming examples, so the shards arrive in the order it reads them); without, nothing."""
-        if self._cache is None or not len(self):
+        if self.cache is None or not len(self):
             return
         shards = np.searchsorted(self._ends, np.asarray(indices, dtype=np.int64), side="right")
         _, first = np.unique(shards, return_index=True)
         order = shards[np.sort(first)].tolist()
         order += sorted(set(range(len(self.manifest.shards))) - set(order))
-        self._cache.prefetch(name for shard in order
+        self.cache.prefetch(name for shard in order
                              for name in shard_files(self.manifest.shards[shard].name)[:2])
 
     def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:

@@ -409,7 +409,13 @@ def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int 
         raise PretrainError(str(error)) from None
     if not reader.manifest.examples:
         raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
-    return reader._cache.location, reader
+    needed, limit = reader.cache.training_bytes(), reader.cache.limit_bytes
+    if limit is not None and needed > limit:
+        # every step draws its examples from the whole set (one permutation of the corpus)
+        raise PretrainError(f"the shard cache limit ({limit:,} bytes) is below the {needed:,} "
+                            f"bytes training reads from {reader.cache.location} (tokens.bin "
+                            "and index.npy of every shard); raise --shard-cache-limit")
+    return reader.cache.location, reader
 
 
 def _verification_problem(shards_dir: str) -> str | None:

@@ -85,7 +85,7 @@ def test_a_cached_reader_reads_the_remote_examples_fetching_only_training_files(
 
 def test_a_run_folder_location_finds_its_shards_folder(remote, tmp_path):
     reader = open_shards(os.path.dirname(remote), CacheOptions(root=str(tmp_path)))
-    assert reader._cache.location == remote and len(reader) == 30
+    assert reader.cache.location == remote and len(reader) == 30
 
 
 def test_a_missing_remote_file_is_an_error_naming_it(remote, tmp_path):
@@ -187,10 +187,31 @@ def test_parse_size():
 def test_a_gs_folder_reads_through_the_cache(remote, tmp_path, gcs):
     url = gcs.upload(remote, "cache-test/shards")
     reader = open_shards(gcs.url("cache-test"), CacheOptions(root=str(tmp_path / "cache")))
-    assert reader._cache.location == url
+    assert reader.cache.location == url
     assert all_examples(reader) == all_examples(ShardReader(remote))
     gcs.client().bucket("winnow-test").blob("cache-test/shards/shard-00001.tokens.bin").delete()
     fresh = open_shards(url, CacheOptions(root=str(tmp_path / "fresh")))
     with pytest.raises(ShardCacheError, match=r"gs://winnow-test/cache-test/shards/"
                                               r"shard-00001\.tokens\.bin: missing"):
         fresh.example(12)
+
+
+def test_the_limit_covers_every_set_of_the_root_and_ignores_a_dead_fetch(remote, tmp_path):
+    root = str(tmp_path / "cache")
+    first = ShardCache.open(remote, CacheOptions(root=root))
+    for name in ("shard-00000.tokens.bin", "shard-00000.index.npy"):
+        first.acquire(name)
+        first.release(name)
+    # a process that died fetching left a reservation larger than the limit
+    with open(os.path.join(first.folder, ".reserved", "shard-00001.tokens.bin"), "wb") as dead:
+        dead.truncate(1 << 20)
+    # another set under the same root (a folder of its own), limited to its own size
+    second = ShardCache(remote, first.manifest, root, limit_bytes=first.training_bytes())
+    second.folder = os.path.join(root, "another-set")
+    for sub in (".locks", ".reserved", ".partial"):
+        os.makedirs(os.path.join(second.folder, sub), exist_ok=True)
+    for number in range(3):  # the whole second set fits once the first set's files go
+        for name in (f"shard-0000{number}.tokens.bin", f"shard-0000{number}.index.npy"):
+            second.acquire(name)
+    assert not any(name.startswith("shard-") for name in os.listdir(first.folder))
+    assert os.listdir(os.path.join(first.folder, ".reserved")) == []

@@ -113,6 +113,16 @@ def test_a_cache_limit_that_is_not_a_size_is_one_line(tmp_path, shards, capsys):
         "winnow pretrain: --shard-cache-limit: 'lots' is not a size (e.g. 500M, 20G, 1.5T)")
 
 
+def test_a_cache_limit_below_the_training_files_is_refused_before_training(
+        tmp_path, shards, capsys):
+    assert main(["pretrain", "--shards", shards, "--output", str(tmp_path / "run"),
+                 "--shard-cache", str(tmp_path / "cache"), "--shard-cache-limit", "1K"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("winnow pretrain: the shard cache limit (1,024 bytes) is below the ")
+    assert error.endswith("(tokens.bin and index.npy of every shard); raise --shard-cache-limit")
+    assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
+
+
 def test_two_ranks_share_one_cache_and_match_one_process(tmp_path, shards, gcs):
     config = tiny_config(model={**CONFIG["model"], "dropout": 0.0, "attention_dropout": 0.0},
                          max_steps=2, eval_every=2, grad_accum_steps=2)
