@@ -3,7 +3,7 @@ the time to the first batch and to the first training step, and the tokens/s the
 feeds once running.
 
     python bench/shard_stream.py [--examples 400000] [--shards 8] [--batch-size 256]
-                                 [--steps 40] [--shards-dir DIR] [--skip-cli]
+                                 [--steps 40] [--rounds 3] [--shards-dir DIR] [--skip-cli]
 
 The "remote" is the Cloud Storage emulator of the tests (``tests/gcs_emulator.py``:
 gcp-storage-emulator, in memory, on a loopback port; ``pip install -e '.[test,gcp]'``), so
@@ -12,7 +12,8 @@ bucket's region reads several hundred MB/s per stream. The shard set is bench/tr
 synthetic one (examples of 64..125 tokens at sequence length 128, a real SentencePiece model),
 or ``--shards-dir`` (a curated folder).
 
-Arms, each on a fresh cache folder unless "warm":
+Arms, interleaved round by round (``--rounds``, the median reported, so that a busy machine
+slows each alike), each on a fresh cache folder unless "warm":
 
 * local in place: ``open_training_shards`` of the folder (``verify_shards`` of every file, as
   ``winnow pretrain`` does), ``PretrainingData``, the first batch, then ``--steps`` batches.
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--shards-dir", help="a real shard folder instead of synthetic shards")
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
     parser.add_argument("--steps", type=int, default=40, help="timed batches per arm")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the arms (median)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the pretrain runs")
     args = parser.parse_args()
 
@@ -115,17 +117,22 @@ def main() -> None:
             started = time.perf_counter()
             url = emulator.upload(shards, "bench/shards")
             print(f"upload to the emulator: {time.perf_counter() - started:.1f} s")
-            warm = os.path.join(scratch, "warm-cache")
-            arms = [("local, in place", shards, None),
-                    ("local, through the cache", shards,
-                     CacheOptions(root=os.path.join(scratch, "local-cache"))),
-                    ("gs://, cold cache", url, CacheOptions(root=warm)),
-                    ("gs://, warm cache", url, CacheOptions(root=warm))]
+            results: dict[str, list[dict[str, float]]] = {}
+            for number in range(args.rounds):
+                warm = os.path.join(scratch, f"gs-cache-{number}")
+                arms = [("local, in place", shards, None),
+                        ("local, through the cache", shards,
+                         CacheOptions(root=os.path.join(scratch, f"local-cache-{number}"))),
+                        ("gs://, cold cache", url, CacheOptions(root=warm)),
+                        ("gs://, warm cache", url, CacheOptions(root=warm))]
+                for name, location, cache in arms:
+                    results.setdefault(name, []).append(
+                        feed(location, cache, args.batch_size, args.steps))
             print("| arm | first batch s | tokens/s fed |\n|---|---:|---:|")
-            for name, location, cache in arms:
-                result = feed(location, cache, args.batch_size, args.steps)
-                print(f"| {name} | {result['first_batch_s']:.2f} | "
-                      f"{result['tokens_per_s']:,.0f} |", flush=True)
+            for name, rounds in results.items():
+                first = np.median([result["first_batch_s"] for result in rounds])
+                fed = np.median([result["tokens_per_s"] for result in rounds])
+                print(f"| {name} | {first:.2f} | {fed:,.0f} |", flush=True)
             if not args.skip_cli:
                 local = cli_seconds(shards, os.path.join(scratch, "run-local"), None)
                 remote = cli_seconds(url, os.path.join(scratch, "run-gs"),
