@@ -56,12 +56,12 @@ def feed(location: str, cache, batch_size: int, steps: int) -> dict[str, float]:
     """Seconds to the first batch (from opening the shards) and real tokens/s of the next
     ``steps`` batches, as ``winnow pretrain`` builds them (one thread)."""
     from winnow.trainer.data import PretrainingData, step_positions
-    from winnow.trainer.train import PREFETCH_ORDER_EXAMPLES, open_training_shards
+    from winnow.trainer.train import open_training_shards, prefetch_shards
 
     started = time.perf_counter()
     _, reader = open_training_shards(location, cache)
     data = PretrainingData(reader, seed=0)
-    reader.prefetch(data.example_indices(np.arange(min(len(data), PREFETCH_ORDER_EXAMPLES))))
+    prefetch_shards(data, 0)
     data.batch(step_positions(0, batch_size))
     first = time.perf_counter() - started
     real = 0
