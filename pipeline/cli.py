@@ -98,7 +98,9 @@ def _add_quality(commands) -> None:
                        help="high-quality examples (files, folders or globs; any curate format)")
     train.add_argument("--negative", nargs="+", required=True, metavar="FILE",
                        help="low-quality examples, e.g. raw crawl")
-    train.add_argument("--output", required=True, metavar="MODEL", help="model file to write")
+    train.add_argument("--output", required=True, metavar="MODEL",
+                       help="model file to write (local; copy it to gs:// for curate on "
+                            "Dataflow)")
     train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
     train.add_argument("--allow-weak", action="store_true",
                        help="save a model that fails the chance or score-spread checks anyway "
@@ -167,7 +169,8 @@ def _add_tokenizer(commands) -> None:
                     "PREFIX.vocab. Use PREFIX.model as tokenizer.model in the curate config.")
     train.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="files, folders or globs in any curate input format")
-    train.add_argument("--output", required=True, metavar="PREFIX", help="output path prefix")
+    train.add_argument("--output", required=True, metavar="PREFIX",
+                       help="output path prefix (local or gs://)")
     train.add_argument("--text-field", default="text", help="JSONL/Parquet text field")
     _add_dataclass_options(train, TokenizerConfig, skip=("model",))
     train.set_defaults(run=_run_tokenizer_train)
@@ -203,6 +206,7 @@ def _run_tokenizer_train(args, _extra: list[str]) -> int:
     from winnow.pipeline.curate import CurationError
     from winnow.pipeline.shards import training_sentences
     from winnow.pipeline.training_data import normalized_documents
+    from winnow.pipeline.writers import write_atomically
 
     config = _dataclass_from_args(TokenizerConfig, args)
     problems = config.errors()
@@ -220,12 +224,11 @@ def _run_tokenizer_train(args, _extra: list[str]) -> int:
                                 config)
     except (CurationError, ValueError, RuntimeError) as error:
         return _failed(args, f"winnow tokenizer train: {error}")
-    with open(f"{args.output}.model", "wb") as handle:
-        handle.write(model)
     processor = Tokenizer(model).processor
-    with open(f"{args.output}.vocab", "w", encoding="utf-8") as handle:
-        for token_id in range(processor.get_piece_size()):
-            handle.write(f"{processor.id_to_piece(token_id)}\t{processor.get_score(token_id)}\n")
+    vocab = "".join(f"{processor.id_to_piece(token_id)}\t{processor.get_score(token_id)}\n"
+                    for token_id in range(processor.get_piece_size()))
+    write_atomically(f"{args.output}.model", model)  # local or any Beam filesystem (gs://)
+    write_atomically(f"{args.output}.vocab", vocab.encode("utf-8"))
     print(f"trained on {len(sample):,} documents: {processor.get_piece_size():,} pieces; "
           f"wrote {args.output}.model and {args.output}.vocab")
     return 0
@@ -316,12 +319,11 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
     """Add each document's input fields (licence, URL, ...) from kept/ to the examples'
     ``document_a`` and ``document_b`` when ``shards_dir`` is a run folder (a bare shards folder
     has no kept/), looking every document up in one read of kept/."""
-    import os
-
     from winnow.pipeline.provenance import kept_records
+    from winnow.pipeline.run_folder import parquet_files
     from winnow.schemas.shard_format import DocumentRef
 
-    if not os.path.isdir(os.path.join(shards_dir, "kept")):
+    if not parquet_files(shards_dir, "kept"):
         return
     documents = [example[f"document_{segment}"] for example in examples for segment in "ab"]
     records = kept_records(shards_dir, {DocumentRef(**document) for document in documents})

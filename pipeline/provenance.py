@@ -14,13 +14,14 @@ of those documents with the record's other input fields (``license``, ``url``, `
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
+from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.run_folder import parquet_files
 from winnow.schemas.fields import decode
 from winnow.schemas.records import FIELDS_COLUMN
 from winnow.schemas.shard_format import DocumentRef
@@ -31,19 +32,23 @@ def kept_records(run_dir: str, refs: Iterable[DocumentRef]) -> dict[DocumentRef,
     """The kept/ rows of ``refs`` (without their text), keyed by ref, with ``fields`` decoded.
 
     Reads only the row groups whose input_file and input_position statistics can hold the
-    refs. A ref missing from kept/ (a shard folder paired with another run) is an error."""
+    refs, file by file (local or any Beam filesystem, e.g. gs://). A ref missing from kept/ (a
+    shard folder paired with another run) is an error."""
     wanted = set(refs)
-    dataset = ds.dataset(os.path.join(run_dir, "kept"), format="parquet")
-    columns = [name for name in dataset.schema.names if name != "text"]
-    rows = dataset.to_table(columns=columns, filter=(
-        pc.field("input_file").isin(sorted({ref.input_file for ref in wanted}))
-        & pc.field("input_position").isin(sorted({ref.input_position for ref in wanted}))))
-    fields = dataset.schema.field(FIELDS_COLUMN)
+    where = (pc.field("input_file").isin(sorted({ref.input_file for ref in wanted}))
+             & pc.field("input_position").isin(sorted({ref.input_position for ref in wanted})))
     found = {}
-    for row in rows.to_pylist():
-        ref = DocumentRef(row["id"], row["input_file"], row["input_position"])
-        if ref in wanted:
-            found[ref] = {**row, FIELDS_COLUMN: decode(row[FIELDS_COLUMN], fields) or {}}
+    for path in parquet_files(run_dir, "kept"):
+        with open_binary(path) as handle:
+            schema = pq.read_schema(handle)
+            columns = [name for name in schema.names if name != "text"]
+            handle.seek(0)
+            rows = pq.read_table(handle, columns=columns, filters=where)
+        fields = schema.field(FIELDS_COLUMN)
+        for row in rows.to_pylist():
+            ref = DocumentRef(row["id"], row["input_file"], row["input_position"])
+            if ref in wanted:
+                found[ref] = {**row, FIELDS_COLUMN: decode(row[FIELDS_COLUMN], fields) or {}}
     missing = sorted(wanted - set(found))
     if missing:
         raise ValueError(f"{run_dir}/kept holds no document {missing[0].to_json()}"

@@ -50,7 +50,7 @@ def load_run(run_dir: str) -> RunView:
     """The report of a run folder (local or ``gs://``), rebuilt from its folders when the run
     stopped before writing report.json. Raises ``RunNotFound`` when there is no run."""
     run_dir = run_dir.rstrip("/") or run_dir
-    files = {folder: _parquet_files(run_dir, folder) for folder in RECORD_FOLDERS}
+    files = {folder: parquet_files(run_dir, folder) for folder in RECORD_FOLDERS}
     has_report = exists(FileSystems.join(run_dir, REPORT_FILE))
     has_manifest = exists(FileSystems.join(run_dir, MANIFEST))
     if not (has_report or has_manifest or any(files.values())):
@@ -104,7 +104,7 @@ def _run_warnings(view: RunView) -> list[str]:
     return warnings
 
 
-def _parquet_files(run_dir: str, folder: str) -> list[str]:
+def parquet_files(run_dir: str, folder: str) -> list[str]:
     """The complete Parquet files of a folder (temporary files of a killed run are skipped)."""
     return [path for path in matching_paths(FileSystems.join(run_dir, folder, "*.parquet"))
             if _PART.search(path)]
@@ -182,7 +182,7 @@ def removed_examples(run_dir: str, reason: str, n: int = 5) -> list[dict[str, An
 
     found: list[dict[str, Any]] = []
     for folder in ("removed", "quarantined"):
-        for path in _parquet_files(run_dir, folder):
+        for path in parquet_files(run_dir, folder):
             with open_binary(path) as handle:
                 parquet = pq.ParquetFile(handle)
                 taken = 0

@@ -6,11 +6,13 @@ The format is specified in ``schemas.shard_format``; this module only reads what
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from winnow.schemas import storage
 from winnow.schemas.shard_format import (
     _PROVENANCE_ROW,
     INDEX_DTYPE,
@@ -28,35 +30,36 @@ from winnow.schemas.shard_verify import verify_shards
 
 def shards_folder(path: str | os.PathLike) -> str:
     """``path`` itself, or ``path/shards`` when ``path`` is a run folder holding the shards, so
-    commands accept either."""
-    nested = os.path.join(path, "shards")
-    return nested if os.path.isfile(os.path.join(nested, MANIFEST_FILE)) else str(path)
+    commands accept either (local or gs://)."""
+    nested = storage.join(path, "shards")
+    return nested if storage.is_file(storage.join(nested, MANIFEST_FILE)) else os.fspath(path)
 
 
 def read_manifest(directory: str | os.PathLike) -> ShardManifest:
-    with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
-        return ShardManifest.from_json(handle.read())
+    return ShardManifest.from_json(storage.read_bytes(storage.join(directory, MANIFEST_FILE)))
 
 
 
 
 def read_documents(path: str | os.PathLike) -> list[DocumentRef]:
     """The refs of a documents.jsonl file, in line order."""
-    with open(path, "rb") as handle:
-        return [DocumentRef.from_json(line) for line in handle.read().split(b"\n")[:-1]]
+    return [DocumentRef.from_json(line) for line in storage.read_bytes(path).split(b"\n")[:-1]]
 
 
 # --- reader ------------------------------------------------------------------------------------
 
 class ShardReader:
-    """Random access to the examples of a local shard folder, through memory maps.
+    """Random access to the examples of a shard folder, through memory maps.
 
     Each shard's tokens.bin (with the manifest's dtype) and index.npy are mapped on first use;
     ``example`` returns views into the map, so reading never copies the corpus. Pickling (e.g. to
     DataLoader workers) sends the manifest only; each process maps the files again.
     ``provenance`` reads documents.jsonl and provenance.npy, which training never opens.
+    A gs:// folder is read the same way from local copies of the files a call needs, made on
+    first use in a temporary folder that lives as long as the reader (``shards stats`` copies
+    only the index files).
     With a ``cache`` (``schemas.shard_cache.ShardCache``, whose folder ``directory`` is), every
-    file is taken through it: fetched and sha256-checked on first use, then held in use.
+    file is taken through it instead: fetched and sha256-checked on first use, then held in use.
     """
 
     def __init__(self, directory: str | os.PathLike, verify: bool = False, *,
@@ -74,21 +77,42 @@ class ShardReader:
         self._starts = self._ends - counts
         self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._provenance: dict[int, tuple[list[DocumentRef], np.ndarray]] = {}
+        self._indexes: dict[int, np.ndarray] = {}
+        self._copies: tempfile.TemporaryDirectory | None = None  # of a gs:// folder's files
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": {}, "_provenance": {}}
+        return {**self.__dict__, "_maps": {}, "_provenance": {}, "_indexes": {}, "_copies": None}
+
+    def _local_file(self, name: str) -> str:
+        """A local path holding the folder's file ``name``: through the cache when the reader
+        has one, else the file itself, or (gs://) a copy made on first use."""
+        if self.cache is not None:
+            return self.cache.acquire(name)
+        path = storage.join(self.directory, name)
+        if not storage.is_remote(path):
+            return path
+        if self._copies is None:
+            self._copies = tempfile.TemporaryDirectory(prefix="winnow-shards-")
+        local = os.path.join(self._copies.name, name)
+        return local if os.path.exists(local) else storage.copy_to_local(path, local)
+
+    def _index(self, shard: int) -> np.ndarray:
+        """Shard ``shard``'s index.npy, mapped and checked; shape (examples,) of INDEX_DTYPE."""
+        index = self._indexes.get(shard)
+        if index is None:
+            info = self.manifest.shards[shard]
+            index_file = shard_files(info.name)[1]
+            index = np.load(self._local_file(index_file), mmap_mode="r")
+            _check_npy_rows(index, INDEX_DTYPE, info.examples, index_file)
+            index = self._indexes[shard] = index.view(np.ndarray)
+        return index
 
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0  # an empty set has no shard
 
-    def path(self, name: str) -> str:
-        """The local path of a file of the folder (fetched into the cache first, if any)."""
-        if self.cache is not None:
-            return self.cache.acquire(name)
-        return os.path.join(self.directory, name)
-
     def tokenizer_path(self) -> str:
-        return self.path(self.manifest.tokenizer_file)
+        """A local path of the folder's tokenizer model (see ``_local_file``)."""
+        return self._local_file(self.manifest.tokenizer_file)
 
     def prefetch(self, indices: np.ndarray) -> None:
         """With a cache, fetch in background threads the shards of the examples ``indices``
@@ -108,18 +132,16 @@ class ShardReader:
         if opened is not None:
             return opened
         info = self.manifest.shards[shard]
-        tokens_file, index_file, _, _ = shard_files(info.name)
+        tokens_file = shard_files(info.name)[0]
         dtype = self.manifest.dtype
-        tokens_path = self.path(tokens_file)
+        tokens_path = self._local_file(tokens_file)
         size = os.path.getsize(tokens_path)
         if size != info.tokens * dtype.itemsize:
             raise ValueError(f"{tokens_file}: {size} bytes, the manifest says {info.tokens} "
                              f"{self.manifest.token_dtype} tokens ({info.tokens * dtype.itemsize})")
         # Plain ndarray views of the maps: slicing an np.memmap subclass costs a Python call.
         tokens = np.memmap(tokens_path, dtype=dtype, mode="r").view(np.ndarray)
-        index = np.load(self.path(index_file), mmap_mode="r")
-        _check_npy_rows(index, INDEX_DTYPE, info.examples, index_file)
-        opened = (tokens, index.view(np.ndarray))
+        opened = (tokens, self._index(shard))
         self._maps[shard] = opened
         return opened
 
@@ -158,11 +180,11 @@ class ShardReader:
         if opened is None:
             info = self.manifest.shards[shard]
             _, _, documents_file, provenance_file = shard_files(info.name)
-            documents = read_documents(self.path(documents_file))
+            documents = read_documents(self._local_file(documents_file))
             if len(documents) != info.documents:
                 raise ValueError(f"{documents_file}: {len(documents)} lines, the manifest says "
                                  f"{info.documents} documents")
-            lines = np.load(self.path(provenance_file), mmap_mode="r")
+            lines = np.load(self._local_file(provenance_file), mmap_mode="r")
             _check_npy_rows(lines, _PROVENANCE_ROW, info.examples, provenance_file)
             opened = self._provenance[shard] = (documents, lines)
         return opened
@@ -198,7 +220,7 @@ class ShardReader:
     def lengths(self) -> np.ndarray:
         """Tokens (A + B) of every example, in global order (for length-aware sampling)."""
         return np.concatenate([np.zeros(0, np.int64)] + [
-            self._open(shard)[1]["length"].astype(np.int64)
+            self._index(shard)["length"].astype(np.int64)
             for shard in range(len(self.manifest.shards))])
 
 
@@ -218,7 +240,7 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
     per_shard: list[dict[str, Any]] = []
     rows_per_chunk = 1 << 20
     for number, shard in enumerate(manifest.shards):
-        _, index = reader._open(number)
+        index = reader._index(number)
         labels = np.zeros(2, dtype=np.int64)
         for start in range(0, len(index), rows_per_chunk):
             rows = index[start:start + rows_per_chunk]
@@ -267,7 +289,8 @@ def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
     reader = ShardReader(directory)
     if not len(reader):
         return  # an empty set, maybe without a tokenizer to load
-    processor = _load_sentencepiece(reader.tokenizer_path())
+    processor = _load_sentencepiece(
+        storage.read_bytes(storage.join(reader.directory, reader.manifest.tokenizer_file)))
     for i in range(max(start, 0), min(start + n, len(reader))):
         a, b, label = reader.example(i)
         example = {

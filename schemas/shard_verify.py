@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from winnow.schemas import storage
 from winnow.schemas.shard_format import (
     _CHUNK_BYTES,
     _PROVENANCE_ROW,
@@ -43,8 +44,7 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
     """
     directory = os.fspath(directory)
     try:
-        with open(os.path.join(directory, MANIFEST_FILE), "rb") as handle:
-            raw = handle.read()
+        raw = storage.read_bytes(storage.join(directory, MANIFEST_FILE))
     except OSError as error:
         return [f"{MANIFEST_FILE}: cannot be read ({error.strerror or error})"]
     try:
@@ -69,7 +69,7 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
     if manifest.tokenizer_file is not None:
         problems.extend(_check_tokenizer(directory, manifest))
     try:
-        present = sorted(os.listdir(directory))
+        present = storage.listdir(directory)
     except OSError as error:
         present = []
         problems.append(f"{directory}: cannot be listed ({error})")
@@ -82,9 +82,9 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
 def _chunks(directory: str, name: str, problems: list[str], digest,
             chunk_bytes: int = _CHUNK_BYTES) -> Iterator[bytes]:
     """The file's bytes in chunks, each also fed to ``digest``; a missing file is a problem."""
-    path = os.path.join(directory, name)
+    path = storage.join(directory, name)
     try:
-        handle = open(path, "rb")
+        handle = storage.open_read(path)
     except OSError as error:
         problems.append(f"{name}: missing ({error.strerror or error})")
         return
@@ -133,7 +133,7 @@ class _NpyScan:
     file's own problems: missing, sha256, header, trailing bytes, row count."""
 
     def __init__(self, directory: str, name: str, row: np.dtype, row_name: str, count: int):
-        self.path = os.path.join(directory, name)
+        self.path = storage.join(directory, name)
         self.name, self.row, self.row_name, self.count = name, row, row_name, count
         self.digest = hashlib.sha256()
         self.missing: str | None = None
@@ -143,7 +143,7 @@ class _NpyScan:
 
     def rows(self) -> Iterator[np.ndarray]:
         try:
-            handle = open(self.path, "rb")
+            handle = storage.open_read(self.path)
         except OSError as error:
             self.missing = f"{self.name}: missing ({error.strerror or error})"
             return

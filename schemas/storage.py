@@ -15,6 +15,7 @@ in ``/``.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import shutil
 from typing import IO, Any
@@ -79,6 +80,32 @@ def listdir(folder: str | os.PathLike) -> list[str]:
     return sorted(name for name in names if name)
 
 
+def matching_files(pattern: str) -> list[str]:
+    """The gs:// files a pattern names: the object itself, every object below a folder, or the
+    objects a glob matches (``*``, ``?``, ``[...]`` within one path segment, as for local
+    globs); sorted. Empty when nothing matches. Local patterns: ``glob``/``os.walk`` callers
+    keep their own rules."""
+    bucket, key = _split(pattern)
+    client = _client()
+    if not any(char in key for char in "*?["):
+        if key and _blob(pattern).exists():
+            return [pattern]
+        prefix = key.rstrip("/") + "/" if key else ""
+        return sorted(f"{GCS_SCHEME}{bucket}/{blob.name}"
+                      for blob in client.list_blobs(bucket, prefix=prefix)
+                      if not blob.name.endswith("/"))
+    wanted = key.split("/")
+    prefix = key[:min(key.find(char) for char in "*?[" if char in key)]
+    return sorted(f"{GCS_SCHEME}{bucket}/{blob.name}"
+                  for blob in client.list_blobs(bucket, prefix=prefix)
+                  if _segments_match(blob.name.split("/"), wanted))
+
+
+def _segments_match(names: list[str], patterns: list[str]) -> bool:
+    return len(names) == len(patterns) and all(
+        fnmatch.fnmatchcase(name, pattern) for name, pattern in zip(names, patterns, strict=True))
+
+
 def copy_to_local(path: str | os.PathLike, local_path: str | os.PathLike) -> str:
     """Copies the file to ``local_path`` (through a temporary name, so a stop never leaves a
     partial file there); returns ``local_path``."""
@@ -93,7 +120,9 @@ def copy_to_local(path: str | os.PathLike, local_path: str | os.PathLike) -> str
 
 # One GET per 8 MiB: few requests for big token files, little memory.
 _READ_CHUNK_BYTES = 8 << 20
-_CLIENT: Any = None
+# One client per emulator setting: a process that starts pointing at an emulator (tests) gets
+# a client for it, not one made before.
+_CLIENTS: dict[str | None, Any] = {}
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -108,20 +137,22 @@ def _split(path: str) -> tuple[str, str]:
 
 
 def _client() -> Any:
-    """One google-cloud-storage client per process: the default credentials, or anonymous
-    (public buckets, the emulator) when there are none."""
-    global _CLIENT
-    if _CLIENT is None:
+    """A google-cloud-storage client with the default credentials, or anonymous (public
+    buckets, the emulator: ``STORAGE_EMULATOR_HOST``) when there are none."""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    client = _CLIENTS.get(emulator)
+    if client is None:
         try:
             from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import storage
         except ImportError as error:
             raise ImportError(GCP_EXTRA_HINT, name=error.name) from None
         try:
-            _CLIENT = storage.Client()
+            client = storage.Client()
         except DefaultCredentialsError:
-            _CLIENT = storage.Client.create_anonymous_client()
-    return _CLIENT
+            client = storage.Client.create_anonymous_client()
+        _CLIENTS[emulator] = client
+    return client
 
 
 def _blob(path: str) -> Any:

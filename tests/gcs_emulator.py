@@ -6,14 +6,16 @@ with backoff (about 20 s per process) before connecting anonymously; google-auth
 GCE metadata server. So the environment given here holds a throwaway service-account file whose
 token endpoint is a tiny local HTTP server (a refresh takes a millisecond), and
 ``NO_GCE_CHECK=true``. ``STORAGE_EMULATOR_HOST`` points both Beam and google-cloud-storage
-(``schemas.storage``) at the emulator. Apply ``GcsEmulator.env`` to ``os.environ``: the code under
-test and its subprocesses then see it.
+(``schemas.storage``) at the emulator. ``with emulator.environment():`` sets ``GcsEmulator.env``
+in ``os.environ`` (the code under test and its subprocesses see it) and restores it after, so
+tests that expect no emulator (Dataflow dry runs on made-up buckets) are not redirected to it.
 
 The emulator runs as a subprocess we start and stop by its recorded process id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -91,6 +93,20 @@ class GcsEmulator:
     host: str  # "http://127.0.0.1:PORT"
     pid: int
     env: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def environment(self):
+        """``os.environ`` pointing at this emulator inside the block, as it was after."""
+        before = {name: os.environ.get(name) for name in self.env}
+        os.environ.update(self.env)
+        try:
+            yield self
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def url(self, *keys: str) -> str:
         """``gs://BUCKET/key/...``."""

@@ -1,5 +1,6 @@
-"""Rows of the local files that evaluation and fine-tuning read: the formats curate reads
-(JSONL, Parquet, plain text; gz, zst, bz2, xz) and CSV/TSV for labelled task data.
+"""Rows of the files that evaluation and fine-tuning read, local or gs:// (schemas.storage): the
+formats curate reads (JSONL, Parquet, plain text; gz, zst, bz2, xz) and CSV/TSV for labelled
+task data.
 
 A file gives ``Row`` objects in file order. A row that cannot be used is still a row, with
 ``values`` None and ``problem`` saying why, so callers count it instead of crashing or losing it:
@@ -21,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from winnow.schemas import storage
 from winnow.schemas.compressed import STREAM_ERRORS, decompressed, without_compression_suffix
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -44,7 +46,9 @@ def expand_files(patterns: list[str]) -> list[str]:
     and without repeats; raises FileNotFoundError naming a pattern that matches nothing."""
     files: set[str] = set()
     for pattern in patterns:
-        if os.path.isdir(pattern):
+        if storage.is_remote(pattern):
+            found = storage.matching_files(pattern)
+        elif os.path.isdir(pattern):
             found = [os.path.join(folder, name) for folder, _, names in os.walk(pattern)
                      for name in names if not name.startswith(".")]
         else:
@@ -84,7 +88,7 @@ def read_rows(path: str) -> Iterator[Row]:
 
 
 def _open(path: str):
-    return decompressed(open(path, "rb"), path)
+    return decompressed(storage.open_read(path), path)
 
 
 def _jsonl_rows(path: str) -> Iterator[Row]:
@@ -114,10 +118,11 @@ def _csv_rows(path: str) -> Iterator[Row]:
 
 def _parquet_rows(path: str) -> Iterator[Row]:
     position = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for values in batch.to_pylist():
-            yield Row(path, position, values)
-            position += 1
+    with storage.open_read(path) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
+            for values in batch.to_pylist():
+                yield Row(path, position, values)
+                position += 1
 
 
 def _text_rows(path: str) -> Iterator[Row]:

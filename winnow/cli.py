@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import sys
 from importlib import metadata
 
 from winnow.ablate import add_ablate_command
@@ -57,8 +58,51 @@ def main(argv: list[str] | None = None) -> int:
     args.debug = args.debug or "--debug" in extra
     extra = [arg for arg in extra if arg != "--debug"]
     refuse_unknown_arguments(args, extra)
+    remote = remote_path_refused(args)
+    if remote:
+        print(remote, file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     return args.run(args, extra)
+
+
+# The path arguments that the training side reads or writes with plain local file calls
+# (training runs and their checkpoints, model folders, YAML), by command and argparse dest.
+# Every other path argument takes gs:// (curation goes through Beam's filesystems; shards and
+# the rows evaluate and finetune read through schemas.storage). pretrain --shards is not here:
+# it reads gs:// shards.
+LOCAL_ONLY_PATHS = {
+    "quality": ("output",),  # fastText saves to local files only
+    "pretrain": ("output", "config", "shard_cache"),
+    "export": ("run_dir", "output"),
+    "evaluate": ("model",),
+    "finetune": ("model", "output"),
+    "ablate": ("output", "configs", "train_config", "tokenizer"),
+}
+
+
+def remote_path_refused(args: argparse.Namespace) -> str | None:
+    """The one-line error for the first URL (gs://...) given where the command takes local
+    paths only (``LOCAL_ONLY_PATHS``), or None. Refused before anything runs, instead of a
+    "No such file or directory" part way."""
+    from winnow.schemas.storage import is_remote
+
+    for dest in LOCAL_ONLY_PATHS.get(args.command, ()):
+        given = getattr(args, dest, None)
+        for path in given if isinstance(given, list) else [given]:
+            if isinstance(path, str) and is_remote(path):
+                return (f"winnow {args.command}: {_argument_name(args, dest)} {path}: a local "
+                        f"path only (copy it from or to Cloud Storage with 'gcloud storage cp "
+                        f"-r'; see README, From laptop to cloud)")
+    return None
+
+
+def _argument_name(args: argparse.Namespace, dest: str) -> str:
+    """How the command's usage names the argument stored in ``dest``: its flag, or its metavar."""
+    for action in args.command_parser._actions:
+        if action.dest == dest:
+            return action.option_strings[0] if action.option_strings else action.metavar
+    return dest
 
 
 def refuse_unknown_arguments(args: argparse.Namespace, extra: list[str]) -> None:

@@ -1,5 +1,6 @@
 """schemas.storage: the same answers for a local folder and its copy on gs:// (the emulator)."""
 
+import os
 import sys
 
 import pytest
@@ -64,8 +65,18 @@ def test_other_schemes_are_refused_by_name():
 
 
 def test_without_google_cloud_storage_gs_names_the_extra(monkeypatch):
-    monkeypatch.setattr(storage, "_CLIENT", None)
+    monkeypatch.setattr(storage, "_CLIENTS", {})
     for module in ("google.cloud", "google.cloud.storage"):
         monkeypatch.setitem(sys.modules, module, None)  # importing it fails
     with pytest.raises(ImportError, match=r"pip install 'winnow\[gcp\]'"):
         storage.size("gs://bucket/key")
+
+
+def test_the_emulator_environment_ends_with_its_block(gcs_server):
+    """Tests that do not ask for the emulator (Dataflow dry runs on made-up buckets) never see
+    it."""
+    assert os.environ.get("STORAGE_EMULATOR_HOST") != gcs_server.host
+    with gcs_server.environment():
+        assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_server.host
+        assert os.environ["NO_GCE_CHECK"] == "true"
+    assert os.environ.get("STORAGE_EMULATOR_HOST") != gcs_server.host

@@ -80,3 +80,23 @@ def test_expand_files_takes_folders_and_globs_and_refuses_nothing(tmp_path):
         str(tmp_path / name) for name in ("a.jsonl", "b.jsonl", "sub/c.csv")]
     with pytest.raises(FileNotFoundError, match="no file matches"):
         expand_files([str(tmp_path / "*.parquet")])
+
+
+def test_gs_files_folders_and_globs_give_the_rows_of_their_local_copies(gcs, tmp_path):
+    """evaluate --text and finetune --train/--validation/--test on gs:// (the emulator)."""
+    (tmp_path / "task" / "more").mkdir(parents=True)
+    (tmp_path / "task" / "a.jsonl.zst").write_bytes(COMPRESS[".zst"](jsonl_bytes(RECORDS[:10])))
+    (tmp_path / "task" / "b.csv").write_text(
+        "text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in RECORDS[10:20]))
+    pq.write_table(pa.Table.from_pylist(RECORDS[20:]), tmp_path / "task" / "more" / "c.parquet")
+    url = gcs.upload(tmp_path / "task", "rows/task")
+    for local, remote in ((["task"], [url]), (["task/*.csv", "task/more"],
+                                             [f"{url}/*.csv", f"{url}/more"])):
+        local_files = expand_files([str(tmp_path / pattern) for pattern in local])
+        remote_files = expand_files(remote)
+        assert [f.replace(str(tmp_path / "task"), url) for f in local_files] == remote_files
+        assert ([[(r.position, r.values) for r in read_rows(f)] for f in remote_files]
+                == [[(r.position, r.values) for r in read_rows(f)] for f in local_files])
+    assert len(list(read_rows(f"{url}/more/c.parquet"))) == 20
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        expand_files([f"{url}/*.tsv"])
