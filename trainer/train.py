@@ -395,9 +395,10 @@ def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int 
     """(the shard folder, a reader of it). A local folder without ``cache`` is verified whole
     (``verify_shards``, on rank 0) and read in place. A remote one (gs://...), or any with
     ``cache``, is read through a shard cache: its manifest now (checksum checked), each file
-    when first needed, its sha256 checked against the manifest before use. The full
-    verification is not repeated there: a file whose sha256 matches is byte for byte the one
-    the curation wrote and verified."""
+    when first needed, its sha256 checked against the manifest before use: a file that
+    matches is byte for byte the one curation wrote. ``verify_shards`` (token ids, index
+    bounds, ...) is not run there, as it reads every file, documents.jsonl and provenance.npy
+    included; ``winnow shards verify gs://...`` runs it once where the shards are."""
     if cache is None and not is_remote(shards_dir):
         shards_dir = shards_folder(shards_dir)
         problems = _rank0_result(rank, world_size, lambda: _verification_problem(shards_dir))

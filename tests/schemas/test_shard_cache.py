@@ -215,3 +215,14 @@ def test_the_limit_covers_every_set_of_the_root_and_ignores_a_dead_fetch(remote,
             second.acquire(name)
     assert not any(name.startswith("shard-") for name in os.listdir(first.folder))
     assert os.listdir(os.path.join(first.folder, ".reserved")) == []
+
+
+def test_prefetch_asks_for_shards_in_the_order_the_examples_first_read_them(remote):
+    class Recorder:
+        def prefetch(self, names):
+            self.names = list(names)
+
+    reader = ShardReader(remote, cache=Recorder())
+    reader.prefetch(np.array([25, 3, 21]))  # shards 2, 0, 2 (10 examples each); 1 unread
+    assert reader.cache.names == [f"shard-0000{shard}.{suffix}" for shard in (2, 0, 1)
+                                  for suffix in ("tokens.bin", "index.npy")]
