@@ -10,10 +10,13 @@ Reasons: ``unwanted_language`` (the top language is not in ``languages``) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from winnow.filters.base import KEEP, Reason, check_fraction
+from winnow.filters.model_files import is_remote, local_model_file, local_path
 
 REASONS = ("unwanted_language", "low_language_score")
 
@@ -30,13 +33,14 @@ class LanguageConfig:
     threshold: float = 0.65
     """Minimum probability of the top language (datatrove and DCLM use 0.65, cc_net 0.5)."""
     model: str = ""
-    """Path to a fastText language-ID model; empty means the bundled lid.176.ftz."""
+    """Path to a fastText language-ID model, local or remote (``gs://...``, read through Beam's
+    filesystems); empty means the bundled lid.176.ftz."""
 
     def errors(self) -> list[str]:
         problems = check_fraction("threshold", self.threshold)
         problems += [f"languages: {code!r} is not a language code" for code in self.languages
                      if not code.replace("_", "").isalpha()]
-        if self.model and not Path(self.model).is_file():
+        if self.model and not is_remote(self.model) and not Path(local_path(self.model)).is_file():
             problems.append(f"model: no file at {self.model!r}")
         return problems
 
@@ -44,10 +48,15 @@ class LanguageConfig:
 class LanguageIdentifier:
     """Wraps a fastText model; loading takes about 0.1 s, so build one per worker, not per call."""
 
-    def __init__(self, model_path: str = ""):
+    def __init__(self, model_path: str = "",
+                 open_binary: Callable[[str], IO[bytes]] | None = None):
+        """``model_path``: local, or remote (gs://...) read with ``open_binary`` (e.g. Beam's
+        ``FileSystems.open``) into a temporary copy; empty: the bundled lid.176.ftz."""
         import fasttext  # imported here so that modules importing this one load without it
 
-        self._model = fasttext.load_model(model_path or BUNDLED_LID_MODEL)
+        with local_model_file(model_path or BUNDLED_LID_MODEL, "language model",
+                              open_binary) as local:
+            self._model = fasttext.load_model(local)
 
     def predict(self, text: str) -> tuple[str, float]:
         """The top language code and its probability. fastText reads one line, so newlines are

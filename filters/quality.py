@@ -25,7 +25,6 @@ import json
 import math
 import os
 import random
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +36,7 @@ import numpy as np
 import xxhash
 
 from winnow.filters.base import KEEP, Reason, check_fraction, check_positive
+from winnow.filters.model_files import is_remote, local_model_file, local_path
 
 REASONS = ("low_quality",)
 
@@ -54,15 +54,6 @@ DEFAULT_MAX_CHARS = 20_000
 
 _SEED_LIMIT = 2**31
 """fastText keeps its seed in a C ``int``."""
-
-
-def _is_remote(path: str) -> bool:
-    """``gs://``, ``s3://``, ``http://`` ...; ``file://`` and plain paths are local."""
-    return "://" in path and not path.startswith("file://")
-
-
-def _local_path(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,8 +92,8 @@ class QualityConfig:
         problems += check_positive("pareto_alpha", self.pareto_alpha)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.model and not _is_remote(self.model) and not Path(
-                _local_path(self.model)).is_file():
+        if self.model and not is_remote(self.model) and not Path(
+                local_path(self.model)).is_file():
             problems.append(f"model: no file at {self.model!r}")
         return problems
 
@@ -208,22 +199,8 @@ def load_quality_model(path: str, open_binary: Callable[[str], IO[bytes]] | None
     file with ``open_binary`` (for instance Beam's ``FileSystems.open``; this module stays free
     of Beam), loaded, and the copy deleted.
     """
-    if not _is_remote(path):
-        return QualityScorer(_local_path(path), max_chars)
-    if open_binary is None:
-        raise ValueError(f"quality model {path!r} is not a local file; pass open_binary to read it")
-    suffix = Path(path).suffix or ".bin"
-    handle, temporary = tempfile.mkstemp(prefix="winnow-quality-", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as target:
-            try:
-                with open_binary(path) as source:
-                    shutil.copyfileobj(source, target, 16 * 1024 * 1024)
-            except OSError as error:
-                raise ValueError(f"quality model {path!r} could not be read: {error}") from error
-        return QualityScorer(temporary, max_chars, source=path)
-    finally:
-        os.unlink(temporary)
+    with local_model_file(path, "quality model", open_binary) as local:
+        return QualityScorer(local, max_chars, source=path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ class LanguageStage(Stage):
         self.identifier: LanguageIdentifier | None = None
 
     def setup(self) -> None:
-        self.identifier = LanguageIdentifier(self.config.model)
+        self.identifier = LanguageIdentifier(self.config.model, open_binary)
 
     def apply(self, doc: Document) -> Outcome:
         assert self.identifier is not None, "setup() loads the model"

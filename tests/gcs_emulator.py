@@ -159,6 +159,9 @@ def start_emulator(folder: Path) -> tuple[GcsEmulator, http.server.HTTPServer]:
         "GOOGLE_APPLICATION_CREDENTIALS": str(_service_account_file(folder, token_uri)),
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "NO_GCE_CHECK": "true",  # google-auth: never probe the metadata server
+        # A proxy configured for the machine (CI) must not carry loopback requests.
+        "NO_PROXY": _with_loopback(os.environ.get("NO_PROXY")),
+        "no_proxy": _with_loopback(os.environ.get("no_proxy")),
     })
     try:
         _wait_until_serving(host, process)
@@ -168,11 +171,16 @@ def start_emulator(folder: Path) -> tuple[GcsEmulator, http.server.HTTPServer]:
     return emulator, tokens
 
 
+def _with_loopback(no_proxy: str | None) -> str:
+    return ",".join(filter(None, [no_proxy, "127.0.0.1", "localhost"]))
+
+
 def _wait_until_serving(host: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while True:
         try:
-            with urllib.request.urlopen(f"{host}/storage/v1/b/{BUCKET}", timeout=1):
+            with direct.open(f"{host}/storage/v1/b/{BUCKET}", timeout=1):
                 return
         except OSError as error:
             if process.poll() is not None:

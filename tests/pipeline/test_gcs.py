@@ -147,3 +147,35 @@ def test_tokenizer_train_reads_and_writes_gs(runs, gcs, tmp_path, capsys):
     for suffix in ("model", "vocab"):
         assert ((tmp_path / "from-gs" / f"spm.{suffix}").read_bytes()
                 == (tmp_path / f"spm.{suffix}").read_bytes())
+
+
+def test_the_language_stage_loads_its_model_from_gs(gcs):
+    from winnow.filters.language import BUNDLED_LID_MODEL, LanguageConfig
+    from winnow.pipeline.stages import LanguageStage
+
+    stage = LanguageStage(LanguageConfig(model=gcs.upload(Path(BUNDLED_LID_MODEL),
+                                                          "models/lid.176.ftz")))
+    stage.setup()
+    french = "Ceci est une phrase écrite en français, sans aucun doute."
+    assert stage.identifier.predict(french)[0] == "fr"
+
+
+def test_curate_reads_its_config_from_gs(gcs, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("heuristics:\n  min_words: 77\n")
+    url = gcs.upload(tmp_path / "c.yaml", "configs/c.yaml")
+    printed = winnow(capsys, "curate", "--config", url, "--print-config")
+    assert printed.code == 0 and "min_words: 77" in printed.out
+
+
+def test_quality_train_reads_its_examples_from_gs(gcs, tmp_path, capsys):
+    from tests.pipeline.test_quality_stage import SMALL, fixture_files
+
+    hq, lq = fixture_files(tmp_path)
+    urls = [gcs.upload(Path(path), f"quality/{Path(path).name}") for path in (hq, lq)]
+    output = tmp_path / "q.bin"
+    trained = winnow(capsys, "quality", "train", "--positive", urls[0], "--negative", urls[1],
+                     "--output", str(output), *SMALL)
+    local = winnow(capsys, "quality", "train", "--positive", hq, "--negative", lq,
+                   "--output", str(tmp_path / "local.bin"), *SMALL)
+    assert (trained.code, local.code) == (0, 0)
+    assert output.read_bytes() == (tmp_path / "local.bin").read_bytes()
