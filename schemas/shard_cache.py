@@ -8,15 +8,18 @@ Layout, one folder per shard set under the cache root (default ``~/.cache/winnow
     ROOT/.lock                         flock: one process at a time evicts and reserves space
     ROOT/<manifest_sha256[:16]>/       the verified files, under their names in the manifest:
         manifest.json  tokenizer.model  shard-00000.tokens.bin  shard-00000.index.npy ...
-        .locks/<file>                  flock per file: exclusive while it is fetched,
-                                       shared while a process uses (maps) it
+        .locks/<file>                  flock per file, shared while a process uses (maps) it;
+                                       eviction takes it exclusive, without waiting
+        .fetching/<file>               flock per file, exclusive while a process fetches it
         .reserved/<file>               a sparse file the size of a fetch in flight: its space
         .partial/<file>.<pid>.<thread> the bytes of a fetch in flight
 
 A file appears under its own name only by a rename after its sha256 matched, so a present file
 is a verified one, and a stop never leaves a torn one. Several processes (the DDP ranks of a
-machine, DataLoader workers, two runs) share the cache: the exclusive lock of a file makes one
-of them fetch it while the others wait, and the shared locks of its users keep it from eviction.
+machine, DataLoader workers, two runs) share the cache: the fetch lock of a file makes one of
+them fetch it while the others wait, and the shared use locks of its users keep it from
+eviction. The two are separate so that no one ever waits on a lock held for a file's use (that
+is, for the rest of a run).
 The size limit counts the shard files of every set under the root and the reservations;
 to make room the cache deletes the least recently used shard files no process uses, and refuses
 clearly (``ShardCacheError``) a file larger than the limit, or a limit that the files in use
@@ -54,6 +57,7 @@ from winnow.schemas.shard_format import (
 Download = Callable[[str, str], object]
 """``download(remote_path, local_path)``: write the remote file's bytes at ``local_path``."""
 
+_SUBFOLDERS = (".locks", ".fetching", ".reserved", ".partial")
 _SHARD_FILE = re.compile(r"shard-\d{5,}\.")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -148,7 +152,10 @@ class ShardCache:
         self._sizes = expected_sizes(manifest)
         self._held: dict[str, int] = {}  # name -> fd of its lock file, held shared
         self._mutex = threading.Lock()
-        for sub in (".locks", ".reserved", ".partial"):
+        self._make_folders()
+
+    def _make_folders(self) -> None:
+        for sub in _SUBFOLDERS:
             os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
 
     @classmethod
@@ -190,7 +197,7 @@ class ShardCache:
         released: no process evicts it meanwhile."""
         with self._mutex:
             if name not in self._held:
-                self._held[name] = self._place(name, hold=True)
+                self._held[name] = self._place(name)
         return os.path.join(self.folder, name)
 
     def release(self, name: str) -> None:
@@ -214,7 +221,7 @@ class ShardCache:
                 if name is None:
                     return
                 try:
-                    os.close(self._place(name, hold=False))
+                    os.close(self._place(name))
                 except ShardCacheFullError:
                     stop.set()
                 except ShardCacheError:
@@ -228,20 +235,19 @@ class ShardCache:
 
     # Placement -----------------------------------------------------------------------------
 
-    def _place(self, name: str, hold: bool) -> int:
-        """Makes ``name`` present and verified; returns the fd of its lock file, holding it
-        shared when ``hold`` (else the caller closes it)."""
+    def _place(self, name: str) -> int:
+        """Makes ``name`` present and verified; returns the fd of its use lock, held shared
+        (closing it ends the use)."""
         if name not in self._hashes:
             raise ShardCacheError(f"{self.remote_path(name)}: not listed in the manifest")
-        fd = os.open(self._lock_path(name), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(os.path.join(self.folder, ".locks", name), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             path = os.path.join(self.folder, name)
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # in use before looking: eviction skips it
             if not os.path.exists(path):
-                fcntl.flock(fd, fcntl.LOCK_EX)  # one process fetches, the others wait here
-                if not os.path.exists(path):
-                    self._fetch_verified(name, path)
-                fcntl.flock(fd, fcntl.LOCK_SH)
+                with _locked(os.path.join(self.folder, ".fetching", name)):  # one fetches
+                    if not os.path.exists(path):
+                        self._fetch_verified(name, path)
             # the lock file's mtime: the file's last use, for LRU eviction (an explicit time:
             # the kernel's own stamps are a jiffy coarse)
             now = time.time_ns()
@@ -252,7 +258,7 @@ class ShardCache:
         return fd
 
     def _fetch_verified(self, name: str, path: str) -> None:
-        """Fetch (caller holds the file's exclusive lock) into .partial/, check the sha256,
+        """Fetch (caller holds the file's fetch lock) into .partial/, check the sha256,
         rename into place; a mismatch is fetched once more, then refused."""
         self._clear_stale(name)
         size = self._sizes.get(name, 0)
@@ -289,7 +295,7 @@ class ShardCache:
 
     def _clear_stale(self, name: str) -> None:
         """The reservation and partial bytes of ``name`` left by a process that died fetching
-        it (the caller holds its exclusive lock, so no live process owns them)."""
+        it (the caller holds its fetch lock, so no live process owns them)."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.folder, ".reserved", name))
         partial = os.path.join(self.folder, ".partial")
@@ -297,9 +303,6 @@ class ShardCache:
             if stale.startswith(name + "."):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(partial, stale))
-
-    def _lock_path(self, name: str) -> str:
-        return os.path.join(self.folder, ".locks", name)
 
     # Size limit ----------------------------------------------------------------------------
 
@@ -356,9 +359,11 @@ def evict_until(root: str, budget: int) -> int:
 
 
 def _delete_unused(folder: str, name: str, reservation: bool = False) -> bool:
-    """Deletes ``folder/name`` (with ``reservation``: its reservation, left by a process that
-    died fetching it) when no process holds its lock (uses or fetches it)."""
-    fd = os.open(os.path.join(folder, ".locks", name), os.O_RDWR | os.O_CREAT, 0o644)
+    """Deletes ``folder/name`` when no process uses it (holds its use lock); with
+    ``reservation``, its reservation when no process fetches it (one that died fetching left
+    it)."""
+    lock = os.path.join(folder, ".fetching" if reservation else ".locks", name)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -2,9 +2,11 @@
 injected (a missing file, corrupt bytes), two processes sharing one cache, the size limit, and
 a gs:// folder in the Cloud Storage emulator."""
 
+import fcntl
 import multiprocessing
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -151,6 +153,24 @@ def test_the_limit_evicts_unused_files_least_recently_used_first_and_refuses_too
         tiny.acquire("shard-00000.tokens.bin")
 
 
+def test_a_fetch_never_waits_for_a_process_that_holds_the_file_in_use(remote, tmp_path):
+    """A process that took the use lock of an absent file (to look for it) and keeps it, as a
+    run keeps its files, must not stall another's fetch of that file: the fetch has a lock of
+    its own. (With one lock for both, upgraded to exclusive to fetch, DDP ranks that raced for
+    the same file could wait for each other until the end of the run.)"""
+    cache = ShardCache.open(remote, CacheOptions(root=str(tmp_path)))
+    holder = os.open(os.path.join(cache.folder, ".locks", "shard-00000.tokens.bin"),
+                     os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_SH)
+    fetcher = threading.Thread(target=cache.acquire, args=("shard-00000.tokens.bin",),
+                               daemon=True)
+    fetcher.start()
+    fetcher.join(timeout=60)
+    os.close(holder)
+    assert not fetcher.is_alive()
+    assert os.path.exists(os.path.join(cache.folder, "shard-00000.tokens.bin"))
+
+
 def _read_all(remote, root, log_dir, out):
     download = CountingCopy(log_dir)
     reader = open_shards(remote, CacheOptions(root=root, prefetch_threads=2), download)
@@ -208,8 +228,7 @@ def test_the_limit_covers_every_set_of_the_root_and_ignores_a_dead_fetch(remote,
     # another set under the same root (a folder of its own), limited to its own size
     second = ShardCache(remote, first.manifest, root, limit_bytes=first.training_bytes())
     second.folder = os.path.join(root, "another-set")
-    for sub in (".locks", ".reserved", ".partial"):
-        os.makedirs(os.path.join(second.folder, sub), exist_ok=True)
+    second._make_folders()
     for number in range(3):  # the whole second set fits once the first set's files go
         for name in (f"shard-0000{number}.tokens.bin", f"shard-0000{number}.index.npy"):
             second.acquire(name)
