@@ -58,10 +58,14 @@ class ShardReader:
     A gs:// folder is read the same way from local copies of the files a call needs, made on
     first use in a temporary folder that lives as long as the reader (``shards stats`` copies
     only the index files).
+    With a ``cache`` (``schemas.shard_cache.ShardCache``, whose folder ``directory`` is), every
+    file is taken through it instead: fetched and sha256-checked on first use, then held in use.
     """
 
-    def __init__(self, directory: str | os.PathLike, verify: bool = False):
+    def __init__(self, directory: str | os.PathLike, verify: bool = False, *,
+                 cache: Any = None):
         self.directory = os.fspath(directory)
+        self.cache = cache
         if verify:
             problems = verify_shards(self.directory)
             if problems:
@@ -80,8 +84,10 @@ class ShardReader:
         return {**self.__dict__, "_maps": {}, "_provenance": {}, "_indexes": {}, "_copies": None}
 
     def _local_file(self, name: str) -> str:
-        """A local path holding the folder's file ``name``: the file itself, or (gs://) a copy
-        made on first use."""
+        """A local path holding the folder's file ``name``: through the cache when the reader
+        has one, else the file itself, or (gs://) a copy made on first use."""
+        if self.cache is not None:
+            return self.cache.acquire(name)
         path = storage.join(self.directory, name)
         if not storage.is_remote(path):
             return path
@@ -103,6 +109,23 @@ class ShardReader:
 
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0  # an empty set has no shard
+
+    def tokenizer_path(self) -> str:
+        """A local path of the folder's tokenizer model (see ``_local_file``)."""
+        return self._local_file(self.manifest.tokenizer_file)
+
+    def prefetch(self, indices: np.ndarray) -> None:
+        """With a cache, fetch in background threads the shards of the examples ``indices``
+        in the order they first appear there, then the others (a training run passes its
+        coming examples, so the shards arrive in the order it reads them); without, nothing."""
+        if self.cache is None or not len(self):
+            return
+        shards = np.searchsorted(self._ends, np.asarray(indices, dtype=np.int64), side="right")
+        _, first = np.unique(shards, return_index=True)
+        order = shards[np.sort(first)].tolist()
+        order += sorted(set(range(len(self.manifest.shards))) - set(order))
+        self.cache.prefetch(name for shard in order
+                             for name in shard_files(self.manifest.shards[shard].name)[:2])
 
     def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         opened = self._maps.get(shard)
@@ -157,7 +180,7 @@ class ShardReader:
         if opened is None:
             info = self.manifest.shards[shard]
             _, _, documents_file, provenance_file = shard_files(info.name)
-            documents = read_documents(storage.join(self.directory, documents_file))
+            documents = read_documents(self._local_file(documents_file))
             if len(documents) != info.documents:
                 raise ValueError(f"{documents_file}: {len(documents)} lines, the manifest says "
                                  f"{info.documents} documents")

@@ -9,6 +9,8 @@ REFUSED = [
     (["pretrain", "--shards", "RUN", "--output", "gs://b/run"], "--output gs://b/run"),
     (["pretrain", "--shards", "gs://b/shards", "--output", "out", "--config", "gs://b/c.yaml"],
      "--config gs://b/c.yaml"),
+    (["pretrain", "--shards", "gs://b/shards", "--output", "out", "--shard-cache",
+      "gs://b/cache"], "--shard-cache gs://b/cache"),
     (["export", "gs://b/run", "--output", "out"], "RUN gs://b/run"),
     (["export", "run", "--output", "gs://b/model"], "--output gs://b/model"),
     (["evaluate", "gs://b/model", "--text", "a.jsonl"], "MODEL gs://b/model"),

@@ -63,6 +63,17 @@ def _add_pretrain(subparsers) -> argparse.ArgumentParser:
                                "differs from the one the checkpoint recorded (re-curated or "
                                "other data of the same tokenizer and sequence length); "
                                "refused without this flag")
+    pretrain.add_argument("--shard-cache", metavar="DIR",
+                          help="read the shards through a local cache in DIR: fetched when "
+                               "first needed and prefetched in the order training reads "
+                               "them, each file's sha256 checked against the manifest, shared "
+                               "by the processes of the machine (default for gs:// shards: "
+                               "~/.cache/winnow/shards; local shards are read in place "
+                               "without it)")
+    pretrain.add_argument("--shard-cache-limit", metavar="SIZE",
+                          help="most bytes of shard files the cache keeps, e.g. 200G (least "
+                               "recently used ones no process reads are deleted to make "
+                               "room); default no limit")
     pretrain.add_argument("--print-config", action="store_true",
                           help="print the config the run would train with as YAML and exit: "
                                "--config, --preset and --max-steps applied, unset fields "
@@ -223,11 +234,28 @@ def run_pretrain(args, _extra: list[str]) -> int:
             config = load_config(args.config, args.preset)
         step = pretrain(args.shards, args.output, config, resume=args.resume,
                         max_steps=args.max_steps, stop_after=args.stop_after,
-                        allow_changed_shards=args.allow_changed_shards)
+                        allow_changed_shards=args.allow_changed_shards,
+                        cache=_cache_options(args))
     except (ConfigError, PretrainError, OSError) as error:  # OSError: a full disk, say
         return _fail(args, error)
     print(f"{args.output}: step {step}", file=sys.stderr)
     return 0
+
+
+def _cache_options(args):
+    """The shard cache ``--shard-cache``/``--shard-cache-limit`` ask for; None: none asked
+    (gs:// shards still get the default one)."""
+    from winnow.trainer.checkpoints import PretrainError
+
+    if args.shard_cache is None and args.shard_cache_limit is None:
+        return None
+    from winnow.schemas.shard_cache import CacheOptions, parse_size
+
+    try:
+        limit = None if args.shard_cache_limit is None else parse_size(args.shard_cache_limit)
+    except ValueError as error:
+        raise PretrainError(f"--shard-cache-limit: {error}") from None
+    return CacheOptions(root=args.shard_cache, limit_bytes=limit)
 
 
 def run_export(args, _extra: list[str]) -> int:

@@ -353,17 +353,20 @@ class PretrainingData:
     workers) sends the manifest and the vocabulary tables only.
     """
 
-    def __init__(self, shards_dir: str | os.PathLike, seed: int, split: str = "train",
+    def __init__(self, shards_dir: str | os.PathLike | ShardReader, seed: int,
+                 split: str = "train",
                  eval_examples: int = 0, masking: MaskingConfig | None = None,
                  word_start_ids: np.ndarray | None = None):
-        """``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
+        """``shards_dir``: a shard folder, or a reader of one (e.g. through a shard cache);
+        ``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
         ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held
         out for "eval" and never seen by "train" (give both splits the same number);
         ``word_start_ids`` is a (vocab_size,) bool mask of the pieces that begin a word, for
         whole-word masking (default: ``word_start_mask`` of the folder's tokenizer)."""
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-        self.reader = ShardReader(shards_dir)
+        self.reader = (shards_dir if isinstance(shards_dir, ShardReader)
+                       else ShardReader(shards_dir))
         self.manifest = self.reader.manifest
         self.seed = int(seed)
         self.split = split
@@ -379,7 +382,7 @@ class PretrainingData:
         self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
 
         self.batcher = ExampleBatcher(
-            os.path.join(self.reader.directory, self.manifest.tokenizer_file),
+            self.reader.tokenizer_path(),
             self.manifest.special_tokens, self.manifest.vocab_size, self.max_seq_len, self.seed,
             self.masking, word_start_ids)
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = (

@@ -51,13 +51,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
 
+from winnow.schemas.shard_cache import CacheOptions, ShardCacheError, open_shards
 from winnow.schemas.shard_format import ShardManifest
-from winnow.schemas.shard_reader import read_manifest, shards_folder
+from winnow.schemas.shard_reader import ShardReader, read_manifest, shards_folder
 from winnow.schemas.shard_verify import verify_shards
+from winnow.schemas.storage import is_remote
 from winnow.trainer.checkpoints import (
     CHECKPOINT_FORMAT,
     PretrainError,
@@ -96,6 +99,11 @@ from winnow.trainer.metrics import (
 )
 from winnow.trainer.model import ModelConfig, PreTrainingModel
 
+PREFETCH_ORDER_EXAMPLES = 1 << 16
+"""Coming examples whose shards set the prefetch order (about 0.1 s of index arithmetic; with
+one permutation over the corpus they read every shard of a set of up to thousands); the shards
+none of them reads follow in index order."""
+
 # --- schedule ----------------------------------------------------------------------------------
 
 def get_lr(step: int, config: TrainConfig) -> float:
@@ -120,7 +128,7 @@ def get_lr(step: int, config: TrainConfig) -> float:
 def manifest_summary(shards_dir: str, manifest: ShardManifest) -> dict[str, Any]:
     """What a checkpoint records of its shards, to refuse incompatible ones on resume."""
     return {
-        "shards_dir": os.path.abspath(shards_dir),
+        "shards_dir": shards_dir if is_remote(shards_dir) else os.path.abspath(shards_dir),
         "objective": manifest.objective,
         "max_seq_len": manifest.max_seq_len,
         "vocab_size": manifest.vocab_size,
@@ -281,10 +289,12 @@ def _rank0_result(rank: int, world_size: int, compute: typing.Callable[[], Any])
 
 def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = None, *,
           resume: bool = False, max_steps: int | None = None,
-          allow_changed_shards: bool = False) -> Trainer:
+          allow_changed_shards: bool = False, cache: CacheOptions | None = None) -> Trainer:
     """Joins the process group, verifies the shards, builds or restores model, optimizer and
     data. A new run refuses a RUN that holds checkpoints; ``resume`` refuses one without, and
-    shards other than the checkpoint's unless ``allow_changed_shards``."""
+    shards other than the checkpoint's unless ``allow_changed_shards``. Remote shards
+    (gs://...), or local ones with ``cache``, are read through a shard cache (see
+    ``open_training_shards``)."""
     rank, world_size, device = init_distributed()
     if rank == 0:
         _remove_stray_temporaries(run_dir)
@@ -293,11 +303,8 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
         if checkpoint is None:
             raise PretrainError("--shards is required for a new run")
         shards_dir = checkpoint["manifest"]["shards_dir"]
-    shards_dir = shards_folder(shards_dir)
-    problems = _rank0_result(rank, world_size, lambda: _verification_problem(shards_dir))
-    if problems:
-        raise PretrainError(problems)
-    manifest = read_manifest(shards_dir)
+    shards_dir, reader = open_training_shards(shards_dir, cache, rank, world_size)
+    manifest = reader.manifest
     config, model_config = _run_configs(shards_dir, manifest, run_dir, config, checkpoint,
                                         allow_changed_shards)
     config = run_config(config, resumed=checkpoint is not None, max_steps=max_steps,
@@ -317,7 +324,7 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
         optimizer.load_state_dict(checkpoint["optimizer"])
         set_rng_states(checkpoint["rng"])
         trainer.step = checkpoint["step"]
-    _setup_data(trainer, shards_dir)
+    _setup_data(trainer, reader)
     if rank == 0:
         os.makedirs(checkpoint_dir(run_dir), exist_ok=True)
         write_text(os.path.join(run_dir, "config.yaml"),
@@ -383,6 +390,36 @@ def _remove_stray_temporaries(run_dir: str) -> None:
                   f"{folder}: {', '.join(removed)}", file=sys.stderr)
 
 
+def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int = 0,
+                         world_size: int = 1) -> tuple[str, ShardReader]:
+    """(the shard folder, a reader of it). A local folder without ``cache`` is verified whole
+    (``verify_shards``, on rank 0) and read in place. A remote one (gs://...), or any with
+    ``cache``, is read through a shard cache: its manifest now (checksum checked), each file
+    when first needed, its sha256 checked against the manifest before use: a file that
+    matches is byte for byte the one curation wrote. ``verify_shards`` (token ids, index
+    bounds, ...) is not run there, as it reads every file, documents.jsonl and provenance.npy
+    included; ``winnow shards verify gs://...`` runs it once where the shards are."""
+    if cache is None and not is_remote(shards_dir):
+        shards_dir = shards_folder(shards_dir)
+        problems = _rank0_result(rank, world_size, lambda: _verification_problem(shards_dir))
+        if problems:
+            raise PretrainError(problems)
+        return shards_dir, ShardReader(shards_dir)
+    try:
+        reader = open_shards(shards_dir, cache)
+    except ShardCacheError as error:
+        raise PretrainError(str(error)) from None
+    if not reader.manifest.examples:
+        raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
+    needed, limit = reader.cache.training_bytes(), reader.cache.limit_bytes
+    if limit is not None and needed > limit:
+        # every step draws its examples from the whole set (one permutation of the corpus)
+        raise PretrainError(f"the shard cache limit ({limit:,} bytes) is below the {needed:,} "
+                            f"bytes training reads from {reader.cache.location} (tokens.bin "
+                            "and index.npy of every shard); raise --shard-cache-limit")
+    return reader.cache.location, reader
+
+
 def _verification_problem(shards_dir: str) -> str | None:
     try:
         check_shards(shards_dir)
@@ -391,13 +428,22 @@ def _verification_problem(shards_dir: str) -> str | None:
     return None
 
 
-def _setup_data(trainer: Trainer, shards_dir: str) -> None:
+def _setup_data(trainer: Trainer, reader: ShardReader) -> None:
     config = trainer.config
-    trainer.train_data = PretrainingData(shards_dir, config.seed, "train", config.eval_examples,
+    trainer.train_data = PretrainingData(reader, config.seed, "train", config.eval_examples,
                                          config.masking)
-    if held_out_examples(len(trainer.train_data.reader), config.eval_examples):
-        trainer.eval_data = PretrainingData(shards_dir, config.seed, "eval",
+    if held_out_examples(len(reader), config.eval_examples):
+        trainer.eval_data = PretrainingData(reader, config.seed, "eval",
                                             config.eval_examples, config.masking)
+    prefetch_shards(trainer.train_data, trainer.step * config.batch_size)
+
+
+def prefetch_shards(data: PretrainingData, start: int) -> None:
+    """With a cached reader, fetch in the background the shards in the order the stream reads
+    them from position ``start`` on (this rank's coming steps); nothing for a local folder."""
+    if data.reader.cache is not None:
+        coming = start + np.arange(min(len(data), PREFETCH_ORDER_EXAMPLES))
+        data.reader.prefetch(data.example_indices(coming))
 
 
 # --- the train step ----------------------------------------------------------------------------
@@ -638,7 +684,8 @@ def save_checkpoint(trainer: Trainer) -> str | None:
 
 def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = None, *,
              resume: bool = False, max_steps: int | None = None,
-             stop_after: int | None = None, allow_changed_shards: bool = False) -> int:
+             stop_after: int | None = None, allow_changed_shards: bool = False,
+             cache: CacheOptions | None = None) -> int:
     """Train (or resume) a run into ``run_dir``; returns the step reached.
 
     ``max_steps`` replaces the config's (the schedule's length); ``stop_after`` stops at that
@@ -647,7 +694,7 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
     """
     try:
         trainer = setup(shards_dir, run_dir, config, resume=resume, max_steps=max_steps,
-                        allow_changed_shards=allow_changed_shards)
+                        allow_changed_shards=allow_changed_shards, cache=cache)
         end_step = trainer.config.max_steps
         if stop_after is not None:
             end_step = min(end_step, stop_after)

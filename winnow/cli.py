@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 # it reads gs:// shards.
 LOCAL_ONLY_PATHS = {
     "quality": ("output",),  # fastText saves to local files only
-    "pretrain": ("output", "config"),
+    "pretrain": ("output", "config", "shard_cache"),
     "export": ("run_dir", "output"),
     "evaluate": ("model",),
     "finetune": ("model", "output"),
