@@ -13,6 +13,7 @@ pytest.importorskip("sentencepiece")
 
 from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
 from tests.trainer.helpers import (  # noqa: E402
+    REPO,
     TIMING,
     TINY_MODEL,
     read_metrics,
@@ -20,6 +21,7 @@ from tests.trainer.helpers import (  # noqa: E402
     small_shards,
     text_examples,
     tiny_config,
+    torchrun_pretrain,
     write_config,
     write_shards,
 )
@@ -29,7 +31,7 @@ from winnow.trainer.config import ConfigError, TrainConfig, config_from_dict, lo
 from winnow.trainer.data import MaskingConfig  # noqa: E402
 from winnow.trainer.train import export, get_lr, pretrain, setup, train_step  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, tokenizer):
     """40 examples (vocab 100, sop, max_seq_len 20) in two shards."""
@@ -180,12 +182,8 @@ def test_two_processes_with_gloo_match_one_process(tmp_path, shards):
     pretrain(shards, str(tmp_path / "single"), config_from_dict(config))
     # Two ranks of 4 examples each, each in 2 micro-batches of 2.
     path = write_config(tmp_path / "ddp.yaml", {**config, "grad_accum_steps": 2})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "winnow", "pretrain", "--shards", shards, "--output",
-         str(tmp_path / "ddp"), "--config", path],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    result = torchrun_pretrain("--shards", shards, "--output", str(tmp_path / "ddp"),
+                               "--config", path)
     assert result.returncode == 0, result.stderr[-3000:]
     single = read_metrics(tmp_path / "single", drop=TIMING + ("lr",))
     ddp = read_metrics(tmp_path / "ddp", drop=TIMING + ("lr",))
