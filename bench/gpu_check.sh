@@ -9,15 +9,16 @@
 # brings back); summary.txt gathers the figures.
 #
 #   device tool:  run  command="bash bench/gpu_check.sh"  timeout_s=600
-#   here, on the CPU, to see that it runs end to end (tiny preset, few steps, no install):
+#   here, on the CPU, to see that it runs end to end (tiny preset, few steps; it installs only
+#   into a Python where winnow does not import yet):
 #                 GPU_CHECK_CPU=1 PYTHON=.venv/bin/python OUT=/tmp/gpu-check bash bench/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-OUT=${OUT:?set OUT to the folder for the logs}
-mkdir -p "$OUT"
+[[ $PY == */* ]] && PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: see cd below
+mkdir -p "${OUT:?set OUT to the folder for the logs}" && OUT=$(cd "$OUT" && pwd)
 PRESET=base EXAMPLES=4000 STEPS=20
-[ -n "${GPU_CHECK_CPU:-}" ] && PRESET=tiny EXAMPLES=600 STEPS=2  # a dry run: small, no install
+[ -n "${GPU_CHECK_CPU:-}" ] && PRESET=tiny EXAMPLES=600 STEPS=2  # a dry run: small
 export PYTHONUNBUFFERED=1  # a run stopped by its time limit keeps what it printed
 started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)" | tee -a "$OUT/summary.txt"; }
@@ -29,16 +30,17 @@ print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.
 tail -1 "$OUT/machine.txt" | tee -a "$OUT/summary.txt"
 
 step "install"
-if [ -z "${GPU_CHECK_CPU:-}" ]; then
+if ! "$PY" -c 'import winnow.trainer' 2>/dev/null; then
   timeout 60 "$PY" -m pip install --no-deps --no-build-isolation --no-index -e . \
     > "$OUT/install.log" 2>&1 || echo "pip install failed (install.log)" | tee -a "$OUT/summary.txt"
 fi
-if ! "$PY" -c 'import winnow' 2>/dev/null; then
-  # no install (setuptools there older than pyproject needs, say): the import name made of links
-  shim=$(mktemp -d)/winnow && mkdir "$shim" && ln -s "$PWD"/winnow/* "$shim"/
-  for folder in pipeline filters trainer schemas; do ln -s "$PWD/$folder" "$shim/$folder"; done
-  export PYTHONPATH=${shim%/winnow}${PYTHONPATH:+:$PYTHONPATH}
-  echo "winnow importable through links in ${shim%/winnow}" | tee -a "$OUT/summary.txt"
+if ! "$PY" -c 'import winnow.trainer' 2>/dev/null; then
+  # not installed (its setuptools older than pyproject.toml needs, say): a copy of the checkout
+  # made of links, whose winnow/ holds the four folders as pyproject's package-dir maps them
+  links=$(mktemp -d) && mkdir "$links/winnow" && ln -s "$PWD"/winnow/* "$links/winnow/"
+  for folder in pipeline filters trainer schemas; do ln -s "$PWD/$folder" "$links/winnow/"; done
+  ln -s "$PWD"/tests "$PWD"/bench "$links/" && cd "$links" && export PYTHONPATH=$links
+  echo "not installed: run from links in $links" | tee -a "$OUT/summary.txt"
 fi
 "$PY" -c 'import winnow.trainer.train; print("winnow from", winnow.__file__)' 2>&1 | tail -1 \
   | tee -a "$OUT/summary.txt"
