@@ -160,6 +160,34 @@ def test_unpadded_steps_match_padded_ones_on_fixed_batches(tmp_path, shards):
         assert unpadded_eval[key] == (value if exact else pytest.approx(value, rel=1e-5)), key
 
 
+def test_metrics_sums_are_the_model_losses_and_equal_the_summed_cross_entropies(
+        tmp_path, shards):
+    """output_sums reuses the model's mean losses (times their counts) instead of computing the
+    cross-entropies again; on a fixed batch its sums and their gradients are those of the
+    cross-entropies summed over the logits (what it computed before)."""
+    import torch.nn.functional as F
+
+    from winnow.trainer.metrics import output_sums
+
+    trainer = setup(shards, str(tmp_path / "run"), config_from_dict(tiny_config()))
+    batch = trainer.train_data.batch(range(8))
+    out = trainer.raw_model(**batch)
+    sums = output_sums(out, batch["pair_labels"])
+    expected = (F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
+                F.cross_entropy(out.pair_logits.float(), batch["pair_labels"], reduction="sum"))
+    for found, wanted in zip((sums.mlm_loss_sum, sums.pair_loss_sum), expected, strict=True):
+        assert float(found) == pytest.approx(float(wanted), rel=1e-6)
+    parameters = list(trainer.raw_model.parameters())
+    torch.testing.assert_close(  # the gradients the train step takes from the sums
+        torch.autograd.grad(sums.mlm_loss_sum + sums.pair_loss_sum, parameters,
+                            retain_graph=True),
+        torch.autograd.grad(expected[0] + expected[1], parameters))
+    out.mlm_loss, out.pair_loss = torch.tensor(2.0), torch.tensor(0.5)  # not the logits' ones
+    sums = output_sums(out, batch["pair_labels"])
+    assert (float(sums.mlm_loss_sum), float(sums.pair_loss_sum)) == (
+        2.0 * len(out.mlm_targets), 0.5 * 8)
+
+
 def test_mfu_counts_the_tokens_the_model_computes_on(tmp_path, shards, monkeypatch):
     from winnow.trainer import train
     from winnow.trainer.metrics import Sums
