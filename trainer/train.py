@@ -27,6 +27,10 @@ Decisions:
   reseeded from (seed, step, rank) before every step; so a run resumed from a checkpoint
   computes the same losses step for step as an uninterrupted one (bit-identical on CPU). The
   RNG states are saved and restored as well, for anything else that draws from them.
+* **Checkpoints hold the whole optimizer state.** With ``optimizer_sharding: zero1`` each rank
+  keeps part of the AdamW state; saving gathers it on rank 0 (``optimizer_state``) in plain
+  AdamW's format, and loading gives each rank its part, so a checkpoint resumes with the setting
+  on or off.
 * **``--stop-after N`` is an absolute step**: training stops once N optimizer steps are done in
   total (counting those before a resume), with a checkpoint; the schedule still runs to
   ``max_steps``.
