@@ -306,6 +306,9 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
         # nothing reads (step and consolidate_state_dict use the inner AdamW's): without this
         # a resumed run would hold its part twice.
         optimizer.state.clear()
+        # And it puts every "step" on the CPU, where fused AdamW (CUDA) cannot read it: the
+        # inner AdamW's own load places each value as it needs (copying nothing else).
+        optimizer.optim.load_state_dict(optimizer.optim.state_dict())
 
 
 def _rank0_result(rank: int, world_size: int, compute: typing.Callable[[], Any]) -> Any:

@@ -94,3 +94,32 @@ def test_zero1_in_one_process_is_plain_adamw_with_a_note(tmp_path, tokenizer, ca
                     config_from_dict({**CONFIG, "optimizer_sharding": "zero1"}))
     assert type(trainer.optimizer) is torch.optim.AdamW
     assert "optimizer_sharding zero1 has no effect in one process" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_zero1_state_loaded_on_cuda_steps_with_fused_adamw(tmp_path):
+    """ZeroRedundancyOptimizer.load_state_dict puts AdamW's "step" on the CPU; fused AdamW reads
+    it on the GPU. One NCCL rank, the wrapper forced (world_size=2 to build_optimizer)."""
+    from winnow.trainer.train import build_optimizer, load_optimizer_state, optimizer_state
+
+    torch.distributed.init_process_group("nccl", init_method=f"file://{tmp_path}/store",
+                                         rank=0, world_size=1)
+    try:
+        device = torch.device("cuda", 0)
+        model = torch.nn.Linear(8, 8).to(device)
+        config = config_from_dict({**CONFIG, "optimizer_sharding": "zero1"})
+
+        def step(optimizer):
+            model(torch.ones(2, 8, device=device)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        written = build_optimizer(model, config, device, world_size=2)
+        step(written)
+        resumed = build_optimizer(model, config, device, world_size=2)
+        load_optimizer_state(resumed, optimizer_state(written, rank=0))
+        assert {state["step"].device.type for state in resumed.optim.state.values()} == {"cuda"}
+        step(resumed)
+        assert [float(state["step"]) for state in resumed.optim.state.values()] == [2.0, 2.0]
+    finally:
+        torch.distributed.destroy_process_group()
