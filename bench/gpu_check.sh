@@ -48,6 +48,7 @@ fi
 step "CUDA tests"
 timeout 120 "$PY" -m pytest -q -rs -k cuda -p no:cacheprovider --basetemp "$(mktemp -d)/t" \
   tests/trainer/test_model.py tests/trainer/test_train.py tests/trainer/test_defaults.py \
+  tests/trainer/test_zero.py \
   > "$OUT/tests.log" 2>&1
 tail -3 "$OUT/tests.log" | tee -a "$OUT/summary.txt"
 
