@@ -176,7 +176,7 @@ def test_metrics_sums_are_the_model_losses_and_equal_the_summed_cross_entropies(
     expected = (F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
                 F.cross_entropy(out.pair_logits.float(), batch["pair_labels"], reduction="sum"))
     for found, wanted in zip((sums.mlm_loss_sum, sums.pair_loss_sum), expected, strict=True):
-        assert float(found) == pytest.approx(float(wanted), rel=1e-6)
+        assert float(found.detach()) == pytest.approx(float(wanted.detach()), rel=1e-6)
     parameters = list(trainer.raw_model.parameters())
     torch.testing.assert_close(  # the gradients the train step takes from the sums
         torch.autograd.grad(sums.mlm_loss_sum + sums.pair_loss_sum, parameters,
