@@ -1,23 +1,25 @@
 """Pretraining throughput: the GPU's tokens/s and MFU, whether the data path keeps up, and what
 unpadding gains on the CPU.
 
-    python bench/train.py [--examples 20000] [--batch-size 256] [--steps 20] [--workers 0 2 4]
+    python bench/train.py [--examples 20000] [--seq-len 128] [--batch-size 256] [--steps 20]
+                          [--workers 0 2 4]
                           [--compile] [--preset base] [--shards DIR]
                           [--cpu-presets tiny mini] [--cpu-batch-size 32] [--cpu-steps 5]
-                          [--cpu-rounds 3] [--threads N]
+                          [--cpu-rounds 3] [--cpu-vocab N] [--cpu-clock wall|process]
+                          [--threads N]
 
 (a) Data path alone, on the CPU: ``PretrainingData.batch`` (memmap reads, [CLS] A [SEP] B [SEP]
     layout, padding, dynamic masking, tensors) for global batches of ``--batch-size`` at
-    sequence length 128, in the calling thread (one core) and with whole-word masking; then the
-    ``Batches`` iterator with DataLoader workers (``--workers``), end to end. The shard set is
-    synthetic but shaped like real shards: 20,000 examples of 64..125 tokens (uniform), A taking
-    1..n-1 of them, random non-special ids of a real SentencePiece model (vocabulary 1,000)
-    trained here on invented words, written with ``encode_shard`` and a manifest that
-    ``verify_shards`` passes.
-(b) On a GPU: BERT-base (``--preset``, vocabulary 32,000, sequence length 128) training steps in
-    bf16 autocast with fused AdamW through ``trainer.train.train_step``, on batches built by (a)
-    beforehand, so that only the GPU is timed: tokens/s (real and padded) and MFU against the
-    GPU's bf16 peak. Skipped with a message when CUDA is not available.
+    sequence length 128 (``--seq-len``), in the calling thread (one core) and with whole-word
+    masking; then the ``Batches`` iterator with DataLoader workers (``--workers``), end to end.
+    The shard set is synthetic but shaped like real shards: 20,000 examples of 64..125 tokens
+    (uniform; at ``--seq-len N``, N/2..N-3), A taking 1..n-1 of them, random non-special ids of
+    a real SentencePiece model (vocabulary 1,000) trained here on invented words, written with
+    ``encode_shard`` and a manifest that ``verify_shards`` passes.
+(b) On a GPU: BERT-base (``--preset``, vocabulary 32,000, sequence length ``--seq-len``)
+    training steps in bf16 autocast with fused AdamW through ``trainer.train.train_step``, on
+    batches built by (a) beforehand, so that only the GPU is timed: tokens/s (real and padded)
+    and MFU against the GPU's bf16 peak. Skipped with a message when CUDA is not available.
 
 (c) On the CPU: training steps (``train_step``, fp32) of each ``--cpu-presets`` model on the
     same ``--cpu-batch-size`` batches, three ways side by side, interleaved round by round so
@@ -75,12 +77,13 @@ def train_tokenizer(directory: str) -> bytes:
         return handle.read()
 
 
-def write_shards(directory: str, examples: int, tokenizer: bytes, shards: int = 4) -> None:
+def write_shards(directory: str, examples: int, tokenizer: bytes, shards: int = 4,
+                 seq_len: int = MAX_SEQ_LEN) -> None:
     """Synthetic examples (see the module docstring) in ``shards`` shards plus a manifest."""
     rng = np.random.default_rng(0)
     special = special_tokens_from_model(tokenizer)
     ordinary = np.setdiff1d(np.arange(TOKENIZER_VOCAB), list(special.values()))
-    lengths = rng.integers(64, MAX_SEQ_LEN - 2, size=examples)
+    lengths = rng.integers(seq_len // 2, seq_len - 2, size=examples)
     splits = rng.integers(1, lengths)
     ids = rng.choice(ordinary, size=int(lengths.sum())).tolist()
     pairs, start = [], 0
@@ -88,7 +91,7 @@ def write_shards(directory: str, examples: int, tokenizer: bytes, shards: int = 
         pairs.append((ids[start:start + split], ids[start + split:start + length],
                       int(rng.integers(0, 2))))
         start += length
-    write_shard_set(directory, pairs, tokenizer, max_seq_len=MAX_SEQ_LEN,
+    write_shard_set(directory, pairs, tokenizer, max_seq_len=seq_len,
                     examples_per_shard=-(-examples // shards))
 
 
@@ -160,26 +163,28 @@ CPU_ARMS = (("padded", False, False), ("trimmed", False, True), ("unpadded", Tru
 """(name, TrainConfig.unpad, batches trimmed to their longest example) of part (c)."""
 
 
-def bench_cpu(shards: str, preset: str, batch_size: int, steps: int,
-              rounds: int) -> dict[str, tuple[float, float]]:
+def bench_cpu(shards: str, preset: str, batch_size: int, steps: int, rounds: int,
+              vocab_size: int | None = None, clock=time.perf_counter
+              ) -> dict[str, tuple[float, float]]:
     """{arm: (real tokens/s, padded tokens/s)} of CPU training steps on the same batches, in
-    the arm's median round."""
+    the arm's median round; the model's vocabulary is the shards' unless ``vocab_size``, and
+    seconds are read from ``clock``."""
     from winnow.trainer.data import PretrainingData, step_positions
     from winnow.trainer.train import train_step
 
     data = PretrainingData(shards, seed=0)
     batches = [data.batch(step_positions(step, batch_size)) for step in range(steps)]
-    arms = {name: (cpu_trainer(preset, data.manifest.vocab_size, data.max_seq_len,
+    arms = {name: (cpu_trainer(preset, vocab_size or data.manifest.vocab_size, data.max_seq_len,
                                batch_size, unpad), trim) for name, unpad, trim in CPU_ARMS}
     for trainer, trim in arms.values():  # warm up: allocator, SDPA kernels
         train_step(trainer, trimmed(batches[0]) if trim else batches[0])
     seconds = {name: [] for name in arms}  # per round
     for _ in range(rounds):
         for name, (trainer, trim) in arms.items():
-            started = time.perf_counter()
+            started = clock()
             for batch in batches:
                 train_step(trainer, trimmed(batch) if trim else batch)
-            seconds[name].append(time.perf_counter() - started)
+            seconds[name].append(clock() - started)
     real = sum(tokens_of(batch)[0] for batch in batches)
     padded = sum(tokens_of(batch)[1] for batch in batches)
     # the median round: a burst of the machine's other jobs moves one round, not the figure
@@ -249,6 +254,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=20_000, help="synthetic examples")
     parser.add_argument("--shards", help="a real shard folder instead of synthetic shards")
+    parser.add_argument("--seq-len", type=int, default=MAX_SEQ_LEN,
+                        help="sequence length of the synthetic shards")
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--workers", type=int, nargs="*", default=[2],
@@ -261,6 +268,11 @@ def main() -> None:
     parser.add_argument("--cpu-steps", type=int, default=5,
                         help="batches of part (c), each arm steps through all of them per round")
     parser.add_argument("--cpu-rounds", type=int, default=3, help="interleaved rounds of (c)")
+    parser.add_argument("--cpu-vocab", type=int,
+                        help="model vocabulary of (c) (default: the shards'; e.g. 32000)")
+    parser.add_argument("--cpu-clock", choices=("wall", "process"), default="wall",
+                        help="time (c) in wall or this process's CPU seconds (on a machine "
+                             "shared with other jobs, wall time counts theirs too)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
     if args.threads is not None:
@@ -276,7 +288,7 @@ def main() -> None:
         shards = os.path.join(directory, "shards")
         os.makedirs(shards)
         started = time.perf_counter()
-        write_shards(shards, args.examples, train_tokenizer(directory))
+        write_shards(shards, args.examples, train_tokenizer(directory), seq_len=args.seq_len)
         assert verify_shards(shards) == []
         print(f"synthetic shards: {args.examples} examples, vocabulary {TOKENIZER_VOCAB}, "
               f"built in {time.perf_counter() - started:.1f} s")
@@ -326,9 +338,11 @@ def measure(shards: str, args: argparse.Namespace) -> None:
     for preset in args.cpu_presets:
         print(f"\n(c) CPU training, {preset}, batch {args.cpu_batch_size} x {seq_len}, fp32, "
               f"{args.cpu_rounds} rounds of {args.cpu_steps} steps per arm, "
-              f"{__import__('torch').get_num_threads()} threads")
+              f"{__import__('torch').get_num_threads()} threads, vocabulary "
+              f"{args.cpu_vocab or 'of the shards'}, {args.cpu_clock} seconds")
+        clock = time.process_time if args.cpu_clock == "process" else time.perf_counter
         results = bench_cpu(shards, preset, args.cpu_batch_size, args.cpu_steps,
-                            args.cpu_rounds)
+                            args.cpu_rounds, args.cpu_vocab, clock)
         baseline = results["padded"][0]
         for name, (real, padded) in results.items():
             print(f"  {name:9s} {real / 1e3:8.1f} k real tokens/s  {padded / 1e3:8.1f} k padded "

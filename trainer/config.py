@@ -53,6 +53,13 @@ MAX_DEFAULT_WORKERS = 4
 this, and none with 2 cores or fewer: there a worker only competes with training."""
 
 
+OPTIMIZER_SHARDING = ("none", "zero1")
+
+RESUME_MAY_CHANGE = ("max_steps", "optimizer_sharding")
+"""Fields a config given with --resume may change from the recorded one: the schedule's length,
+and how the optimizer state is laid out over the ranks (the checkpoint holds it whole)."""
+
+
 class ConfigError(typed_config.ConfigError):
     """Every problem of a training config, one per line (``problems`` holds them)."""
 
@@ -123,6 +130,12 @@ class TrainConfig:
     num_workers: int | None = None
     """DataLoader worker processes building batches (per rank); 0 builds them in the training
     process. Unset: fits the cores: 0 with 2 or fewer per rank, else cores - 1, at most 4."""
+    optimizer_sharding: str = "none"
+    """"none" or "zero1": under torchrun, shard AdamW's state (two fp32 moments per parameter)
+    across the ranks with torch's ZeroRedundancyOptimizer (ZeRO stage 1): each rank keeps and
+    updates about 1/world_size of it, then broadcasts its updated parameters. The updates are
+    those of plain AdamW; checkpoints hold the whole state (gathered on rank 0), so a run
+    resumes with or without it, and --resume may change it. No effect in one process."""
 
     def errors(self) -> list[str]:
         problems = _type_problems(self)
@@ -162,6 +175,9 @@ class TrainConfig:
             problems.append(f"min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"precision: expected auto, bf16 or fp32, got {self.precision!r}")
+        if self.optimizer_sharding not in OPTIMIZER_SHARDING:
+            problems.append(f"optimizer_sharding: expected none or zero1, got "
+                            f"{self.optimizer_sharding!r}")
         return problems
 
     def __post_init__(self) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from winnow.trainer.checkpoints import write_text
 from winnow.trainer.data import IGNORE_INDEX
@@ -65,11 +64,12 @@ class Sums:
 
 def output_sums(out: Any, pair_labels: torch.Tensor) -> Sums:
     """The loss sums and correct counts of one forward pass (``PreTrainingOutput`` given
-    mlm_labels; device tensors, with autograd)."""
+    mlm_labels and pair_labels; device tensors, with autograd). The sums are the model's mean
+    losses times their counts: the cross-entropies are computed once, in the model."""
     return Sums(
-        mlm_loss_sum=F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
+        mlm_loss_sum=out.mlm_loss * len(out.mlm_targets),
         mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float(),
-        pair_loss_sum=F.cross_entropy(out.pair_logits.float(), pair_labels, reduction="sum"),
+        pair_loss_sum=out.pair_loss * len(pair_labels),
         pair_correct=(out.pair_logits.argmax(-1) == pair_labels).sum().float(),
     )
 

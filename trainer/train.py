@@ -27,6 +27,10 @@ Decisions:
   reseeded from (seed, step, rank) before every step; so a run resumed from a checkpoint
   computes the same losses step for step as an uninterrupted one (bit-identical on CPU). The
   RNG states are saved and restored as well, for anything else that draws from them.
+* **Checkpoints hold the whole optimizer state.** With ``optimizer_sharding: zero1`` each rank
+  keeps part of the AdamW state; saving gathers it on rank 0 (``optimizer_state``) in plain
+  AdamW's format, and loading gives each rank its part, so a checkpoint resumes with the setting
+  on or off.
 * **``--stop-after N`` is an absolute step**: training stops once N optimizer steps are done in
   total (counting those before a resume), with a checkpoint; the schedule still runs to
   ``max_steps``.
@@ -76,6 +80,7 @@ from winnow.trainer.checkpoints import (
     write_text,
 )
 from winnow.trainer.config import (
+    RESUME_MAY_CHANGE,
     TrainConfig,
     config_from_dict,
     config_to_dict,
@@ -267,16 +272,51 @@ def build_model(model_config: ModelConfig, config: TrainConfig, device: torch.de
     return model, raw_model
 
 
-def build_optimizer(raw_model: nn.Module, config: TrainConfig,
-                    device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(raw_model: nn.Module, config: TrainConfig, device: torch.device,
+                    world_size: int = 1) -> torch.optim.Optimizer:
     """AdamW; weight decay on matrices and embeddings, none on biases and LayerNorm weights
-    (every parameter with fewer than 2 dimensions); fused on CUDA."""
+    (every parameter with fewer than 2 dimensions); fused on CUDA. With optimizer_sharding
+    zero1 and several ranks, inside torch's ZeroRedundancyOptimizer: each rank holds the AdamW
+    state of whole parameters making up about 1/world_size of them (greedy by size)."""
     decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in raw_model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps,
-                             fused=device.type == "cuda")
+    settings = {"lr": config.lr, "betas": tuple(config.betas), "eps": config.eps,
+                "fused": device.type == "cuda"}
+    if config.optimizer_sharding == "zero1" and world_size > 1:
+        # imported here: torch.distributed.optim takes seconds to import (TorchScript)
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, **settings)
+    return torch.optim.AdamW(groups, **settings)
+
+
+def sharded(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether each rank holds part of the optimizer state (torch's ZeroRedundancyOptimizer)."""
+    return hasattr(optimizer, "consolidate_state_dict")
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer, rank: int) -> dict[str, Any] | None:
+    """The whole optimizer state on rank 0, in plain AdamW's format whether sharded or not (so a
+    checkpoint resumes either way); None on other ranks. Every rank must call it: a sharded
+    state is gathered (a collective)."""
+    if sharded(optimizer):
+        optimizer.consolidate_state_dict(to=0)
+    return optimizer.state_dict() if rank == 0 else None
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a whole state (``optimizer_state``); sharded, each rank keeps its part."""
+    optimizer.load_state_dict(state)
+    if sharded(optimizer):
+        # It also keeps a device copy of this rank's part in the wrapper's own ``state``, which
+        # nothing reads (step and consolidate_state_dict use the inner AdamW's): without this
+        # a resumed run would hold its part twice.
+        optimizer.state.clear()
+        # And it puts every "step" on the CPU, where fused AdamW (CUDA) cannot read it: the
+        # inner AdamW's own load places each value as it needs (copying nothing else).
+        optimizer.optim.load_state_dict(optimizer.optim.state_dict())
 
 
 def _rank0_result(rank: int, world_size: int, compute: typing.Callable[[], Any]) -> Any:
@@ -313,15 +353,19 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
         raise PretrainError(f"batch_size {config.batch_size} is not a multiple of world size "
                             f"{world_size} * grad_accum_steps {config.grad_accum_steps}")
 
+    if config.optimizer_sharding != "none" and world_size == 1 and rank == 0:
+        print(f"note: optimizer_sharding {config.optimizer_sharding} has no effect in one "
+              "process (nothing to shard the optimizer state across): plain AdamW",
+              file=sys.stderr)
     model, raw_model = build_model(model_config, config, device, world_size)
-    optimizer = build_optimizer(raw_model, config, device)
+    optimizer = build_optimizer(raw_model, config, device, world_size)
     trainer = Trainer(config=config, model_config=model_config, model=model,
                       raw_model=raw_model, optimizer=optimizer, device=device, rank=rank,
                       world_size=world_size, run_dir=run_dir,
                       manifest=manifest_summary(shards_dir, manifest))
     if checkpoint is not None:
         raw_model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        load_optimizer_state(optimizer, checkpoint["optimizer"])
         set_rng_states(checkpoint["rng"])
         trainer.step = checkpoint["step"]
     _setup_data(trainer, reader)
@@ -362,11 +406,13 @@ def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
     recorded = checkpoint["config"]
     if config is not None:
         changed = sorted(key for key, value in config_to_dict(config).items()
-                         if key != "max_steps" and value is not None
+                         if key not in RESUME_MAY_CHANGE and value is not None
                          and recorded.get(key) != value)
         if changed:
             raise PretrainError("a resumed run keeps the config recorded in its checkpoint; "
                                 f"the given config differs in: {', '.join(changed)}")
+        # the checkpoint holds the whole optimizer state: the given layout over ranks applies
+        recorded = {**recorded, "optimizer_sharding": config.optimizer_sharding}
     return config_from_dict(recorded), ModelConfig(**checkpoint["model_config"])
 
 
@@ -569,12 +615,19 @@ def startup_summary(trainer: Trainer, end_step: int) -> list[str]:
         f"{real:,.0f} real tokens); {steps_per_epoch:,.1f} steps per epoch, "
         f"{config.max_steps:,} steps = {config.max_steps / steps_per_epoch:,.1f} epochs",
         f"device: {trainer.device.type}, {'bf16 autocast' if trainer.bf16 else 'fp32'}, "
-        f"{trainer.world_size} process(es), {torch.get_num_threads()} threads, "
+        f"{trainer.world_size} process(es){_sharding_note(trainer)}, "
+        f"{torch.get_num_threads()} threads, "
         f"{config.num_workers} DataLoader workers",
         f"schedule: peak lr {config.lr:g} after {config.warmup_steps} warmup steps, "
         f"{config.schedule} decay to {config.lr * config.min_lr_ratio:g} at step "
         f"{config.max_steps:,}; this run ends at step {end_step:,}{start}",
     ]
+
+
+def _sharding_note(trainer: Trainer) -> str:
+    if sharded(trainer.optimizer):
+        return " with the AdamW state sharded over them (ZeRO-1)"
+    return ""
 
 
 def estimate_line(seconds: float, steps: int, steps_left: int) -> str:
@@ -661,8 +714,10 @@ def _train_entry(trainer: Trainer, sums: Sums, grad_norm: torch.Tensor,
 
 def save_checkpoint(trainer: Trainer) -> str | None:
     """``RUN/checkpoints/step-%06d.pt`` and the ``latest`` pointer, each written atomically
-    (rank 0 only). The payload holds tensors, dicts, lists, str, int, float, bool and None only,
-    so it loads with ``torch.load(weights_only=True)``."""
+    (rank 0 only; every rank calls it, to gather a sharded optimizer state). The payload holds
+    tensors, dicts, lists, str, int, float, bool and None only, so it loads with
+    ``torch.load(weights_only=True)``."""
+    optimizer = optimizer_state(trainer.optimizer, trainer.rank)
     if trainer.rank != 0:
         return None
     payload = {
@@ -671,7 +726,7 @@ def save_checkpoint(trainer: Trainer) -> str | None:
         "examples_seen": trainer.step * trainer.config.batch_size,
         "epoch": trainer.step * trainer.config.batch_size // len(trainer.train_data),
         "model": trainer.raw_model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
+        "optimizer": optimizer,
         "rng": rng_states(),
         "config": config_to_dict(trainer.config),
         "model_config": dataclasses.asdict(trainer.model_config),

@@ -3,6 +3,8 @@
 import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 import sentencepiece
@@ -52,6 +54,19 @@ def write_config(path, config: dict) -> str:
     with open(path, "w") as handle:
         yaml.safe_dump(config, handle)
     return str(path)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def torchrun_pretrain(*arguments: str, processes: int = 2) -> subprocess.CompletedProcess:
+    """``winnow pretrain ARGUMENTS`` in ``processes`` gloo ranks on the CPU (torchrun), one
+    thread each; the caller checks the result."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         str(processes), "-m", "winnow", "pretrain", *arguments],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
 
 
 def read_metrics(run_dir, drop=TIMING) -> list[dict]:

@@ -13,6 +13,7 @@ pytest.importorskip("sentencepiece")
 
 from tests.tiny_tokenizer import train_tokenizer  # noqa: E402
 from tests.trainer.helpers import (  # noqa: E402
+    REPO,
     TIMING,
     TINY_MODEL,
     read_metrics,
@@ -20,6 +21,7 @@ from tests.trainer.helpers import (  # noqa: E402
     small_shards,
     text_examples,
     tiny_config,
+    torchrun_pretrain,
     write_config,
     write_shards,
 )
@@ -29,7 +31,7 @@ from winnow.trainer.config import ConfigError, TrainConfig, config_from_dict, lo
 from winnow.trainer.data import MaskingConfig  # noqa: E402
 from winnow.trainer.train import export, get_lr, pretrain, setup, train_step  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, tokenizer):
     """40 examples (vocab 100, sop, max_seq_len 20) in two shards."""
@@ -158,6 +160,34 @@ def test_unpadded_steps_match_padded_ones_on_fixed_batches(tmp_path, shards):
         assert unpadded_eval[key] == (value if exact else pytest.approx(value, rel=1e-5)), key
 
 
+def test_metrics_sums_are_the_model_losses_and_equal_the_summed_cross_entropies(
+        tmp_path, shards):
+    """output_sums reuses the model's mean losses (times their counts) instead of computing the
+    cross-entropies again; on a fixed batch its sums and their gradients are those of the
+    cross-entropies summed over the logits (what it computed before)."""
+    import torch.nn.functional as F
+
+    from winnow.trainer.metrics import output_sums
+
+    trainer = setup(shards, str(tmp_path / "run"), config_from_dict(tiny_config()))
+    batch = trainer.train_data.batch(range(8))
+    out = trainer.raw_model(**batch)
+    sums = output_sums(out, batch["pair_labels"])
+    expected = (F.cross_entropy(out.mlm_logits.float(), out.mlm_targets, reduction="sum"),
+                F.cross_entropy(out.pair_logits.float(), batch["pair_labels"], reduction="sum"))
+    for found, wanted in zip((sums.mlm_loss_sum, sums.pair_loss_sum), expected, strict=True):
+        assert float(found.detach()) == pytest.approx(float(wanted.detach()), rel=1e-6)
+    parameters = list(trainer.raw_model.parameters())
+    torch.testing.assert_close(  # the gradients the train step takes from the sums
+        torch.autograd.grad(sums.mlm_loss_sum + sums.pair_loss_sum, parameters,
+                            retain_graph=True),
+        torch.autograd.grad(expected[0] + expected[1], parameters))
+    out.mlm_loss, out.pair_loss = torch.tensor(2.0), torch.tensor(0.5)  # not the logits' ones
+    sums = output_sums(out, batch["pair_labels"])
+    assert (float(sums.mlm_loss_sum), float(sums.pair_loss_sum)) == (
+        2.0 * len(out.mlm_targets), 0.5 * 8)
+
+
 def test_mfu_counts_the_tokens_the_model_computes_on(tmp_path, shards, monkeypatch):
     from winnow.trainer import train
     from winnow.trainer.metrics import Sums
@@ -180,12 +210,8 @@ def test_two_processes_with_gloo_match_one_process(tmp_path, shards):
     pretrain(shards, str(tmp_path / "single"), config_from_dict(config))
     # Two ranks of 4 examples each, each in 2 micro-batches of 2.
     path = write_config(tmp_path / "ddp.yaml", {**config, "grad_accum_steps": 2})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "winnow", "pretrain", "--shards", shards, "--output",
-         str(tmp_path / "ddp"), "--config", path],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    result = torchrun_pretrain("--shards", shards, "--output", str(tmp_path / "ddp"),
+                               "--config", path)
     assert result.returncode == 0, result.stderr[-3000:]
     single = read_metrics(tmp_path / "single", drop=TIMING + ("lr",))
     ddp = read_metrics(tmp_path / "ddp", drop=TIMING + ("lr",))
