@@ -29,6 +29,12 @@ prediction (SOP) objective of ALBERT, minus ALBERT's bug:
 Every example has ``1 <= len(A)``, ``1 <= len(B)`` and ``len(A) + len(B) <= max_tokens``.
 Sentences with no tokens are ignored.
 
+* **MLM** (``packed_examples``, objective ``"mlm"``): no pair at all, RoBERTa's FULL-SENTENCES.
+  A group's documents, in ref order, are one stream of whole sentences cut into examples of at
+  most ``max_seq_len - 2`` ids (``[CLS] ... [SEP]``), with the [SEP] id between two documents
+  of one example; a sentence longer than that is cut. Each example lists the documents it
+  packs (``PackedBlock``: a (first, last) span of its documents, in packing order).
+
 Provenance: documents are named by ``DocumentRef`` (id, input file, position), unique even when
 inputs repeat ids, and every example records the document of ``A`` and the document of ``B``
 (the same for SOP and NSP label 0, the random other document for NSP label 1).
