@@ -28,6 +28,10 @@ unpadding gains on the CPU.
     example) and unpadded (``TrainConfig.unpad``, the default): real and padded tokens/s of
     each, and the shards' padding fraction (the positions of max_seq_len that hold [PAD]).
 
+An mlm shard folder (``pairs.objective: mlm``, packed full sentences) is trained as pretraining
+trains it: masked LM alone, no pooler or pair head, [CLS] text [SEP]; comparing it with an SOP
+folder of the same corpus gives what packing gains (see BENCHMARKS, "MLM-only packed").
+
 ``--shards DIR`` measures a real shard folder (e.g. ``winnow curate
 ../shared/corpora/python-doc.jsonl.gz --output runs/pydoc``, then ``--shards runs/pydoc``)
 instead of the synthetic one; its vocabulary is the model's. ``--cpu-presets`` with no names
@@ -141,8 +145,10 @@ def trimmed(batch: dict) -> dict:
             for key, value in batch.items()}
 
 
-def cpu_trainer(preset: str, vocab_size: int, max_seq_len: int, batch_size: int, unpad: bool):
-    """A Trainer of ``preset`` on the CPU in fp32 (initialized from seed 0)."""
+def cpu_trainer(preset: str, vocab_size: int, max_seq_len: int, batch_size: int, unpad: bool,
+                objective: str = "sop"):
+    """A Trainer of ``preset`` on the CPU in fp32 (initialized from seed 0); ``objective`` the
+    shards' (mlm: no pair head)."""
     import torch
 
     from winnow.trainer.config import TrainConfig
@@ -153,7 +159,8 @@ def cpu_trainer(preset: str, vocab_size: int, max_seq_len: int, batch_size: int,
     config = TrainConfig(model={"preset": preset}, batch_size=batch_size, lr=1e-4,
                          warmup_steps=10, max_steps=1000, num_workers=0, precision="fp32",
                          unpad=unpad)
-    model_config = ModelConfig.preset(preset, vocab_size=vocab_size, max_seq_len=max_seq_len)
+    model_config = ModelConfig.preset(preset, vocab_size=vocab_size, max_seq_len=max_seq_len,
+                                      objective=objective)
     model, raw_model = build_model(model_config, config, device)
     return Trainer(config=config, model_config=model_config, model=model, raw_model=raw_model,
                    optimizer=build_optimizer(raw_model, config, device), device=device)
@@ -175,7 +182,8 @@ def bench_cpu(shards: str, preset: str, batch_size: int, steps: int, rounds: int
     data = PretrainingData(shards, seed=0)
     batches = [data.batch(step_positions(step, batch_size)) for step in range(steps)]
     arms = {name: (cpu_trainer(preset, vocab_size or data.manifest.vocab_size, data.max_seq_len,
-                               batch_size, unpad), trim) for name, unpad, trim in CPU_ARMS}
+                               batch_size, unpad, data.manifest.objective), trim)
+            for name, unpad, trim in CPU_ARMS}
     for trainer, trim in arms.values():  # warm up: allocator, SDPA kernels
         train_step(trainer, trimmed(batches[0]) if trim else batches[0])
     seconds = {name: [] for name in arms}  # per round
@@ -194,11 +202,13 @@ def bench_cpu(shards: str, preset: str, batch_size: int, steps: int, rounds: int
 
 def padding_fraction(shards: str) -> float:
     """Share of the positions of max_seq_len that are [PAD] over the whole shard set (the
-    manifest counts the A and B tokens; [CLS] and two [SEP] make 3 more per example)."""
+    manifest counts the A and B tokens; [CLS] and two [SEP] make 3 more per example, 2 for a
+    packed mlm example)."""
+    from winnow.schemas.shard_format import special_tokens_per_example
     from winnow.schemas.shard_reader import read_manifest
 
     manifest = read_manifest(shards)
-    real = manifest.tokens + 3 * manifest.examples
+    real = manifest.tokens + special_tokens_per_example(manifest.objective) * manifest.examples
     return 1.0 - real / (manifest.examples * manifest.max_seq_len)
 
 
@@ -221,7 +231,8 @@ def bench_gpu(shards: str, preset: str, batch_size: int, steps: int,
     data = PretrainingData(shards, seed=0)
     model_config = ModelConfig.preset(preset, vocab_size=max(MODEL_VOCAB,
                                                              data.manifest.vocab_size),
-                                      max_seq_len=data.max_seq_len)
+                                      max_seq_len=data.max_seq_len,
+                                      objective=data.manifest.objective)
     model, raw_model = build_model(model_config, config, device)
     trainer = Trainer(config=config, model_config=model_config, model=model,
                       raw_model=raw_model, optimizer=build_optimizer(raw_model, config, device),

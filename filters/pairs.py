@@ -29,6 +29,12 @@ prediction (SOP) objective of ALBERT, minus ALBERT's bug:
 Every example has ``1 <= len(A)``, ``1 <= len(B)`` and ``len(A) + len(B) <= max_tokens``.
 Sentences with no tokens are ignored.
 
+* **MLM** (``packed_examples``, objective ``"mlm"``): no pair at all, RoBERTa's FULL-SENTENCES.
+  A group's documents, in ref order, are one stream of whole sentences cut into examples of at
+  most ``max_seq_len - 2`` ids (``[CLS] ... [SEP]``), with the [SEP] id between two documents
+  of one example; a sentence longer than that is cut. Each example lists the documents it
+  packs (``PackedBlock``: a (first, last) span of its documents, in packing order).
+
 Provenance: documents are named by ``DocumentRef`` (id, input file, position), unique even when
 inputs repeat ids, and every example records the document of ``A`` and the document of ``B``
 (the same for SOP and NSP label 0, the random other document for NSP label 1).
@@ -59,7 +65,7 @@ from winnow.schemas.shard_format import (
     canonical_documents,
 )
 
-OBJECTIVES = ("sop", "nsp")
+OBJECTIVES = ("sop", "nsp", "mlm")
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,10 @@ class PairsConfig:
     """How sentence-pair examples are cut from tokenized documents."""
 
     objective: str = "sop"
-    """``"sop"`` (ALBERT sentence-order prediction) or ``"nsp"`` (BERT next-sentence
-    prediction, random ``B`` from another document of the group)."""
+    """``"sop"`` (ALBERT sentence-order prediction), ``"nsp"`` (BERT next-sentence
+    prediction, random ``B`` from another document of the group) or ``"mlm"`` (RoBERTa
+    FULL-SENTENCES: no pair, full sentences packed up to max_seq_len across documents, a [SEP]
+    between documents; ``short_seq_prob`` and ``nsp_random_single`` do not apply)."""
     max_seq_len: int = 128
     """Sequence length including ``[CLS] A [SEP] B [SEP]``: ``A`` and ``B`` together hold at most
     ``max_seq_len - 3`` tokens. 5 to 8192 (``schemas.shard_format.MAX_SEQ_LEN_LIMIT``)."""
@@ -178,6 +186,10 @@ class ExampleBlock:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def documents_with_a(self) -> int:
+        """Documents that gave an example its ``A`` (for the report's documents_out)."""
+        return len(np.unique(self.provenance[:, 0]))
+
     def _starts(self) -> np.ndarray:
         return np.cumsum(self.lengths) - self.lengths
 
@@ -197,6 +209,54 @@ class ExampleBlock:
                 self.labels.tolist(), strict=True):
             yield (self.tokens[start:start + length_a],
                    self.tokens[start + length_a:start + length], label)
+
+
+@dataclass(frozen=True, eq=False)
+class PackedBlock(ExampleBlock):
+    """MLM examples (objective ``"mlm"``) in columns: a row is one packed sequence, all of it
+    in ``A`` (``lengths_a == lengths``, ``B`` empty, label 0). ``documents`` are in packing
+    order, each once, and a row's provenance is ``(first, last)``: the row holds
+    ``documents[first..last]`` (inclusive), so a row lists all its documents in two numbers
+    however many it packs. Consecutive rows share at most their boundary document."""
+
+    @classmethod
+    def of(cls, examples: Sequence[PairExample]) -> PackedBlock:
+        if examples:
+            raise TypeError("packed rows come from packed_examples, not pair examples")
+        return cls(np.zeros(0, np.uint32), *(np.zeros(0, np.int64),) * 2, np.zeros(0, np.uint8),
+                   (), np.zeros((0, 2), np.uint32))
+
+    @classmethod
+    def concat(cls, blocks: Sequence[ExampleBlock]) -> PackedBlock:
+        documents: list[DocumentRef] = []
+        provenance = []
+        for block in blocks:
+            shared = bool(documents and block.documents and documents[-1] == block.documents[0])
+            provenance.append(block.provenance.astype(np.int64) + len(documents) - shared)
+            documents.extend(block.documents[shared:])
+        if not blocks:
+            return cls.of([])
+        return cls(np.concatenate([b.tokens for b in blocks]),
+                   np.concatenate([b.lengths_a for b in blocks]),
+                   np.concatenate([b.lengths for b in blocks]),
+                   np.concatenate([b.labels for b in blocks]), tuple(documents),
+                   np.concatenate(provenance).astype(np.uint32))
+
+    def documents_with_a(self) -> int:
+        return len(self.documents)  # every document of a packed block is in an example
+
+    def slice(self, start: int, stop: int) -> PackedBlock:
+        if stop <= start:
+            return self.of([])
+        starts = self._starts()
+        first_token = int(starts[start])
+        last_token = int(starts[stop - 1] + self.lengths[stop - 1])
+        first, last = int(self.provenance[start, 0]), int(self.provenance[stop - 1, 1])
+        return PackedBlock(self.tokens[first_token:last_token], self.lengths_a[start:stop],
+                           self.lengths[start:stop], self.labels[start:stop],
+                           self.documents[first:last + 1],
+                           (self.provenance[start:stop].astype(np.int64) - first)
+                           .astype(np.uint32))
 
 
 def pack_sentences(sentence_ids: list[list[int]]) -> tuple[bytes, bytes]:
@@ -247,7 +307,12 @@ class PairStats:
     """Examples that lost tokens to ``truncate_pair``."""
     truncated_tokens: int = 0
     tokens: int = 0
-    """Tokens in examples (``A`` plus ``B``), special tokens excluded."""
+    """Tokens in examples (``A`` plus ``B``), special tokens excluded (but MLM's document
+    separators, which the shards store)."""
+    separators: int = 0
+    """MLM: document separators stored between packed documents."""
+    split_sentences: int = 0
+    """MLM: sentences longer than ``max_seq_len - 2`` cut across examples."""
 
     def merge(self, other: PairStats) -> PairStats:
         for field in fields(self):
@@ -346,11 +411,97 @@ def group_examples(
     stats: PairStats | None = None,
 ) -> list[PairExample]:
     """The examples of a group of ``(ref, sentences)`` documents under ``config.objective``:
-    NSP across the group (``nsp_examples``), SOP one document at a time (``sop_examples``)."""
+    NSP across the group (``nsp_examples``), SOP one document at a time (``sop_examples``).
+    Not for ``"mlm"``, whose examples are packed, not pairs: ``packed_examples``."""
+    if config.objective == "mlm":
+        raise ValueError("mlm examples are packed: use packed_examples")
     if config.objective == "nsp":
         return nsp_examples(documents, config, stats)
     return [example for doc, sentences in documents
             for example in sop_examples(doc, sentences, config, stats)]
+
+
+def packed_examples(
+    documents: Sequence[tuple[DocumentRef, Sequence[Sequence[int]]]],
+    config: PairsConfig,
+    separator: int,
+    stats: PairStats | None = None,
+) -> PackedBlock:
+    """MLM examples of a group of ``(ref, sentences)`` documents, RoBERTa's FULL-SENTENCES:
+    the group's documents in ref order (so the result does not depend on the order they
+    arrive in, the runner or the number of workers), their sentences appended to the open
+    example until the next one would take it over ``max_seq_len - 2`` stored tokens (room for
+    ``[CLS] ... [SEP]``), then a new example starts. Between two documents in one example goes
+    the ``separator`` id ([SEP]); an example never starts with one. A sentence longer than the
+    budget is cut into budget-sized pieces (no token lost). Nothing is random."""
+    stats = stats if stats is not None else PairStats()
+    packer = _Packer(config.max_seq_len - 2, separator)
+    refs: list[DocumentRef] = []
+    for doc, sentences in sorted(documents, key=lambda document: document[0]):
+        document = [s for s in sentences if len(s)]
+        if not document:
+            stats.empty_documents += 1
+            continue
+        stats.documents += 1
+        refs.append(doc)
+        stats.separators += packer.start_document(len(refs) - 1, len(document[0]))
+        for sentence in document:
+            stats.split_sentences += packer.add(sentence)
+    packer.close()
+    lengths = np.asarray(packer.lengths, np.int64)
+    stats.examples += len(lengths)
+    stats.tokens += len(packer.tokens)
+    return PackedBlock(np.frombuffer(packer.tokens, np.uint32), lengths, lengths,
+                       np.zeros(len(lengths), np.uint8), tuple(refs),
+                       np.asarray(packer.spans, np.uint32).reshape(-1, 2))
+
+
+class _Packer:
+    """The open example of ``packed_examples`` and the closed ones, as columns."""
+
+    def __init__(self, budget: int, separator: int):
+        self.budget, self.separator = budget, separator
+        self.tokens = array.array(UINT32_ARRAY_CODE)
+        self.lengths: list[int] = []
+        self.spans: list[tuple[int, int]] = []  # (first, last) document of each example
+        self.open = 0  # tokens in the open example
+        self.first = self.last = 0  # its first and current document
+
+    def start_document(self, position: int, first_sentence: int) -> int:
+        """A new document begins; 1 when a separator went into the open example, else 0."""
+        if self.open and self.open + 1 + first_sentence > self.budget:
+            self.close()
+        self.last = position
+        if not self.open:
+            self.first = position
+            return 0
+        self.tokens.append(self.separator)
+        self.open += 1
+        return 1
+
+    def add(self, sentence: Sequence[int]) -> int:
+        """Append a sentence, closing the open example first when it would not fit; 1 when the
+        sentence was longer than the budget and cut across examples, else 0."""
+        if self.open and self.open + len(sentence) > self.budget:
+            self.close()
+            self.first = self.last
+        cut = len(sentence) > self.budget
+        start = 0
+        while start < len(sentence):
+            if self.open == self.budget:
+                self.close()
+                self.first = self.last
+            piece = sentence[start:start + self.budget - self.open]
+            self.tokens.extend(piece)
+            self.open += len(piece)
+            start += len(piece)
+        return int(cut)
+
+    def close(self) -> None:
+        if self.open:
+            self.lengths.append(self.open)
+            self.spans.append((self.first, self.last))
+            self.open = 0
 
 
 class _Others:

@@ -266,7 +266,8 @@ def _add_shards(commands) -> None:
                            "folder")
     show.add_argument("--json", action="store_true",
                       help="one JSON object per line: segment_a, segment_b, label, objective "
-                           "(and document_a, document_b with --provenance)")
+                           "(and document_a, document_b, documents with --provenance; an mlm "
+                           "example is all segment_a, label 0)")
     stats = actions.add_parser("stats", help="counts, length histogram, label balance",
                                description="Print counts, the length histogram and the label "
                                            "balance of a shard folder, as tables (--json: "
@@ -283,6 +284,7 @@ def _run_shards(args, _extra: list[str]) -> int:
     import json
 
     from winnow.pipeline.report_text import format_shard_stats
+    from winnow.schemas.shard_format import PACKED_OBJECTIVE
     from winnow.schemas.shard_reader import (
         decode_examples,
         read_manifest,
@@ -313,9 +315,16 @@ def _run_shards(args, _extra: list[str]) -> int:
             if args.json:
                 print(json.dumps(example, ensure_ascii=False))
                 continue
-            print(f"#{example['index']} label={example['label']} ({example['objective']})\n"
-                  f"  A: {example['segment_a']}\n  B: {example['segment_b']}")
-            if args.provenance:
+            if example["objective"] == PACKED_OBJECTIVE:  # one packed sequence, no pair
+                print(f"#{example['index']} ({example['objective']})\n"
+                      f"  text: {example['segment_a']}")
+            else:
+                print(f"#{example['index']} label={example['label']} ({example['objective']})\n"
+                      f"  A: {example['segment_a']}\n  B: {example['segment_b']}")
+            if args.provenance and example["objective"] == PACKED_OBJECTIVE:
+                for document in example["documents"]:
+                    print(f"  from: {json.dumps(document, ensure_ascii=False)}")
+            elif args.provenance:
                 for segment in ("a", "b"):
                     print(f"  {segment.upper()} from: "
                           f"{json.dumps(example['document_' + segment], ensure_ascii=False)}")
@@ -334,7 +343,8 @@ def _add_input_fields(examples: list[dict], shards_dir: str) -> None:
 
     if not parquet_files(shards_dir, "kept"):
         return
-    documents = [example[f"document_{segment}"] for example in examples for segment in "ab"]
+    documents = [document for example in examples for document in (
+        example["document_a"], example["document_b"], *example["documents"])]
     records = kept_records(shards_dir, {DocumentRef(**document) for document in documents})
     for document in documents:
         document["fields"] = records[DocumentRef(**document)]["fields"]

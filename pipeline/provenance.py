@@ -9,6 +9,9 @@ of those documents with the record's other input fields (``license``, ``url``, `
     >>> sources = example_sources("runs/sample", 17)
     >>> sources["a"]["fields"]["license"], sources["b"]["input_file"]
 
+An mlm example packs any number of documents: ``ShardReader.documents(i)`` lists them all
+(``example_sources`` gives its first as "a" and its last as "b").
+
 ``winnow shards show RUN --provenance`` prints the same for a range of examples.
 """
 

@@ -4,7 +4,8 @@
               ─► sentences ─► token ids, per document wherever it is (the costly part)
               ─► group_to_docs: tokenized documents spread over groups by a seeded hash of
                  (id, position in the input file)
-              ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock
+              ─► SOP/NSP examples per group (``filters.pairs``), as one ExampleBlock, or for
+                 mlm the group's documents packed in ref order (a PackedBlock)
               ─► global example index (group offsets) ─► shard = index // examples_per_shard
               ─► DIR/shards/shard-NNNNN.{tokens.bin,index.npy,documents.jsonl,provenance.npy},
                  manifest.json
@@ -33,6 +34,7 @@ from winnow.filters.pairs import (
     PairStats,
     group_examples,
     pack_sentences,
+    packed_examples,
     unpack_sentences,
 )
 from winnow.filters.pii_names import NameRedactor
@@ -50,6 +52,7 @@ from winnow.pipeline.writers import write_atomically
 from winnow.schemas.records import Document
 from winnow.schemas.shard_format import (
     MANIFEST_FILE,
+    PACKED_OBJECTIVE,
     DocumentRef,
     ShardManifest,
     encode_shard_columns,
@@ -163,7 +166,8 @@ class TokenizeFn(beam.DoFn):
 
 class PairsFn(beam.DoFn):
     """(group, tokenized docs) -> (group, ExampleBlock sorted by (document ref, index)); stats
-    on ``stats``. NSP draws its random ``B`` segments from the other documents of the group."""
+    on ``stats``. NSP draws its random ``B`` segments from the other documents of the group;
+    mlm packs the group's documents, in ref order, with the ``separator`` id between them."""
 
     def __init__(self, pairs: PairsConfig):
         self.pairs = pairs
@@ -171,18 +175,22 @@ class PairsFn(beam.DoFn):
     def setup(self):
         self._stats = BundleStats()
 
-    def process(self, group_and_docs):
+    def process(self, group_and_docs, separator: int):
         group, docs = group_and_docs
         started = time.perf_counter()
         tokenized = [(DocumentRef(*key), unpack_sentences(tokens, lengths))
                      for key, tokens, lengths in sorted(docs, key=lambda d: d[0])]
         pair_stats = PairStats()
-        examples = group_examples(tokenized, self.pairs, pair_stats)
-        examples.sort(key=lambda example: (example.doc_a, example.index))
-        block = ExampleBlock.of(examples)
+        if self.pairs.objective == PACKED_OBJECTIVE:
+            block = packed_examples(tokenized, self.pairs, separator, pair_stats)
+            with_example = set(block.documents)
+        else:
+            examples = group_examples(tokenized, self.pairs, pair_stats)
+            examples.sort(key=lambda example: (example.doc_a, example.index))
+            block = ExampleBlock.of(examples)
+            with_example = {example.doc_a for example in examples}
         stats = self._stats.stage(STAGE)
         stats.seconds += time.perf_counter() - started
-        with_example = {example.doc_a for example in examples}
         stats.documents_out += len(with_example)
         for ref, sentences in tokenized:
             if ref not in with_example:
@@ -228,14 +236,17 @@ class WriteShardFn(beam.DoFn):
     their ids and input files redacted as kept/ writes them (so they still join); examples are
     ordered by the original refs before, and documents.jsonl sorts the refs as written."""
 
-    def __init__(self, shards_dir: str, max_seq_len: int, names: NameRedactor | None = None):
+    def __init__(self, shards_dir: str, max_seq_len: int, names: NameRedactor | None = None,
+                 packed: bool = False):
         self.shards_dir = shards_dir
         self.max_seq_len = max_seq_len
         self.names = names
+        self.packed = packed
 
     def process(self, shard_and_pieces, vocab_size: int):
         index, pieces = shard_and_pieces
-        block = ExampleBlock.concat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
+        ordered = [piece for _, piece in sorted(pieces, key=lambda p: p[0])]
+        block = type(ordered[0]).concat(ordered)  # ExampleBlock or PackedBlock
         documents = block.documents
         if self.names is not None:
             name = self.names.name
@@ -243,7 +254,7 @@ class WriteShardFn(beam.DoFn):
                          for ref in documents]
         encoded = encode_shard_columns(block.tokens, block.lengths_a, block.lengths, block.labels,
                                        documents, block.provenance, vocab_size,
-                                       max_seq_len=self.max_seq_len)
+                                       max_seq_len=self.max_seq_len, packed=self.packed)
         prefix = shard_prefix(index)
         for suffix, data in sorted(encoded.items()):
             write_atomically(f"{self.shards_dir}/{prefix}.{suffix}", data)
@@ -290,8 +301,11 @@ class BuildShards(beam.PTransform):
         group_to_examples = (
             tokenized.group_to_doc
             | "GroupDocuments" >> beam.GroupByKey()
-            | "Pairs" >> beam.ParDo(PairsFn(self.pairs)).with_outputs(
-                STATS, main="group_to_examples")
+            | "Pairs" >> beam.ParDo(
+                PairsFn(self.pairs),
+                separator=beam.pvalue.AsSingleton(model | "Separator" >> beam.Map(
+                    lambda m: special_tokens_from_model(m)["[SEP]"] if m else 0)))
+            .with_outputs(STATS, main="group_to_examples")
         )
         examples = group_to_examples.group_to_examples
         offsets = (
@@ -308,8 +322,9 @@ class BuildShards(beam.PTransform):
                 shard_pieces, offsets=beam.pvalue.AsSingleton(offsets),
                 examples_per_shard=self.examples_per_shard)
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteShardFn(shards_dir, self.pairs.max_seq_len,
-                                                       self.names),
+            | "WriteShards" >> beam.ParDo(WriteShardFn(
+                shards_dir, self.pairs.max_seq_len, self.names,
+                packed=self.pairs.objective == PACKED_OBJECTIVE),
                                           vocab_size=beam.pvalue.AsSingleton(vocab_size))
         )
         manifest = (
@@ -362,6 +377,7 @@ class BuildShards(beam.PTransform):
         write_atomically(f"{shards_dir}/{MANIFEST_FILE}", manifest.to_json().encode("utf-8"))
         if manifest.examples:
             return manifest.to_obj()
+        needed = "a sentence" if objective == PACKED_OBJECTIVE else "two sentences to pair"
         why = ("the run kept no document" if not model else
-               "no kept document had two sentences to pair")  # not model: nothing to train on
+               f"no kept document had {needed}")  # not model: nothing to train on
         return {**manifest.to_obj(), "note": f"no examples: {why}; the shard set is empty"}

@@ -37,6 +37,19 @@ An example is a segment pair (A, B) and a label, for BERT-style pretraining. The
 ``objective = "sop"`` A and B were swapped (ALBERT sentence order), for ``"nsp"`` B comes from
 another document (BERT next sentence).
 
+MLM examples
+============
+With ``objective = "mlm"`` (RoBERTa FULL-SENTENCES, no pair objective) an example is one packed
+sequence: whole sentences of one or more documents, taken in order, with the ``[SEP]`` id stored
+between two documents (never first or last). The trainer builds ``[CLS] tokens [SEP]``, so
+``1 <= length <= max_seq_len - 2``. In index.npy it is all segment A: ``length_a == length``
+(B is empty) and ``label`` is 0, a sentinel (every label count "1" is 0). documents.jsonl then
+lists the shard's documents in the order the examples use them (not sorted), each once, and
+provenance row ``i`` is ``(first, last)``: example ``i`` holds the documents on lines
+``first..last`` inclusive, so every document of an example is listed however many it packs.
+Rows run forward: the first row starts at line 0, the last ends on the last line, and each row
+starts on the line the previous one ended on (a document cut between two examples) or the next.
+
 ``<prefix>.tokens.bin``
 =======================
 The token ids of the shard's examples in index order, for each example the ids of A then the ids
@@ -103,7 +116,7 @@ trailing newline; a valid folder's manifest is byte-identical to that serializat
 
     format_version    2 (1 had sources.txt, the distinct ids of a shard's documents, instead of
                       documents.jsonl and provenance.npy)
-    objective         "sop" | "nsp"
+    objective         "sop" | "nsp" | "mlm"
     max_seq_len       int in [5, MAX_SEQ_LEN_LIMIT = 8192]; the trainer's sequence length,
                       special tokens included
     vocab_size        int; every id < vocab_size; the tokenizer's piece count (0: no tokenizer)
@@ -147,10 +160,20 @@ import numpy as np
 
 FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
-OBJECTIVES = ("sop", "nsp")
+OBJECTIVES = ("sop", "nsp", "mlm")
+PACKED_OBJECTIVE = "mlm"
+"""The objective whose examples are packed sequences, not pairs (see "MLM examples")."""
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SPECIAL_TOKENS_PER_EXAMPLE = 3
 """``[CLS] A [SEP] B [SEP]``: an example holds at most ``max_seq_len - 3`` stored tokens."""
+SPECIAL_TOKENS_PER_PACKED = 2
+"""``[CLS] tokens [SEP]``: an MLM example holds at most ``max_seq_len - 2`` stored tokens."""
+
+
+def special_tokens_per_example(objective: str) -> int:
+    """Special tokens the trainer adds to an example of ``objective``: 2 for mlm, else 3."""
+    return SPECIAL_TOKENS_PER_PACKED if objective == PACKED_OBJECTIVE else (
+        SPECIAL_TOKENS_PER_EXAMPLE)
 MAX_SEQ_LEN_LIMIT = 8192
 """The longest sequence curation writes and the trainer accepts. BERT and ALBERT train at 128
 and 512; ModernBERT's 8192 is the longest encoder context in use. The encoder has learned
@@ -289,6 +312,35 @@ def canonical_documents(documents: Sequence[DocumentRef], provenance: np.ndarray
     return tuple(table), renumber[provenance]
 
 
+def packed_documents(documents: Sequence[DocumentRef], provenance: np.ndarray,
+                     ) -> tuple[tuple[DocumentRef, ...], np.ndarray]:
+    """documents.jsonl and provenance.npy of packed (mlm) examples, as given: ``documents`` in
+    file order, ``provenance`` ``(examples, 2)`` ``(first, last)`` lines. ValueError unless
+    they follow "MLM examples" (refs distinct and well-formed, rows running forward)."""
+    table = tuple(document_ref(ref) for ref in documents)
+    problem = packed_provenance_problem(provenance, len(table))
+    if problem:
+        raise ValueError(problem)
+    if len(set(table)) != len(table):
+        raise ValueError("a packed shard lists a document twice")
+    return table, np.asarray(provenance).astype(PROVENANCE_DTYPE)
+
+
+def packed_provenance_problem(provenance: np.ndarray, documents: int) -> str:
+    """What breaks "MLM examples" in ``(first, last)`` rows over ``documents`` lines, or ""."""
+    spans = np.asarray(provenance).astype(np.int64)
+    if spans.ndim != 2 or spans.shape[1] != 2 or not len(spans):
+        return f"provenance must be (examples >= 1, 2) rows, got shape {spans.shape}"
+    first, last = spans[:, 0], spans[:, 1]
+    step = first[1:] - last[:-1]
+    if first[0] != 0 or last[-1] != documents - 1 or (first > last).any() or (
+            (step < 0) | (step > 1)).any():
+        return (f"packed provenance rows must run forward over lines 0..{documents - 1} "
+                f"(first <= last, each row starting on the previous row's last line or the "
+                f"next)")
+    return ""
+
+
 # --- index.npy and provenance.npy -------------------------------------------------------------
 
 def _npy_layout(row: np.dtype, rows: int) -> tuple[np.dtype, tuple[int, ...]]:
@@ -391,6 +443,7 @@ def encode_shard_columns(
     vocab_size: int,
     *,
     max_seq_len: int | None = None,
+    packed: bool = False,
 ) -> dict[str, bytes]:
     """``encode_shard`` for examples already in columns, checked and packed with numpy:
     ``tokens`` (all ids, example after example; any unsigned integer dtype), per example
@@ -398,7 +451,9 @@ def encode_shard_columns(
     ``provenance``, ``(examples, 2)`` positions in ``documents`` of A's and B's document (any
     order, repeats and unused refs allowed: ``canonical_documents`` settles them). The pipeline's
     ``ExampleBlock`` is this shape, so a shard of 60,000 examples is packed in milliseconds
-    rather than the half second a Python loop over its rows takes. Same checks, same bytes."""
+    rather than the half second a Python loop over its rows takes. Same checks, same bytes.
+    ``packed``: MLM examples (see "MLM examples"): B empty, labels 0, ``documents`` already
+    in file order and ``provenance`` their ``(first, last)`` lines."""
     dtype = token_dtype(vocab_size)
     if tokens.dtype.kind != "u":
         raise ValueError(f"token ids must be unsigned integers, got {tokens.dtype}")
@@ -409,7 +464,10 @@ def encode_shard_columns(
     if int(lengths.sum()) != len(tokens):
         raise ValueError(f"the lengths add up to {int(lengths.sum())} ids, tokens holds "
                          f"{len(tokens)}")
-    empty = np.flatnonzero((lengths_a <= 0) | (lengths <= lengths_a))
+    empty = np.flatnonzero((lengths_a <= 0) | (
+        (lengths != lengths_a) | (labels != 0) if packed else lengths <= lengths_a))
+    if len(empty) and packed:
+        raise ValueError(f"example {int(empty[0])}: a packed example is all A, label 0")
     if len(empty):
         number = int(empty[0])
         raise ValueError(f"example {number}: segment "
@@ -422,11 +480,12 @@ def encode_shard_columns(
     if high >= vocab_size:
         raise ValueError(f"token id {high} outside [0, vocab_size={vocab_size})")
     if max_seq_len is not None:
-        limit = max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE
+        specials = SPECIAL_TOKENS_PER_PACKED if packed else SPECIAL_TOKENS_PER_EXAMPLE
+        limit = max_seq_len - specials
         too_long = np.flatnonzero(lengths > limit)
         if len(too_long):
             raise ValueError(f"example {int(too_long[0])}: {int(lengths[too_long[0]])} tokens > "
-                             f"max_seq_len - 3 = {limit}")
+                             f"max_seq_len - {specials} = {limit}")
     if int(lengths.max()) >= 1 << 32:
         raise ValueError("an example has 2**32 tokens or more")
     rows = np.empty(len(lengths), dtype=INDEX_DTYPE)
@@ -437,7 +496,10 @@ def encode_shard_columns(
     if len(provenance) != len(lengths):
         raise ValueError(f"{len(lengths)} examples but {len(provenance)} rows of provenance "
                          "(one (A's document, B's document) per example)")
-    table, lines = canonical_documents(documents, provenance)
+    if packed:
+        table, lines = packed_documents(documents, provenance)
+    else:
+        table, lines = canonical_documents(documents, provenance)
     return {
         "tokens.bin": tokens.astype(dtype, copy=False).tobytes(),
         "index.npy": _npy_bytes(rows, INDEX_DTYPE),
@@ -493,16 +555,23 @@ class ShardInfo:
         _raise_problems(problems, "shard info")
         return info  # type: ignore[return-value]
 
-    def problems(self, where: str = "shard") -> list[str]:
+    def problems(self, where: str = "shard", packed: bool = False) -> list[str]:
+        """``packed``: the shard holds MLM examples (one segment, any number of documents)."""
         problems = []
         if not _SHARD_NAME.fullmatch(self.name + "."):
             problems.append(f"{where}.name: expected shard-NNNNN, got {self.name!r}")
         if self.examples < 1:
             problems.append(f"{where}.examples: a shard holds at least one example")
-        if self.tokens < 2 * self.examples:
-            problems.append(f"{where}.tokens: {self.tokens} < 2 * examples ({self.examples}); "
-                            "every segment has a token")
-        if not 1 <= self.documents <= 2 * self.examples:
+        segments = 1 if packed else 2
+        if self.tokens < segments * self.examples:
+            problems.append(f"{where}.tokens: {self.tokens} < {segments} * examples "
+                            f"({self.examples}); every segment has a token")
+        if packed and not 1 <= self.documents <= self.tokens:
+            problems.append(f"{where}.documents: {self.documents} not in [1, tokens]: every "
+                            "document gives a token")
+        if packed and self.label_counts.get(1):
+            problems.append(f"{where}.label_counts: packed examples all have label 0")
+        if not packed and not 1 <= self.documents <= 2 * self.examples:
             problems.append(f"{where}.documents: {self.documents} not in [1, 2 * examples]: an "
                             "example comes from one or two documents")
         if set(self.label_counts) != {0, 1}:
@@ -693,7 +762,7 @@ class ShardManifest:
             problems.extend(self._tokenizer_problems())
         for number, shard in enumerate(self.shards):
             where = f"shards[{number}]"
-            problems.extend(shard.problems(where))
+            problems.extend(shard.problems(where, self.objective == PACKED_OBJECTIVE))
             if shard.name != shard_prefix(number):
                 problems.append(f"{where}.name: expected {shard_prefix(number)!r} (shards are "
                                 f"numbered without gaps), got {shard.name!r}")
@@ -802,7 +871,8 @@ _MANIFEST_KEYS = ("format_version", "objective", "max_seq_len", "vocab_size", "t
                   "label_counts", "files", "shards", "manifest_sha256")
 
 
-def _shard_from_obj(obj: Any, where: str) -> tuple[ShardInfo | None, list[str]]:
+def _shard_from_obj(obj: Any, where: str, packed: bool = False,
+                    ) -> tuple[ShardInfo | None, list[str]]:
     problems: list[str] = []
     fields = _Fields(obj, where, problems, _SHARD_KEYS)
     values = {
@@ -816,7 +886,7 @@ def _shard_from_obj(obj: Any, where: str) -> tuple[ShardInfo | None, list[str]]:
     if problems or any(value is None for value in values.values()):
         return None, problems
     info = ShardInfo(**values)
-    return info, info.problems(where)
+    return info, info.problems(where, packed)
 
 
 def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
@@ -850,7 +920,8 @@ def _manifest_from_obj(obj: Any) -> tuple[ShardManifest | None, list[str]]:
     shards: list[ShardInfo] = []
     raw_shards = fields.get("shards", list)
     for number, raw in enumerate(raw_shards or []):
-        shard, shard_problems = _shard_from_obj(raw, f"shards[{number}]")
+        shard, shard_problems = _shard_from_obj(raw, f"shards[{number}]",
+                                                values["objective"] == PACKED_OBJECTIVE)
         problems.extend(shard_problems)
         if shard is not None:
             shards.append(shard)
@@ -910,7 +981,8 @@ def write_shard_set(directory: str | os.PathLike,
     """Write ``examples`` as a complete shard folder on local disk (plain writes, manifest
     last): for tools, tests and benchmarks. Curation writes through Beam instead
     (``pipeline.shards``), atomically and to any filesystem. ``example_documents``: (A's
-    document, B's document) per example; by default a stand-in document per shard."""
+    document, B's document) per example; by default a stand-in document per shard (always, for
+    ``objective="mlm"``, whose examples are ``(ids, [], 0)``)."""
     os.makedirs(directory, exist_ok=True)
     special_tokens = special_tokens_from_model(tokenizer_model)
     vocab_size = _piece_count(tokenizer_model)
@@ -922,7 +994,10 @@ def write_shard_set(directory: str | os.PathLike,
         documents = (example_documents[start:start + per_shard] if example_documents
                      else [(stand_in, stand_in)] * len(chunk))
         prefix = shard_prefix(number)
-        encoded = encode_shard(chunk, documents, vocab_size, max_seq_len=max_seq_len)
+        if objective == PACKED_OBJECTIVE:
+            encoded = _encode_packed_stand_in(chunk, stand_in, vocab_size, max_seq_len)
+        else:
+            encoded = encode_shard(chunk, documents, vocab_size, max_seq_len=max_seq_len)
         tokens = sum(len(a) + len(b) for a, b, _ in chunk)
         infos.append(shard_info(prefix, encoded, len(chunk), tokens,
                                 len({ref for pair in documents for ref in pair})))
@@ -939,6 +1014,18 @@ def write_shard_set(directory: str | os.PathLike,
     with open(os.path.join(directory, MANIFEST_FILE), "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())
     return manifest
+
+
+def _encode_packed_stand_in(chunk: Sequence[tuple[Sequence[int], Sequence[int], int]],
+                            document: DocumentRef, vocab_size: int,
+                            max_seq_len: int) -> dict[str, bytes]:
+    """A packed (mlm) shard of ``(ids, [], 0)`` examples, all from one stand-in document."""
+    lengths = np.array([len(a) + len(b) for a, b, _ in chunk], np.int64)
+    tokens = np.concatenate([np.asarray(a, np.int64) for a, _, _ in chunk]).astype(np.uint32)
+    return encode_shard_columns(
+        tokens, np.array([len(a) for a, _, _ in chunk], np.int64), lengths,
+        np.array([label for _, _, label in chunk], np.uint8), (document,),
+        np.zeros((len(chunk), 2), np.int64), vocab_size, max_seq_len=max_seq_len, packed=True)
 
 
 def _piece_count(tokenizer_model: bytes) -> int:

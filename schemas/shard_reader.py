@@ -17,13 +17,14 @@ from winnow.schemas.shard_format import (
     _PROVENANCE_ROW,
     INDEX_DTYPE,
     MANIFEST_FILE,
-    SPECIAL_TOKENS_PER_EXAMPLE,
+    PACKED_OBJECTIVE,
     DocumentRef,
     ExampleProvenance,
     ShardManifest,
     _check_npy_rows,
     _load_sentencepiece,
     shard_files,
+    special_tokens_per_example,
 )
 from winnow.schemas.shard_verify import verify_shards
 
@@ -165,7 +166,8 @@ class ShardReader:
     __getitem__ = example
 
     def provenance(self, i: int) -> ExampleProvenance:
-        """The documents segment A and segment B of global example ``i`` came from."""
+        """The documents segment A and segment B of global example ``i`` came from; for packed
+        (mlm) examples, its first and last document (``documents`` lists them all)."""
         shard, local = self._locate(int(i))
         documents, lines = self._open_provenance(shard)
         line_a, line_b = lines[local].tolist()
@@ -174,6 +176,18 @@ class ShardReader:
                              f"names line {max(line_a, line_b)}, documents.jsonl has "
                              f"{len(documents)}")
         return ExampleProvenance(documents[line_a], documents[line_b])
+
+    def documents(self, i: int) -> list[DocumentRef]:
+        """Every document global example ``i`` holds, in order, each once: A's then B's (one
+        when they are the same); for packed (mlm) examples the lines first..last of its
+        shard's documents.jsonl."""
+        first, last = self.provenance(i)
+        if self.manifest.objective != PACKED_OBJECTIVE:
+            return [first] if first == last else [first, last]
+        shard, local = self._locate(int(i))
+        documents, lines = self._open_provenance(shard)
+        start, stop = lines[local].tolist()
+        return documents[start:stop + 1]
 
     def _open_provenance(self, shard: int) -> tuple[list[DocumentRef], np.ndarray]:
         opened = self._provenance.get(shard)
@@ -249,7 +263,8 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
                                      minlength=bins)
             sum_length += int(lengths.sum())
             sum_a += int(rows["length_a"].sum(dtype=np.int64))
-            full += int((lengths == manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE).sum())
+            full += int((lengths == manifest.max_seq_len
+                         - special_tokens_per_example(manifest.objective)).sum())
             labels += np.bincount(np.minimum(rows["label"], 1), minlength=2)
         per_shard.append({"name": shard.name, "examples": shard.examples,
                           "tokens": shard.tokens, "documents": shard.documents,
@@ -281,21 +296,37 @@ def shard_stats(directory: str | os.PathLike, bin_width: int = 16) -> dict[str, 
     }
 
 
+def decode_packed(processor, ids: list[int], separator: int | None) -> str:
+    """Text of ``ids`` with each ``separator`` id written " [SEP] " (SentencePiece decodes its
+    control pieces, [SEP] among them, to nothing, which would hide the document boundaries
+    of a packed mlm example); plain ``decode`` when ``separator`` is None."""
+    if separator is None or separator not in ids:
+        return processor.decode(ids)
+    parts, start = [], 0
+    for end in [i for i, token in enumerate(ids) if token == separator] + [len(ids)]:
+        parts.append(processor.decode(ids[start:end]))
+        start = end + 1
+    return " [SEP] ".join(parts)
+
+
 def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
                     provenance: bool = False) -> Iterator[dict]:
     """The text of examples ``start .. start + n - 1``, decoded with the folder's tokenizer;
     with ``provenance``, also ``document_a`` and ``document_b``: the refs (as dicts) of the
-    documents A and B came from."""
+    documents A and B came from, and ``documents``: all of the example's (for packed mlm
+    examples, which are all A with label 0, every document it packs; A's first, B's last)."""
     reader = ShardReader(directory)
     if not len(reader):
         return  # an empty set, maybe without a tokenizer to load
     processor = _load_sentencepiece(
         storage.read_bytes(storage.join(reader.directory, reader.manifest.tokenizer_file)))
+    separator = (reader.manifest.special_tokens["[SEP]"]
+                 if reader.manifest.objective == PACKED_OBJECTIVE else None)
     for i in range(max(start, 0), min(start + n, len(reader))):
         a, b, label = reader.example(i)
         example = {
             "index": i,
-            "segment_a": processor.decode(a.tolist()),
+            "segment_a": decode_packed(processor, a.tolist(), separator),
             "segment_b": processor.decode(b.tolist()),
             "label": label,
             "objective": reader.manifest.objective,
@@ -304,4 +335,5 @@ def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
             documents = reader.provenance(i)
             example["document_a"] = documents.a._asdict()
             example["document_b"] = documents.b._asdict()
+            example["documents"] = [ref._asdict() for ref in reader.documents(i)]
         yield example

@@ -19,7 +19,8 @@ from winnow.schemas.shard_format import (
     _PROVENANCE_ROW,
     INDEX_DTYPE,
     MANIFEST_FILE,
-    SPECIAL_TOKENS_PER_EXAMPLE,
+    PACKED_OBJECTIVE,
+    SPECIAL_TOKENS_PER_PACKED,
     DocumentRef,
     ShardInfo,
     ShardManifest,
@@ -27,7 +28,9 @@ from winnow.schemas.shard_format import (
     _loads,
     _manifest_from_obj,
     _npy_header,
+    packed_provenance_problem,
     shard_files,
+    special_tokens_per_example,
 )
 
 
@@ -64,8 +67,9 @@ def verify_shards(directory: str | os.PathLike) -> list[str]:
         tokens_file, index_file, documents_file, provenance_file = shard_files(shard.name)
         problems.extend(_check_tokens(directory, tokens_file, shard, manifest))
         problems.extend(_check_index(directory, index_file, shard, manifest))
-        problems.extend(_check_documents(directory, documents_file, shard))
-        problems.extend(_check_provenance(directory, provenance_file, shard))
+        packed = manifest.objective == PACKED_OBJECTIVE
+        problems.extend(_check_documents(directory, documents_file, shard, packed))
+        problems.extend(_check_provenance(directory, provenance_file, shard, packed))
     if manifest.tokenizer_file is not None:
         problems.extend(_check_tokenizer(directory, manifest))
     try:
@@ -196,13 +200,14 @@ class _NpyScan:
 def _check_index(directory: str, name: str, shard: ShardInfo,
                  manifest: ShardManifest) -> list[str]:
     scan = _NpyScan(directory, name, INDEX_DTYPE, "INDEX_DTYPE", shard.examples)
-    limit = manifest.max_seq_len - SPECIAL_TOKENS_PER_EXAMPLE
+    specials = special_tokens_per_example(manifest.objective)
+    limit = manifest.max_seq_len - specials
     content: list[str] = []
     next_offset = 0
     labels = np.zeros(2, dtype=np.int64)
     for rows in scan.rows():
-        next_offset = _check_rows(rows, scan.rows_read, next_offset, limit, shard.tokens, name,
-                                  content)
+        next_offset = _check_rows(rows, scan.rows_read, next_offset, (limit, specials),
+                                  shard.tokens, name, content)
         labels += np.bincount(np.minimum(rows["label"], 2), minlength=3)[:2]
     problems = scan.problems(shard.files[name], content)
     if not scan.complete:
@@ -216,12 +221,17 @@ def _check_index(directory: str, name: str, shard: ShardInfo,
     return problems
 
 
-def _check_provenance(directory: str, name: str, shard: ShardInfo) -> list[str]:
-    """Every row names two lines of documents.jsonl, and every line is named."""
+def _check_provenance(directory: str, name: str, shard: ShardInfo,
+                      packed: bool = False) -> list[str]:
+    """Every row names two lines of documents.jsonl, and every line is named; ``packed``
+    (mlm): the rows are (first, last) spans running forward over all the lines."""
     scan = _NpyScan(directory, name, _PROVENANCE_ROW, "two <u4", shard.examples)
     content: list[str] = []
     named = np.zeros(shard.documents, dtype=bool)
+    spans = []
     for rows in scan.rows():
+        if packed:
+            spans.append(rows.copy())
         outside = np.flatnonzero(rows.max(axis=1) >= shard.documents)
         for position in outside[:5].tolist():
             content.append(f"{name}: row {scan.rows_read + position}: names line "
@@ -229,16 +239,22 @@ def _check_provenance(directory: str, name: str, shard: ShardInfo) -> list[str]:
         lines = rows.reshape(-1)
         named[lines[lines < shard.documents]] = True
     problems = scan.problems(shard.files[name], content)
-    if scan.complete and not named.all():
+    if scan.complete and packed and spans:
+        span_problem = packed_provenance_problem(np.concatenate(spans), shard.documents)
+        problems += [f"{name}: {span_problem}"] if span_problem else []
+    if scan.complete and not packed and not named.all():  # packed: the spans cover every line
         problems.append(f"{name}: no example names line {int(np.argmin(named))} of "
                         f"documents.jsonl ({int((~named).sum())} lines unnamed)")
     return problems
 
 
-def _check_rows(rows: np.ndarray, first: int, expected_offset: int, limit: int, tokens: int,
-                name: str, content: list[str]) -> int:
+def _check_rows(rows: np.ndarray, first: int, expected_offset: int, limits: tuple[int, int],
+                tokens: int, name: str, content: list[str]) -> int:
     """Appends the problems of ``rows`` (global row numbers from ``first``) to ``content``;
-    returns the offset the next row must have."""
+    returns the offset the next row must have. ``limits``: (longest example, special tokens
+    per example); with 2 (mlm) an example is all A and has label 0."""
+    limit, specials = limits
+    packed = specials == SPECIAL_TOKENS_PER_PACKED
     offsets = rows["offset"].astype(np.int64)
     lengths = rows["length"].astype(np.int64)
     lengths_a = rows["length_a"].astype(np.int64)
@@ -249,9 +265,13 @@ def _check_rows(rows: np.ndarray, first: int, expected_offset: int, limit: int, 
         (offsets + lengths > tokens, f"offset {{offset}} + length {{length}} runs past the "
          f"{tokens} tokens of the shard"),
         (lengths_a < 1, "length_a {length_a}: segment A is empty"),
-        (lengths_a >= lengths, "length_a {length_a} >= length {length}: segment B is empty"),
-        (lengths > limit, f"length {{length}} > max_seq_len - 3 = {limit}"),
-        (rows["label"] > 1, "label {label} not in {{0, 1}}"),
+        (lengths_a >= lengths, "length_a {length_a} >= length {length}: segment B is empty")
+        if not packed else
+        (lengths_a != lengths, "length_a {length_a} != length {length}: a packed example is "
+         "all A"),
+        (lengths > limit, f"length {{length}} > max_seq_len - {specials} = {limit}"),
+        (rows["label"] > (0 if packed else 1),
+         "label {label} not in " + ("{{0}} (packed)" if packed else "{{0, 1}}")),
     )
     for bad, message in checks:
         for position in np.flatnonzero(bad)[:5].tolist():
@@ -274,12 +294,14 @@ def _describe_npy(data: bytes) -> str:
         return f"unreadable: {error}"
 
 
-def _check_documents(directory: str, name: str, shard: ShardInfo) -> list[str]:
+def _check_documents(directory: str, name: str, shard: ShardInfo,
+                     packed: bool = False) -> list[str]:
+    """Canonical refs, sorted and distinct; ``packed`` (mlm): in use order, distinct."""
     problems: list[str] = []
     digest = hashlib.sha256()
     content: list[str] = []
     count = 0
-    previous: DocumentRef | None = None
+    previous: DocumentRef | set | None = set() if packed else None
     pending = b""
     found = False
     for chunk in _chunks(directory, name, problems, digest):
@@ -312,6 +334,11 @@ def _check_document_line(line: bytes, previous: DocumentRef | None, where: str,
         return previous
     if ref.to_json().encode("ascii") != line:
         content.append(f"{where}: not the canonical serialization (DocumentRef.to_json)")
+    if isinstance(previous, set):  # packed: any order, each once
+        if ref in previous:
+            content.append(f"{where}: the document is listed twice")
+        previous.add(ref)
+        return previous
     if previous is not None and ref <= previous:
         content.append(f"{where}: refs are not sorted and distinct")
     return ref

@@ -272,7 +272,9 @@ class ExampleBatcher:
               epochs: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Numpy arrays of ``examples`` (each ``len(A) + len(B) <= max_seq_len - 3``): ``[CLS] A
         [SEP] B [SEP]`` then [PAD] to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B
-        [SEP]; masked with the random numbers of (seed, ``epochs[i]``, ``indices[i]``)."""
+        [SEP]; masked with the random numbers of (seed, ``epochs[i]``, ``indices[i]``). An
+        example with an empty B (packed mlm shards, ``len(A) <= max_seq_len - 2``) is ``[CLS]
+        A [SEP]``, all token type 0."""
         epochs = np.atleast_1d(np.asarray(epochs, dtype=np.int64))
         indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
         batch, content, segment_start = self._layout(examples)
@@ -290,17 +292,19 @@ class ExampleBatcher:
         column = np.arange(t, dtype=np.int64)[None, :]  # (1, T)
         in_a = (column >= 1) & (column <= len_a)  # (B, T)
         in_b = (column >= len_a + 2) & (column <= len_a + len_b + 1)
+        # the last real column: B's [SEP], or A's when B is empty (no second [SEP])
+        end = len_a + 1 + np.where(len_b > 0, len_b + 1, 0)  # (B, 1)
         input_ids = np.full((b, t), self.pad_id, dtype=np.int64)
         input_ids[:, 0] = self.cls_id
         input_ids[in_a | in_b] = np.concatenate([x for a, bb, _ in examples for x in (a, bb)])
         rows = np.arange(b)
         input_ids[rows, len_a[:, 0] + 1] = self.sep_id
-        input_ids[rows, (len_a + len_b)[:, 0] + 2] = self.sep_id
-        token_type_ids = ((column >= len_a + 2) & (column <= len_a + len_b + 2)).astype(np.int64)
+        input_ids[rows, end[:, 0]] = self.sep_id
+        token_type_ids = ((column >= len_a + 2) & (column <= end)).astype(np.int64)
         batch = {
             "input_ids": input_ids,  # (B, T)
             "token_type_ids": token_type_ids,  # (B, T)
-            "attention_mask": column <= len_a + len_b + 2,  # (B, T) bool
+            "attention_mask": column <= end,  # (B, T) bool
             "pair_labels": np.fromiter((label for _, _, label in examples), dtype=np.int64,
                                        count=b),  # (B,)
         }

@@ -47,7 +47,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from winnow.filters.pairs import PairExample, PairsConfig, PairStats, group_examples
+from winnow.filters.pairs import (
+    PairExample,
+    PairsConfig,
+    PairStats,
+    group_examples,
+    packed_examples,
+)
 from winnow.filters.sentences import SentencesConfig, document_sentences
 from winnow.filters.tokenizer import Tokenizer
 from winnow.schemas.shard_format import DocumentRef
@@ -122,14 +128,16 @@ def evaluate_text(pretrained: Pretrained, files: list[str], seed: int = 0,
     pairs = PairsConfig(objective=pretrained.objective, max_seq_len=pretrained.max_seq_len,
                         seed=seed)
     examples = text_examples(read_documents(paths, text_field, counts), tokenizer, pairs,
-                             SentencesConfig(), counts.pairs)
+                             SentencesConfig(), counts.pairs,
+                             separator=pretrained.special_tokens["[SEP]"])
     batcher = ExampleBatcher(pretrained.tokenizer_path, pretrained.special_tokens,
                              pretrained.config.vocab_size, pretrained.max_seq_len, seed, masking)
     sums = _evaluate(pretrained, batcher, itertools.islice(examples, max_examples), batch_size,
                      piece_bytes(tokenizer), counts)
     if not sums.examples:
+        needed = "a sentence" if pretrained.objective == "mlm" else "two sentences to pair"
         raise EvaluateError(f"no examples in {', '.join(files)}: {counts.documents} documents, "
-                            "none with two sentences to pair")
+                            f"none with {needed}")
     figures = summarize(sums, pretrained.objective)
     return {
         "model": pretrained.source, "kind": pretrained.kind, "step": pretrained.step,
@@ -165,13 +173,21 @@ def read_documents(paths: list[str], text_field: str,
 
 def text_examples(documents: Iterable[tuple[DocumentRef, str]], tokenizer: Tokenizer,
                   pairs: PairsConfig, sentences: SentencesConfig,
-                  stats: PairStats) -> Iterator[PairExample]:
+                  stats: PairStats, separator: int | None = None) -> Iterator[PairExample]:
     """The sentence-pair examples of ``documents`` as curation's shards would cut them (see the
-    module docstring), in input order by group, then by (ref, index) within a group."""
+    module docstring), in input order by group, then by (ref, index) within a group. For
+    ``pairs.objective`` "mlm", the packed sequences (B empty, label 0; ``doc_a`` and ``doc_b``
+    their first and last document), ``separator`` ([SEP]'s id) between documents."""
     documents = iter(documents)
     while group := list(itertools.islice(documents, GROUP_DOCUMENTS)):
         tokenized = [(ref, tokenizer.encode(document_sentences(text, sentences)))
                      for ref, text in group]
+        if pairs.objective == "mlm":
+            block = packed_examples(tokenized, pairs, separator, stats)
+            for index, ((a, b, _), (first, last)) in enumerate(
+                    zip(block.rows(), block.provenance.tolist(), strict=True)):
+                yield PairExample(a, b, 0, block.documents[first], block.documents[last], index)
+            continue
         examples = group_examples(tokenized, pairs, stats)
         yield from sorted(examples, key=lambda example: (example.doc_a, example.index))
 
@@ -235,7 +251,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"mlm loss           {result['mlm_loss']:.4f}  nats per masked token",
         f"mlm accuracy       {result['mlm_accuracy']:.4f}",
         f"mlm bits per byte  {result['mlm_bits_per_byte']:.4f}  of the masked text",
-        f"{pair} loss           {result['pair_loss']:.4f}",
-        f"{pair} accuracy       {result[f'{pair}_accuracy']:.4f}",
     ]
+    if "pair_loss" in result:  # an mlm model has no pair head
+        lines += [f"{pair} loss           {result['pair_loss']:.4f}",
+                  f"{pair} accuracy       {result[f'{pair}_accuracy']:.4f}"]
     return "\n".join(lines)

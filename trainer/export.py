@@ -29,6 +29,8 @@ Which architecture:
                                         (one group per layer: ALBERT's unshared configuration)
     pre_layernorm, or "attention"/"ffn" sharing -> ValueError: HF BERT and ALBERT have no such
                                         variant, and a silent approximation would change outputs.
+An "mlm" model (no pooler, no pair head) exports as BertForMaskedLM or AlbertForMaskedLM: the
+same names without the pooler and the pair head (``AutoModelForMaskedLM`` loads it).
 """
 
 from __future__ import annotations
@@ -70,8 +72,8 @@ def export_huggingface(model: PreTrainingModel, tokenizer_model_path: str, outpu
     _check_tokenizer(tokenizer_model_path, config, special_tokens)
 
     state = exported_tensors(model)
-    hf_config = (_bert_config(config) if architecture == "BertForPreTraining"
-                 else _albert_config(config, special_tokens))
+    hf_config = (_bert_config(config, architecture) if architecture.startswith("Bert")
+                 else _albert_config(config, special_tokens, architecture))
 
     os.makedirs(output_dir, exist_ok=True)
     config_path, weights_path = (os.path.join(output_dir, name) for name in (CONFIG_FILE,
@@ -100,8 +102,9 @@ def export_huggingface(model: PreTrainingModel, tokenizer_model_path: str, outpu
 
 
 def huggingface_architecture(config: ModelConfig) -> str:
-    """"BertForPreTraining" or "AlbertForPreTraining"; ValueError naming every unsupported
-    feature when neither can represent ``config``."""
+    """"BertForPreTraining" or "AlbertForPreTraining" ("BertForMaskedLM", "AlbertForMaskedLM"
+    for an mlm model); ValueError naming every unsupported feature when neither can represent
+    ``config``."""
     problems = []
     if config.pre_layernorm:
         problems.append("pre_layernorm=True: HF BERT and ALBERT are post-LayerNorm only "
@@ -114,9 +117,8 @@ def huggingface_architecture(config: ModelConfig) -> str:
                          + "\n  ".join(problems)
                          + "\n(train with pre_layernorm=False and share_layers 'none' or 'all' "
                            "to get an exportable model)")
-    if config.share_layers == "none" and not config.factorized:
-        return "BertForPreTraining"
-    return "AlbertForPreTraining"
+    family = "Bert" if config.share_layers == "none" and not config.factorized else "Albert"
+    return family + ("ForPreTraining" if config.has_pair_head else "ForMaskedLM")
 
 
 def _unwrap(model: torch.nn.Module) -> PreTrainingModel:
@@ -179,15 +181,16 @@ def _common_config(config: ModelConfig) -> dict:
     }
 
 
-def _bert_config(config: ModelConfig) -> dict:
-    return {"architectures": ["BertForPreTraining"], "model_type": "bert",
+def _bert_config(config: ModelConfig, architecture: str) -> dict:
+    return {"architectures": [architecture], "model_type": "bert",
             **_common_config(config), "classifier_dropout": None}
 
 
-def _albert_config(config: ModelConfig, special_tokens: dict[str, int]) -> dict:
+def _albert_config(config: ModelConfig, special_tokens: dict[str, int],
+                   architecture: str) -> dict:
     groups = 1 if config.share_layers == "all" else config.num_layers
     return {
-        "architectures": ["AlbertForPreTraining"],
+        "architectures": [architecture],
         "model_type": "albert",
         **_common_config(config),
         "embedding_size": config.embedding_dim,
@@ -205,7 +208,7 @@ def exported_tensors(model: PreTrainingModel) -> dict[str, torch.Tensor]:
     """Hugging Face name -> our tensor: a parameter, a slice (view) of one (the fused qkv), or
     a constant (ALBERT's identity embedding mapping when E = H). Export writes them; loading
     an export (``trainer.pretrained``) copies each back into the same tensor."""
-    if huggingface_architecture(model.config) == "BertForPreTraining":
+    if huggingface_architecture(model.config).startswith("Bert"):
         return _bert_state_dict(model)
     return _albert_state_dict(model)
 
@@ -250,11 +253,12 @@ def _bert_state_dict(model: PreTrainingModel) -> dict[str, torch.Tensor]:
         state.update(_linear(f"{prefix}.intermediate.dense", ffn.up))
         state.update(_linear(f"{prefix}.output.dense", ffn.down))
         state.update(_layer_norm(f"{prefix}.output.LayerNorm", ffn.norm))
-    state.update(_linear("bert.pooler.dense", model.pooler))
     state.update(_linear("cls.predictions.transform.dense", model.mlm_head.dense))
     state.update(_layer_norm("cls.predictions.transform.LayerNorm", model.mlm_head.norm))
     state["cls.predictions.bias"] = model.mlm_head.bias
-    state.update(_linear("cls.seq_relationship", model.pair_head))
+    if model.pair_head is not None:  # BertForMaskedLM has neither
+        state.update(_linear("bert.pooler.dense", model.pooler))
+        state.update(_linear("cls.seq_relationship", model.pair_head))
     return state
 
 
@@ -279,11 +283,12 @@ def _albert_state_dict(model: PreTrainingModel) -> dict[str, torch.Tensor]:
         state.update(_linear(f"{prefix}.ffn", ffn.up))
         state.update(_linear(f"{prefix}.ffn_output", ffn.down))
         state.update(_layer_norm(f"{prefix}.full_layer_layer_norm", ffn.norm))
-    state.update(_linear("albert.pooler", model.pooler))
     state.update(_linear("predictions.dense", model.mlm_head.dense))
     state.update(_layer_norm("predictions.LayerNorm", model.mlm_head.norm))
     state["predictions.bias"] = model.mlm_head.bias
-    state.update(_linear("sop_classifier.classifier", model.pair_head))
+    if model.pair_head is not None:  # AlbertForMaskedLM has neither
+        state.update(_linear("albert.pooler", model.pooler))
+        state.update(_linear("sop_classifier.classifier", model.pair_head))
     return state
 
 

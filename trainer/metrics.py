@@ -66,9 +66,12 @@ def output_sums(out: Any, pair_labels: torch.Tensor) -> Sums:
     """The loss sums and correct counts of one forward pass (``PreTrainingOutput`` given
     mlm_labels and pair_labels; device tensors, with autograd). The sums are the model's mean
     losses times their counts: the cross-entropies are computed once, in the model."""
-    return Sums(
+    mlm = Sums(
         mlm_loss_sum=out.mlm_loss * len(out.mlm_targets),
-        mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float(),
+        mlm_correct=(out.mlm_logits.argmax(-1) == out.mlm_targets).sum().float())
+    if out.pair_logits is None:  # an mlm model: no pair head, the pair sums stay 0
+        return mlm
+    return mlm + Sums(
         pair_loss_sum=out.pair_loss * len(pair_labels),
         pair_correct=(out.pair_logits.argmax(-1) == pair_labels).sum().float(),
     )
@@ -82,10 +85,13 @@ def batch_counts(batch: dict[str, torch.Tensor]) -> Sums:
 
 
 def summarize(sums: Sums, objective: str) -> dict[str, float]:
-    """Losses and accuracies from global sums."""
+    """Losses and accuracies from global sums; for ``objective`` "mlm" (no pair head) the
+    masked-LM figures alone, loss being mlm_loss."""
     masked, examples = max(sums.masked, 1), max(sums.examples, 1)
     mlm_loss = sums.mlm_loss_sum / masked
     pair_loss = sums.pair_loss_sum / examples
+    if objective == "mlm":
+        return {"loss": mlm_loss, "mlm_loss": mlm_loss, "mlm_accuracy": sums.mlm_correct / masked}
     return {
         "loss": mlm_loss + pair_loss,
         "mlm_loss": mlm_loss,

@@ -55,7 +55,9 @@ SIZE_LIMITS = {
     "type_vocab_size": 16,
 }
 SHARE_MODES = ("none", "all", "attention", "ffn")
-OBJECTIVES = ("sop", "nsp")
+OBJECTIVES = ("sop", "nsp", "mlm")
+MLM_ONLY = "mlm"
+"""The objective without a pair head: masked LM alone, on packed shards (RoBERTa)."""
 IGNORE_INDEX = -100  # mlm_labels value of a position that is not predicted (as in PyTorch and HF)
 
 
@@ -93,7 +95,8 @@ class ModelConfig:
     """Epsilon of every LayerNorm (BERT's 1e-12)."""
     objective: str = "sop"
     """Meaning of the pair head's label 1: "sop" (A and B swapped, ALBERT) or "nsp" (B from
-    another document, BERT). Two classes either way; decides the HF head name on export."""
+    another document, BERT). Two classes either way; decides the HF head name on export.
+    "mlm": no pooler and no pair head (masked LM only; exports as ...ForMaskedLM)."""
     pad_token_id: int = 0
     """Id of [PAD]; written to the exported config (the model itself masks by attention_mask)."""
 
@@ -178,6 +181,11 @@ class ModelConfig:
         h, i = self.hidden_size, self.intermediate_size
         return h * i + i + i * h + h + 2 * h  # up, down, LayerNorm
 
+    @property
+    def has_pair_head(self) -> bool:
+        """A pooler and a sentence-pair head: every objective but "mlm"."""
+        return self.objective != MLM_ONLY
+
     def num_parameters(self) -> int:
         """Parameters of ``PreTrainingModel(self)``, shared and tied ones counted once."""
         h, e, v = self.hidden_size, self.embedding_dim, self.vocab_size
@@ -187,7 +195,7 @@ class ModelConfig:
         encoder = (self.num_attention_modules * self._attention_parameters()
                    + self.num_ffn_modules * self._ffn_parameters()
                    + (2 * h if self.pre_layernorm else 0))
-        pooler_and_pair_head = h * h + h + 2 * h + 2
+        pooler_and_pair_head = h * h + h + 2 * h + 2 if self.has_pair_head else 0
         mlm_head = h * e + e + 2 * e + v  # transform dense, LayerNorm, decoder bias (weight tied)
         return embeddings + encoder + pooler_and_pair_head + mlm_head
 
@@ -420,8 +428,8 @@ class PreTrainingOutput:
     (B, T, V) when mlm_labels is None."""
     mlm_targets: torch.Tensor | None
     """(M,) the labels at those positions; None when mlm_labels is None."""
-    pair_logits: torch.Tensor
-    """(B, 2) the sentence pair head's logits."""
+    pair_logits: torch.Tensor | None
+    """(B, 2) the sentence pair head's logits; None for an mlm model (no pair head)."""
 
 
 class PreTrainingModel(nn.Module):
@@ -438,8 +446,10 @@ class PreTrainingModel(nn.Module):
         self.unpad = unpad
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
-        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # then tanh
-        self.pair_head = nn.Linear(config.hidden_size, 2)
+        self.pooler = self.pair_head = None  # objective "mlm": masked LM only
+        if config.has_pair_head:
+            self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # then tanh
+            self.pair_head = nn.Linear(config.hidden_size, 2)
         self.mlm_head = MaskedLMHead(config)
         self.apply(_init_weights)
 
@@ -468,8 +478,10 @@ class PreTrainingModel(nn.Module):
         x = self.embeddings(input_ids, token_type_ids, positions)  # (B, T, H) or (N, H)
         x = self.encoder(x, layout)  # like x
 
-        pooled = torch.tanh(self.pooler(layout.first_tokens(x)))  # (B, H): the [CLS] position
-        pair_logits = self.pair_head(pooled)  # (B, 2)
+        pair_logits = None
+        if self.pair_head is not None:
+            pooled = torch.tanh(self.pooler(layout.first_tokens(x)))  # (B, H): the [CLS] position
+            pair_logits = self.pair_head(pooled)  # (B, 2)
 
         decoder_weight = self.embeddings.word.weight  # (V, E): tied, one parameter
         mlm_targets = mlm_loss = None
@@ -486,7 +498,7 @@ class PreTrainingModel(nn.Module):
                 mlm_loss = mlm_logits.float().sum() * 0.0
 
         pair_loss = None
-        if pair_labels is not None:
+        if pair_labels is not None and pair_logits is not None:
             pair_loss = F.cross_entropy(pair_logits.float(), pair_labels)
 
         if mlm_loss is not None and pair_loss is not None:

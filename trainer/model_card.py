@@ -23,16 +23,17 @@ def model_card(pretrained: Pretrained, metrics: dict[str, dict[str, Any]]) -> st
     ``metrics`` is ``{split: last entry}`` (``trainer.metrics.last_entries``)."""
     manifest, config = pretrained.training["manifest"], pretrained.training["config"]
     architecture = huggingface_architecture(pretrained.config)
-    family = "bert" if architecture == "BertForPreTraining" else "albert"
+    family = "bert" if architecture.startswith("Bert") else "albert"
     objective = manifest["objective"]
     pair_logits = "seq_relationship_logits" if family == "bert" else "sop_logits"
     sections = [
         "---\nlibrary_name: transformers\n"
         f"tags: [winnow, {family}, fill-mask, pretraining, {objective}]\n---",
         f"# {architecture} pretrained by winnow",
-        f"An encoder trained from scratch with masked language modelling and "
-        f"{PAIR_TASKS.get(objective, objective)} ({objective}) for {pretrained.step} steps, on "
-        f"{manifest['examples']} examples of curated text.",
+        "An encoder trained from scratch with masked language modelling"
+        + (f" and {PAIR_TASKS.get(objective, objective)} ({objective})"
+           if pretrained.config.has_pair_head else " only (packed full sentences, mlm)")
+        + f" for {pretrained.step} steps, on {manifest['examples']} examples of curated text.",
         "## Data\n\n" + _table(("", "value"), [
             ("examples", manifest["examples"]),
             ("tokens", manifest["tokens"]),
@@ -51,19 +52,32 @@ def model_card(pretrained: Pretrained, metrics: dict[str, dict[str, Any]]) -> st
             ("seed", config["seed"]),
         ]),
         "## Final metrics\n\n" + _metrics_table(metrics),
-        "## Use\n\n```python\nfrom transformers import AutoModelForPreTraining, AutoTokenizer\n\n"
-        'model = AutoModelForPreTraining.from_pretrained("path/to/this/folder")\n'
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")\n'
-        'outputs = model(**tokenizer("First sentence.", "Second sentence.", '
-        'return_tensors="pt"))\n```\n\n'
-        f"`outputs.prediction_logits` are the masked-LM logits, `outputs.{pair_logits}` those "
-        f"of the {objective} head (config.json's `winnow_objective` says what label 1 means).",
+        _usage(pretrained.config.has_pair_head, pair_logits, objective),
         "## Licence\n\nThe weights are derived from the training data and inherit the licences "
         "of its documents. Each input record's licence is in the curation's `kept/` "
         "(`fields.license`); `winnow shards show SHARDS --provenance` traces an example back to "
         "its records.",
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _usage(pair_head: bool, pair_logits: str, objective: str) -> str:
+    if not pair_head:
+        return ("## Use\n\n```python\nfrom transformers import AutoModelForMaskedLM, "
+                "AutoTokenizer\n\n"
+                'model = AutoModelForMaskedLM.from_pretrained("path/to/this/folder")\n'
+                'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")\n'
+                'outputs = model(**tokenizer("Some text.", return_tensors="pt"))\n```\n\n'
+                "`outputs.logits` are the masked-LM logits.")
+    return ("## Use\n\n```python\nfrom transformers import AutoModelForPreTraining, "
+            "AutoTokenizer\n\n"
+            'model = AutoModelForPreTraining.from_pretrained("path/to/this/folder")\n'
+            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")\n'
+            'outputs = model(**tokenizer("First sentence.", "Second sentence.", '
+            'return_tensors="pt"))\n```\n\n'
+            f"`outputs.prediction_logits` are the masked-LM logits, `outputs.{pair_logits}` "
+            f"those of the {objective} head (config.json's `winnow_objective` says what label 1 "
+            "means).")
 
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:

@@ -38,7 +38,8 @@ from winnow.trainer.checkpoints import (
 from winnow.trainer.export import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, exported_tensors
 from winnow.trainer.model import ModelConfig, PreTrainingModel
 
-HF_ARCHITECTURES = ("BertForPreTraining", "AlbertForPreTraining")
+HF_ARCHITECTURES = ("BertForPreTraining", "AlbertForPreTraining", "BertForMaskedLM",
+                    "AlbertForMaskedLM")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class Pretrained:
 
     @property
     def objective(self) -> str:
-        """``"sop"`` or ``"nsp"``: what the pair head's label 1 means."""
+        """``"sop"`` or ``"nsp"``: what the pair head's label 1 means; ``"mlm"``: no pair
+        head."""
         return self.config.objective
 
     @property
@@ -176,7 +178,8 @@ def _read_hf_config(folder: str) -> dict[str, Any]:
 def model_config_from_huggingface(hf_config: dict[str, Any]) -> ModelConfig:
     """The ModelConfig that ``trainer.export`` wrote as ``hf_config`` (BertConfig or
     AlbertConfig as a dict); ValueError for a configuration it never writes."""
-    albert = hf_config["architectures"][0] == "AlbertForPreTraining"
+    architecture = hf_config["architectures"][0]
+    albert = architecture.startswith("Albert")
     problems = []
     if hf_config.get("hidden_act") != "gelu":
         problems.append(f"hidden_act {hf_config.get('hidden_act')!r} (winnow uses gelu)")
@@ -206,7 +209,8 @@ def model_config_from_huggingface(hf_config: dict[str, Any]) -> ModelConfig:
         attention_dropout=hf_config["attention_probs_dropout_prob"],
         type_vocab_size=hf_config["type_vocab_size"],
         layer_norm_eps=hf_config["layer_norm_eps"],
-        objective=hf_config.get("winnow_objective", "sop" if albert else "nsp"),
+        objective=hf_config.get("winnow_objective", "mlm" if architecture.endswith("MaskedLM")
+                                else "sop" if albert else "nsp"),
         pad_token_id=hf_config.get("pad_token_id", 0),
     )
 

@@ -8,12 +8,14 @@ import pytest
 
 from winnow.filters.pairs import (
     ExampleBlock,
+    PackedBlock,
     PairExample,
     PairsConfig,
     PairStats,
     document_rng,
     nsp_examples,
     pack_sentences,
+    packed_examples,
     sop_examples,
     truncate_pair,
     unpack_sentences,
@@ -77,7 +79,7 @@ def test_config_defaults_and_errors():
     assert config.errors() == []
     assert config.max_tokens == 125
     problems = PairsConfig(
-        objective="mlm", max_seq_len=4, short_seq_prob=1.5, seed="x", nsp_random_single=1
+        objective="bert", max_seq_len=4, short_seq_prob=1.5, seed="x", nsp_random_single=1
     ).errors()
     assert len(problems) == 5
     assert "objective" in problems[0]
@@ -451,3 +453,93 @@ def test_packed_sentences_round_trip_and_drop_empty_ones():
     unpacked = unpack_sentences(*pack_sentences(sentences))
     assert [sentence.tolist() for sentence in unpacked] == [[5, 6, 7], [70_000], [1]]
     assert unpack_sentences(*pack_sentences([])) == []
+
+
+# -- mlm: packed full sentences ----------------------------------------------------------------
+
+SEP = 99_999  # the separator id: not a token of make_doc (position 99 of a sentence)
+
+
+def packed_rows(block: PackedBlock) -> list[list[int]]:
+    assert (block.lengths_a == block.lengths).all() and not block.labels.any()
+    return [a.tolist() for a, b, _ in block.rows() if not len(b)]
+
+
+def test_mlm_packs_whole_sentences_across_documents_with_a_separator_between_them():
+    docs = random_docs(12, seed=3, sentences=(1, 8), tokens=(3, 30))
+    config = PairsConfig(objective="mlm", max_seq_len=64)
+    stats = PairStats()
+    block = packed_examples(docs, config, SEP, stats)
+    rows = packed_rows(block)
+    assert len(rows) == len(block) == stats.examples > 3
+    sentences = {tuple(s) for _, doc in docs for s in doc}
+    for row, (first, last) in zip(rows, block.provenance.tolist(), strict=True):
+        assert 1 <= len(row) <= 64 - 2 and row[0] != SEP and row[-1] != SEP
+        parts = " ".join(map(str, row)).split(f" {SEP} ")
+        segments = [[int(t) for t in part.split()] for part in parts]
+        # a separator exactly where the document changes, never inside one document
+        assert [doc_of(segment[0]) for segment in segments] == [
+            int(ref.id[4:]) for ref in block.documents[first:last + 1]]
+        assert all(len({doc_of(t) for t in segment}) == 1 for segment in segments)
+        # whole sentences: the row cuts a sentence only at its ends (none is longer than 62)
+        for segment in segments[1:-1]:
+            assert starts_sentences(segment)
+        for segment in segments:
+            cut = [i for i in range(1, len(segment)) if segment[i] % 100 == 0]
+            pieces = [segment[a:b] for a, b in zip([0, *cut], [*cut, len(segment)], strict=True)]
+            assert all(tuple(piece) in sentences for piece in pieces), segment
+    # every token once, in ref order; the rows start a sentence
+    assert [t for row in rows for t in row if t != SEP] == [
+        t for _, doc in sorted(docs) for s in doc for t in s]
+    assert all(starts_sentences(row) for row in rows)
+    # a document is listed by every row holding its tokens, and the rows run forward
+    assert block.documents == tuple(sorted(ref for ref, _ in docs))
+    assert stats.separators == sum(row.count(SEP) for row in rows) > 0
+    assert stats.tokens == sum(map(len, rows)) and stats.documents == 12
+
+
+def test_mlm_packing_ignores_the_order_documents_arrive_in():
+    docs = random_docs(9, seed=4, sentences=(1, 6))
+    config = PairsConfig(objective="mlm", max_seq_len=50)
+    first = packed_examples(docs, config, SEP)
+    again = packed_examples(list(reversed(docs)), config, SEP)
+    assert packed_rows(first) == packed_rows(again)
+    assert first.provenance.tolist() == again.provenance.tolist()
+    assert first.documents == again.documents
+
+
+def test_mlm_cuts_a_sentence_longer_than_the_budget_and_loses_no_token():
+    docs = [(ref("a"), make_doc(1, [5])), (ref("b"), make_doc(2, [25, 4])),
+            (ref("c"), make_doc(3, [3]))]
+    stats = PairStats()
+    block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=12), SEP, stats)
+    long = make_doc(2, [25])[0]
+    assert packed_rows(block) == [make_doc(1, [5])[0], long[:10], long[10:20],
+                                  long[20:] + make_doc(2, [25, 4])[1],
+                                  make_doc(3, [3])[0]]
+    spans = block.provenance.tolist()
+    assert [[d.id for d in block.documents[f:last + 1]] for f, last in spans] == [
+        ["a"], ["b"], ["b"], ["b"], ["c"]]
+    assert stats.split_sentences == 1 and stats.separators == 0
+    # a separator only when the next document's first sentence fits after it
+    block = packed_examples(docs[:1] + docs[2:], PairsConfig(objective="mlm", max_seq_len=11),
+                            SEP)
+    assert packed_rows(block) == [make_doc(1, [5])[0] + [SEP] + make_doc(3, [3])[0]]
+    assert block.provenance.tolist() == [[0, 1]]
+
+
+def test_packed_block_slices_and_joins_back_with_shared_boundary_documents():
+    docs = random_docs(6, seed=5, sentences=(2, 6))
+    block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=40), SEP)
+    assert len(block) > 6
+    cuts = [0, 2, 3, 5, len(block)]
+    pieces = [block.slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    for piece, start in zip(pieces, cuts, strict=False):
+        for row, (first, last) in enumerate(piece.provenance.tolist()):
+            whole_first, whole_last = block.provenance[start + row].tolist()
+            assert piece.documents[first:last + 1] == block.documents[whole_first:whole_last + 1]
+    joined = PackedBlock.concat(pieces)
+    assert packed_rows(joined) == packed_rows(block)
+    assert joined.documents == block.documents
+    assert joined.provenance.tolist() == block.provenance.tolist()
+    assert len(PackedBlock.concat([])) == 0 and block.slice(2, 2).documents == ()

@@ -205,9 +205,10 @@ def writer_of(segment, shards: Path) -> DocumentRef:
     return writers[0]
 
 
-def build_literal_shards(folder: Path, objective: str, beam_args: list[str]) -> Path:
-    """Shards of the literal corpus (a tokenizer trained on it in the run): one NSP group, two
-    examples a shard."""
+def build_literal_shards(folder: Path, objective: str, beam_args: list[str],
+                         group_documents: int = 1_000) -> Path:
+    """Shards of the literal corpus (a tokenizer trained on it in the run): one NSP group (by
+    default), two examples a shard."""
     options = PipelineOptions(beam_args)
     with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
         _ = (pipeline
@@ -215,7 +216,7 @@ def build_literal_shards(folder: Path, objective: str, beam_args: list[str]) -> 
              | BuildShards(str(folder), SentencesConfig(enabled=False),
                            TokenizerConfig(vocab_size=400, num_threads=1),
                            PairsConfig(objective=objective, max_seq_len=40),
-                           examples_per_shard=2, group_documents=1_000))
+                           examples_per_shard=2, group_documents=group_documents))
     return folder / "shards"
 
 
@@ -283,3 +284,69 @@ def test_provenance_files_are_the_same_bytes_on_two_workers(literal_run, tmp_pat
     assert sum(name.endswith(".provenance.npy") for name in names) > 5
     for name in names:
         assert (shards / name).read_bytes() == (again / name).read_bytes(), name
+
+
+# --- mlm: packed full sentences, on the literal corpus ------------------------------------------
+
+MLM_GROUP_DOCUMENTS = 2  # six documents in three groups: packing crosses documents in each
+
+
+@pytest.fixture(scope="module")
+def mlm_shards(tmp_path_factory):
+    return build_literal_shards(tmp_path_factory.mktemp("literal-mlm"), "mlm", [],
+                                MLM_GROUP_DOCUMENTS)
+
+
+def test_mlm_shards_pack_documents_with_a_separator_exactly_between_them(mlm_shards):
+    assert verify_shards(mlm_shards) == []
+    reader = ShardReader(mlm_shards)
+    manifest = reader.manifest
+    assert manifest.objective == "mlm" and manifest.label_counts == {0: len(reader), 1: 0}
+    separator = manifest.special_tokens["[SEP]"]
+    crossing = 0
+    for i in range(len(reader)):
+        a, b, label = reader.example(i)
+        ids = a.tolist()
+        assert len(b) == 0 and label == 0 and 1 <= len(ids) <= 40 - 2
+        assert ids[0] != separator and ids[-1] != separator
+        cuts = [k for k, token in enumerate(ids) if token == separator]
+        segments = [ids[start + 1:end] for start, end in zip([-1, *cuts], [*cuts, len(ids)],
+                                                                 strict=True)]
+        # each piece between separators is one document's, and the pieces are the example's
+        # documents, listed in order
+        assert [writer_of(segment, mlm_shards) for segment in segments] == reader.documents(i)
+        crossing += len(segments) > 1
+    assert crossing >= 2
+    every = [ref for i in range(len(reader)) for ref in reader.documents(i)]
+    assert set(every) == set(VOCABULARIES)
+
+
+def test_mlm_show_decodes_the_separator_and_lists_every_document(mlm_shards, capsys):
+    reader = ShardReader(mlm_shards)
+    crossing = next(i for i in range(len(reader)) if len(reader.documents(i)) > 1)
+    assert main(["shards", "show", str(mlm_shards), "--start", str(crossing), "-n", "1",
+                 "--provenance"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"#{crossing} (mlm)" and " [SEP] " in out[1]
+    assert out[2:] == [f"  from: {json.dumps(ref._asdict())}"
+                       for ref in reader.documents(crossing)]
+    assert main(["shards", "show", str(mlm_shards), "--start", str(crossing), "-n", "1",
+                 "--provenance", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["documents"] == [ref._asdict() for ref in reader.documents(crossing)]
+    assert line["segment_b"] == "" and line["label"] == 0
+
+
+def test_mlm_shards_are_the_same_bytes_on_two_workers(mlm_shards, tmp_path):
+    again = build_literal_shards(tmp_path, "mlm", ["--direct_running_mode=multi_processing",
+                                                   "--direct_num_workers=2"],
+                                 MLM_GROUP_DOCUMENTS)
+    names = sorted(path.name for path in mlm_shards.iterdir())
+    assert names == sorted(path.name for path in again.iterdir())
+    assert sum(name.endswith(".tokens.bin") for name in names) > 5
+    for name in names:
+        assert (mlm_shards / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_the_config_takes_objective_mlm():
+    assert config_from_dict({"pairs": {"objective": "mlm"}}).pairs.objective == "mlm"

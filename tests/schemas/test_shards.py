@@ -634,3 +634,58 @@ def test_the_verifier_streams_across_chunk_boundaries(tmp_path, tokenizer, monke
         f"1: {sum(e[2] == 1 for e in examples) - (examples[37][2] == 1)}}} "
         f"!= the manifest's {{0: {sum(e[2] == 0 for e in examples)}, "
         f"1: {sum(e[2] == 1 for e in examples)}}}"]
+
+
+# --- packed (mlm) shards -------------------------------------------------------------------------
+
+PACKED_DOCUMENTS = (ref("c"), ref("a"), ref("d"), ref("b"))  # use order, not sorted
+
+
+def write_packed(directory, tokenizer_bytes, spans, lengths=(9, 6)) -> list[str]:
+    """One mlm shard of ``len(lengths)`` packed examples over PACKED_DOCUMENTS; its problems."""
+    os.makedirs(directory, exist_ok=True)
+    special = special_tokens_from_model(tokenizer_bytes)
+    vocab_size = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes).get_piece_size()
+    lengths = np.array(lengths, np.int64)
+    tokens = np.full(int(lengths.sum()), 50, np.uint32)
+    encoded = encode_shard_columns(tokens, lengths, lengths, np.zeros(len(lengths), np.uint8),
+                                   PACKED_DOCUMENTS, np.array(spans), vocab_size,
+                                   max_seq_len=11, packed=True)
+    info = shard_info("shard-00000", encoded, len(lengths), int(lengths.sum()),
+                      len(PACKED_DOCUMENTS))
+    for suffix, data in encoded.items():
+        (directory / f"shard-00000.{suffix}").write_bytes(data)
+    (directory / "tokenizer.model").write_bytes(tokenizer_bytes)
+    manifest = ShardManifest.create(
+        objective="mlm", max_seq_len=11, vocab_size=vocab_size, tokenizer_file="tokenizer.model",
+        tokenizer_sha256=sha256_bytes(tokenizer_bytes), special_tokens=special, shards=[info])
+    (directory / MANIFEST_FILE).write_text(manifest.to_json())
+    return verify_shards(directory)
+
+
+def test_a_packed_example_lists_every_document_it_holds(tmp_path, tokenizer):
+    # example 0 packs c, a (wholly inside) and d (cut); example 1 ends d and holds b
+    assert write_packed(tmp_path / "shards", tokenizer, [[0, 2], [2, 3]]) == []
+    reader = ShardReader(tmp_path / "shards")
+    assert reader.documents(0) == list(PACKED_DOCUMENTS[:3])
+    assert reader.documents(1) == list(PACKED_DOCUMENTS[2:])
+    a, b, label = reader.example(0)
+    assert len(a) == 9 and len(b) == 0 and label == 0  # max_seq_len 11 - [CLS] - [SEP]
+    assert read_documents(tmp_path / "shards" / "shard-00000.documents.jsonl") == list(
+        PACKED_DOCUMENTS)
+
+
+@pytest.mark.parametrize("spans", [[[0, 1], [3, 3]], [[0, 2], [1, 3]], [[1, 2], [2, 3]],
+                                   [[0, 2], [2, 2]]])
+def test_packed_spans_must_run_forward_over_every_document(tmp_path, tokenizer, spans):
+    with pytest.raises(ValueError, match="run forward"):
+        write_packed(tmp_path / "shards", tokenizer, spans)
+
+
+def test_a_packed_example_is_all_a_and_fits_two_special_tokens(tmp_path, tokenizer):
+    with pytest.raises(ValueError, match="max_seq_len - 2 = 9"):
+        write_packed(tmp_path / "shards", tokenizer, [[0, 2], [2, 3]], lengths=(10, 5))
+    with pytest.raises(ValueError, match="all A, label 0"):
+        encode_shard_columns(np.ones(4, np.uint32), np.array([2, 1]), np.array([2, 2]),
+                             np.zeros(2, np.uint8), PACKED_DOCUMENTS[:1], np.zeros((2, 2)),
+                             100, packed=True)

@@ -31,6 +31,7 @@ from winnow.trainer.config import config_from_dict  # noqa: E402
 from winnow.trainer.evaluate import (  # noqa: E402
     EvaluateError,
     evaluate_text,
+    format_table,
     piece_bytes,
     text_examples,
 )
@@ -268,3 +269,26 @@ def test_cli_prints_a_table_or_json_and_refuses_in_one_line(tmp_path, run, held_
         assert main(argv) == 2
         error = capsys.readouterr().err
         assert error.startswith("winnow evaluate: ") and error.count("\n") == 1
+
+
+def test_an_mlm_model_is_evaluated_on_packed_text_without_pair_figures(tokenizer_path,
+                                                                        tokenizer_bytes,
+                                                                        held_out):
+    from winnow.trainer.pretrained import Pretrained
+
+    special = special_tokens_from_model(tokenizer_bytes)
+    config = ModelConfig.preset("tiny", vocab_size=320, max_seq_len=MAX_SEQ_LEN,
+                                objective="mlm", pad_token_id=special["[PAD]"])
+    torch.manual_seed(0)
+    pretrained = Pretrained(PreTrainingModel(config).eval(), config, tokenizer_path, special,
+                            "untrained", "untrained")
+    result = evaluate_text(pretrained, [held_out])
+    assert result["objective"] == "mlm" and "pair_loss" not in result
+    assert result["loss"] == result["mlm_loss"] > 0
+    # packed like curation's mlm shards: full sentences filling [CLS] ... [SEP] across documents
+    counts = result["counts"]
+    assert counts["documents"] == 40 and counts["examples"] > 0
+    assert counts["tokens"] / counts["examples"] > 0.75 * (MAX_SEQ_LEN - 2)
+    assert counts["single_segment_chunks"] == 0 and counts["label_1"] == 0
+    table = format_table(result)
+    assert "mlm accuracy" in table and "mlm loss" not in table.split("mlm accuracy")[1]

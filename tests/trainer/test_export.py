@@ -250,3 +250,27 @@ def test_every_exported_file_has_the_same_mode(tmp_path, processor, spm_path, sp
     modes = {name: oct(os.stat(os.path.join(directory, name)).st_mode & 0o777)
              for name in os.listdir(directory)}
     assert modes == {name: oct(mode) for name in modes}
+
+
+@pytest.mark.parametrize("overrides, class_name", [
+    ({}, "BertForMaskedLM"), ({"embedding_size": 32, "share_layers": "all"}, "AlbertForMaskedLM")])
+def test_an_mlm_model_exports_as_a_masked_lm_with_our_logits(tmp_path, processor, spm_path,
+                                                             special_tokens, overrides,
+                                                             class_name):
+    config = tiny(processor, objective="mlm", **overrides)
+    torch.manual_seed(0)
+    model = PreTrainingModel(config).eval()
+    assert model.pair_head is None and model.pooler is None
+    assert sum(p.numel() for p in model.parameters()) == config.num_parameters()
+    assert huggingface_architecture(config) == class_name
+    directory = export_huggingface(model, spm_path, str(tmp_path / "hf"), special_tokens)
+    hf_class = getattr(transformers, class_name)
+    hf_model, info = hf_class.from_pretrained(directory, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert type(transformers.AutoModelForMaskedLM.from_pretrained(directory)) is hf_class
+    input_ids, token_type_ids, attention_mask = random_inputs(config.vocab_size)
+    with torch.no_grad():
+        ours = model(input_ids, torch.zeros_like(token_type_ids), attention_mask)
+        theirs = hf_model.eval()(input_ids=input_ids, attention_mask=attention_mask.long())
+    assert ours.pair_logits is None
+    assert torch.allclose(theirs.logits, ours.mlm_logits, atol=1e-4)

@@ -284,7 +284,7 @@ def test_flops_per_token_formula():
 def test_config_collects_every_problem():
     with pytest.raises(ValueError) as error:
         ModelConfig(vocab_size=0, hidden_size=65, num_heads=4, share_layers="some",
-                    objective="mlm", dropout=1.5, pad_token_id=3)
+                    objective="bert", dropout=1.5, pad_token_id=3)
     message = str(error.value)
     for part in ("vocab_size must be in [1, 4294967296], got 0",
                  "hidden_size 65 is not a multiple of num_heads 4",
