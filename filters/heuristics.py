@@ -945,6 +945,18 @@ class HeuristicFilter:
 # ---------------------------------------------------------------------------------------------
 
 
+MEASURES: tuple[str, ...] = (
+    "words", "mean_word_length", "symbol_word_ratio", "bullet_line_fraction",
+    "ellipsis_line_fraction", "alpha_word_fraction", "stop_words", "sentences",
+    "punctuated_line_fraction", "short_line_fraction", "fineweb_duplicate_char_fraction",
+    "list_line_fraction", "duplicate_paragraph_fraction", "duplicate_paragraph_char_fraction",
+    "duplicate_line_fraction", "duplicate_line_char_fraction",
+    *(f"top_{n}gram_char_fraction" for n in _TOP_NGRAM_SIZES),
+    *(f"duplicated_{n}gram_char_fraction" for n in _DUPLICATED_NGRAM_SIZES),
+)
+"""Every measure ``heuristic_measures`` can return, in the order the rules check them."""
+
+
 def heuristic_measures(text: str, config: HeuristicsConfig) -> dict[str, float]:
     """Every value the enabled threshold rules measure on (cleaned) ``text``, whether or not
     the document is dropped: ``{measure: value}``, measures named as in the drops' details and

@@ -624,18 +624,12 @@ def _thresholds_section(report: dict[str, Any]) -> str:
         return _section("thresholds", _note("no stage measured its documents (the heuristics "
                                             "stage was off)"))
     shown = display_thresholds(section)["measures"]
-    blocks = [_measure_block(name, shown[name]) for name in sorted(shown, key=_measure_order)]
+    blocks = [_measure_block(name, measure) for name, measure in shown.items()]
     return _section("thresholds", _note(
         "each measure over every document the heuristics stage saw, kept or removed, with its "
         "bounds as dashed lines (a min rule removes below, a max rule above); under each, the "
         "documents nearest each bound on both sides"), f'<div class="grid">{"".join(blocks)}'
         "</div>")
-
-
-def _measure_order(name: str) -> tuple:
-    """Measures as the rules run: the Gopher quality ones, then repetition by n."""
-    digits = re.sub(r"\D", "", name)
-    return ("gram" in name, int(digits) if digits else 0, name)
 
 
 def _measure_block(name: str, measure: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from winnow.filters.heuristics import measure_bounds
+from winnow.filters.heuristics import MEASURES, measure_bounds
 from winnow.filters.pii import PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.pipeline.config import WinnowConfig, config_to_dict
@@ -164,13 +164,17 @@ def thresholds_section(config: WinnowConfig, stats_by_stage: dict[str, StageStat
             if key.startswith(MEASURE_BIN):
                 measure, number = key[len(MEASURE_BIN):].rsplit(":", 1)
                 bins[measure][int(number)] += count
-        for measure in sorted(bins):
+        for measure in sorted(bins, key=_rule_order):
             bounds = _measure_bounds(config, stage, measure)
             measures[measure] = {"stage": stage, "unit": measure_unit(measure), "bounds": bounds,
                                  **_measure_histogram(measure, bins[measure], bounds),
                                  "near": {side: dict(sorted(near[measure][side].items()))
                                           for side in bounds}}
     return {"measures": measures}
+
+
+def _rule_order(measure: str) -> tuple[int, str]:
+    return (MEASURES.index(measure) if measure in MEASURES else len(MEASURES), measure)
 
 
 def _measure_bounds(config: WinnowConfig, stage: str, measure: str) -> dict[str, float]:

@@ -213,7 +213,8 @@ class MeasureHistogram(TypedDict):
 class ThresholdsSection(TypedDict):
     measures: dict[str, MeasureHistogram]
     """Measure (named as in the removals' details: ``words``, ``top_2gram_char_fraction``)
-    -> its distribution; measures sorted by name."""
+    -> its distribution; measures in the order the rules check them
+    (``filters.heuristics.MEASURES``)."""
 
 
 class SourceRow(TypedDict):
