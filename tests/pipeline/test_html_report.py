@@ -156,14 +156,17 @@ def test_an_older_report_without_the_new_sections_still_renders(pii_on, tmp_path
     old = tmp_path / "old"
     shutil.copytree(pii_on, old)
     report = json.loads((old / "report.json").read_text())
-    for key in ("languages", "lengths"):
+    for key in ("languages", "lengths", "thresholds", "sources", "kept_examples"):
         del report[key]
     (old / "report.json").write_text(json.dumps(report))
     view = load_run(str(old))
-    assert view.warnings == ["not in this report (made by an older winnow): languages, lengths"]
+    assert view.warnings == ["not in this report (made by an older winnow): languages, "
+                             "lengths, thresholds, sources"]
     html = render_html(view)
-    assert html.count("not in this report (written by an older winnow)") == 2
-    assert "language mix" not in format_report(view.report, view)
+    assert html.count("not in this report (written by an older winnow)") == 5
+    text = format_report(view.report, view)
+    assert "language mix" not in text and "heuristic thresholds" not in text
+    assert "by input file" not in text
 
 
 def section_of(page: str, anchor: str) -> str:
