@@ -432,6 +432,7 @@ def _quality_section(report: dict[str, Any]) -> str:
     if section["mode"] == "threshold" and section.get("threshold") is not None:
         marker = (section["threshold"] * len(counts), f"threshold {section['threshold']}")
     chart = bar_chart_svg(labels, [("documents", counts)], marker=marker,
+                          value_unit="documents", label_unit="P(hq), lower edge of the bin",
                           caption="quality score histogram")
     rule = (f"keep when P(hq) >= {section['threshold']}" if section["mode"] == "threshold"
             else f"Pareto sampling, alpha {section['pareto_alpha']}")
@@ -462,7 +463,8 @@ def _languages_section(report: dict[str, Any]) -> str:
     more = [_note(f"the chart shows the {TOP_LANGUAGES} most frequent languages of "
                   f"{len(languages)}")] if len(languages) > TOP_LANGUAGES else []
     return _section("languages", *note, bar_chart_svg(
-        shown, series, horizontal=True, caption="language mix"), *more, _table(
+        shown, series, horizontal=True, value_unit="documents", caption="language mix"),
+        *more, _table(
         ["language", "kept by stage", "removed by stage", "kept at the end"], rows))
 
 
@@ -476,6 +478,7 @@ def _lengths_section(report: dict[str, Any]) -> str:
     labels = [length_bin_label(low, high) for low, high in zip(edges, edges[1:], strict=False)]
     chart = bar_chart_svg(labels, [("read (before)", section["before"]),
                                    ("kept (after)", section["after"])],
+                          value_unit="documents", label_unit="characters (log2 bins)",
                           caption="document length distribution before and after")
     return _section("lengths", chart, _note(
         f"documents by length in {section['unit']}, log2 bins, as read (before any stage) and "
@@ -496,7 +499,9 @@ def _near_dedup_section(report: dict[str, Any]) -> str:
     content = [summary]
     if histogram:
         content.append(bar_chart_svg(list(histogram), [("clusters", list(histogram.values()))],
-                                     height=200, caption="near-duplicate cluster sizes"))
+                                     height=200, value_unit="clusters",
+                                     label_unit="documents per cluster",
+                                     caption="near-duplicate cluster sizes"))
         content.append(_note("clusters by size (documents per cluster, including the one kept)"))
     if section["largest_clusters"]:
         content += ["<h3>Largest clusters</h3>", _table(
@@ -513,7 +518,8 @@ def _pii_section(report: dict[str, Any]) -> str:
     if not pii:
         return _section("pii", _note("no PII found in kept documents"))
     return _section("pii", bar_chart_svg(list(pii), [("spans", list(pii.values()))],
-                                         horizontal=True, caption="PII spans by type"),
+                                         horizontal=True, value_unit="spans redacted",
+                                         caption="PII spans by type"),
                     _note("spans replaced by placeholders (<EMAIL>, <PHONE>, ...) in the kept "
                           "documents; removed documents are redacted too"))
 
@@ -538,13 +544,14 @@ def _shards_section(report: dict[str, Any]) -> str:
         names = {"0": "0 (in order / next)", "1": "1 (swapped / random)"}
         content += ["<h3>Label balance</h3>", bar_chart_svg(
             [names.get(label, label) for label in labels], [("examples", list(labels.values()))],
-            horizontal=True, caption="label balance")]
+            horizontal=True, value_unit="examples", caption="label balance")]
     histogram = section.get("length_histogram", {})
     if histogram.get("counts"):
         width = histogram["bin_width"]
         content += ["<h3>Sequence length (tokens of A + B)</h3>", bar_chart_svg(
             [f"{int(low)}-{int(low) + width - 1}" for low in histogram["counts"]],
             [("examples", list(histogram["counts"].values()))], height=220,
+            value_unit="examples", label_unit="tokens of A + B",
             caption="sequence length histogram")]
     if section.get("pairs"):
         content += ["<h3>Pairing</h3>", _table(["count", "value"],
@@ -584,7 +591,7 @@ def _config_section(report: dict[str, Any]) -> str:
     if stages:
         content += ["<h3>Timings</h3>", bar_chart_svg(
             [s["name"] for s in stages], [("cpu seconds", [s["seconds"] for s in stages])],
-            horizontal=True, caption="worker CPU seconds by stage")]
+            horizontal=True, value_unit="CPU seconds", caption="worker CPU seconds by stage")]
         wall = report.get("wall_seconds")
         content.append(_note(
             "worker CPU seconds summed over workers"

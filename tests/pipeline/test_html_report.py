@@ -243,3 +243,12 @@ def test_the_comparison_page_plots_the_deltas(pii_on, pii_off, tmp_path, capsys)
     assert "documents (B - A)" in reasons
     assert "heuristics.min_words" in section_of(page, "compare-config")
     assert_no_planted_pii(page)
+
+
+def test_every_plot_names_the_unit_of_its_axes(pii_on, pii_off):
+    pages = [render_html(load_run(str(pii_on))),
+             render_comparison_html(load_run(str(pii_on)), load_run(str(pii_off)))]
+    for page in pages:
+        for svg in re.findall(r"<svg .*?</svg>", page, re.S):
+            # a value axis title: vertical charts' rotated one, horizontal charts' arrow
+            assert 'rotate(-90' in svg or "&#8594;" in svg, svg[:300]
