@@ -433,16 +433,19 @@ def line_shape_verdict(lines: list[str], config: HeuristicsConfig) -> Verdict:
 def alpha_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
     """Gopher: at least 80% of words contain an alphabetic character. Below that the page is
     mostly numbers, tables, identifiers or markup rather than language."""
-    # Most words are all letters (fast C check); find the letterless among the rest in one scan.
-    others = " ".join(filterfalse(str.isalpha, words))
-    with_letter = len(words) - len(_LETTERLESS_WORD.findall(f" {others} "))
     return _below_min(
         "too_few_alpha_words",
         "alpha_word_fraction",
-        with_letter,
+        _words_with_letter(words),
         config.min_alpha_word_fraction,
         len(words),
     )
+
+
+def _words_with_letter(words: list[str]) -> int:
+    # Most words are all letters (fast C check); find the letterless among the rest in one scan.
+    others = " ".join(filterfalse(str.isalpha, words))
+    return len(words) - len(_LETTERLESS_WORD.findall(f" {others} "))
 
 
 def stop_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
@@ -500,7 +503,7 @@ def paragraph_repetition_verdict(text: str, config: HeuristicsConfig) -> Verdict
     """Gopher: at most 30% of paragraphs, and 20% of characters, in repeated paragraphs.
     Repeated blocks are boilerplate (disclaimers, sign-up boxes) or scraping loops; models
     trained on them memorise and degenerate into repetition."""
-    paragraphs = [p for p in _PARAGRAPH_BREAK.split(text.strip()) if p]
+    paragraphs = _paragraphs(text)
     if not paragraphs:
         return KEEP
     count, chars = duplicates(paragraphs)
@@ -517,6 +520,10 @@ def paragraph_repetition_verdict(text: str, config: HeuristicsConfig) -> Verdict
         config.max_duplicate_paragraph_char_fraction,
         len(text),
     )
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in _PARAGRAPH_BREAK.split(text.strip()) if p]
 
 
 def line_repetition_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Verdict:
@@ -931,3 +938,92 @@ class HeuristicFilter:
         if config.gopher_repetition:
             return gopher_repetition_verdict(text, words, lines, config, lengths)
         return KEEP
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures of every document (the report's distributions)
+# ---------------------------------------------------------------------------------------------
+
+
+MEASURES: tuple[str, ...] = (
+    "words", "mean_word_length", "symbol_word_ratio", "bullet_line_fraction",
+    "ellipsis_line_fraction", "alpha_word_fraction", "stop_words", "sentences",
+    "punctuated_line_fraction", "short_line_fraction", "fineweb_duplicate_char_fraction",
+    "list_line_fraction", "duplicate_paragraph_fraction", "duplicate_paragraph_char_fraction",
+    "duplicate_line_fraction", "duplicate_line_char_fraction",
+    *(f"top_{n}gram_char_fraction" for n in _TOP_NGRAM_SIZES),
+    *(f"duplicated_{n}gram_char_fraction" for n in _DUPLICATED_NGRAM_SIZES),
+)
+"""Every measure ``heuristic_measures`` can return, in the order the rules check them."""
+
+
+def heuristic_measures(text: str, config: HeuristicsConfig) -> dict[str, float]:
+    """Every value the enabled threshold rules measure on (cleaned) ``text``, whether or not
+    the document is dropped: ``{measure: value}``, measures named as in the drops' details and
+    rounded as there, so that a removed document's details value equals its measure here.
+
+    The verdict stops at the first rule a document fails and bounds the n-gram values of kept
+    text; these are exact and complete, for the report's view of where each threshold cuts.
+    Differences from the details: ``stop_words`` counts every stop word (the rule stops at
+    ``min_stop_words``), ``symbol_word_ratio`` is the larger of the ``#`` and ellipsis ratios.
+    The n-gram measures are left out above ``max_words`` words (such a document is dropped for
+    its length, and scanning it would cost more than the rest of the run)."""
+    if not config.enabled:
+        return {}
+    words = content_words(text.split())
+    lines = nonblank_lines(text)
+    stripped = list(map(str.strip, lines))
+    values: dict[str, float] = {}
+
+    def fraction(measure: str, count: float, total: float) -> None:
+        if total:
+            values[measure] = _rounded(count / total)
+
+    if config.gopher_quality:
+        values["words"] = len(words)
+        fraction("mean_word_length", sum(map(len, words)), len(words))
+        fraction("symbol_word_ratio", max(text.count("#"), text.count("...") + text.count("…")),
+                 len(words))
+        fraction("bullet_line_fraction", _count_starting(stripped, BULLETS), len(lines))
+        fraction("ellipsis_line_fraction", _count_ending(stripped, ELLIPSES), len(lines))
+        fraction("alpha_word_fraction", _words_with_letter(words), len(words))
+        if config.min_stop_words:
+            stops = frozenset(word.lower() for word in config.stop_words)
+            values["stop_words"] = sum(1 for word in words if word.lower() in stops)
+    if config.c4 and config.c4_lines and config.min_sentences:
+        values["sentences"] = count_sentences(text)
+    if config.fineweb and lines:
+        fraction("punctuated_line_fraction", _count_ending(stripped, FINEWEB_END_MARKS),
+                 len(lines))
+        fraction("short_line_fraction",
+                 sum(1 for line in stripped if len(line) < config.short_line_chars), len(lines))
+        fraction("fineweb_duplicate_char_fraction", duplicates(lines)[1],
+                 len(text) - text.count("\n"))
+        fraction("list_line_fraction", _count_starting(stripped, BULLETS), len(lines))
+    if config.gopher_repetition and text:
+        values.update(_repetition_measures(text, words, lines, config))
+    return values
+
+
+def _repetition_measures(text: str, words: list[str], lines: list[str],
+                         config: HeuristicsConfig) -> dict[str, float]:
+    values: dict[str, float] = {}
+    paragraphs = _paragraphs(text)
+    for kind, items in (("paragraph", paragraphs), ("line", lines)):
+        if items:
+            count, chars = duplicates(items)
+            values[f"duplicate_{kind}_fraction"] = _rounded(count / len(items))
+            values[f"duplicate_{kind}_char_fraction"] = _rounded(chars / len(text))
+    if len(words) <= config.max_words:
+        for n, chars, total in ngram_repetition_chars(words, _DUPLICATED_NGRAM_SIZES[-1]):
+            name = f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
+            values[f"{name}_char_fraction"] = _rounded(_fraction(chars, total))
+    return values
+
+
+def measure_bounds(config: HeuristicsConfig, measure: str) -> dict[str, float]:
+    """The bounds a measure is held to: ``{"min": bound}``, ``{"max": bound}`` or both, read
+    from the config fields the measures are named after (``words``: ``min_words`` and
+    ``max_words``)."""
+    return {side: getattr(config, f"{side}_{measure}") for side in ("min", "max")
+            if hasattr(config, f"{side}_{measure}")}

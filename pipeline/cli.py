@@ -7,6 +7,7 @@ nor torch."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -78,7 +79,8 @@ def _add_report(commands) -> None:
     report.add_argument("--json", action="store_true",
                         help="print report.json (example texts redacted for PII again)")
     report.add_argument("--html", metavar="FILE",
-                        help="also write the report as one self-contained HTML file with plots")
+                        help="write the report (with --compare, the comparison) as one "
+                             "self-contained HTML file with plots, instead of printing it")
     report.add_argument("--reason", metavar="NAME",
                         help="print documents removed (or quarantined) for this reason")
     report.add_argument("-n", type=int, default=5,
@@ -395,7 +397,7 @@ def _run_report(args, _extra: list[str]) -> int:
     import json
 
     from winnow.pipeline.report_text import (
-        display_examples,
+        display_report,
         format_comparison,
         format_examples,
         format_report,
@@ -418,10 +420,12 @@ def _run_report(args, _extra: list[str]) -> int:
                       f"{', '.join(known) or 'none'}", file=sys.stderr)
                 return 2
             print(format_examples(view, args.reason, examples, args.n))
+        elif args.html and not args.json:
+            pass  # the page replaces the text report: only where it went is printed, below
         elif other is not None:
             print(format_comparison(view, other))
         elif args.json:
-            shown = {**view.report, "examples": display_examples(view.report)}
+            shown = display_report(view.report)
             print(json.dumps(shown, indent=2, ensure_ascii=False))
             for warning in view.warnings:  # stdout stays parseable JSON
                 print(f"warning: {warning}", file=sys.stderr)
@@ -430,8 +434,11 @@ def _run_report(args, _extra: list[str]) -> int:
         if args.html:
             from winnow.pipeline.html_report import write_html
 
-            write_html(view, args.html)
-            print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
+            write_html(view, args.html, other)
+            where = args.html if "://" in args.html else os.path.abspath(args.html)
+            what = "comparison" if other is not None else "report"
+            print(f"wrote the HTML {what} to {where}",
+                  file=sys.stderr if args.json else sys.stdout)
     except RunNotFound as error:
         return _failed(args, f"winnow report: {error}")
     except (OSError, ValueError) as error:

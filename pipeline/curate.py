@@ -37,7 +37,7 @@ from winnow.pipeline.readers import carried_name
 from winnow.pipeline.report import BuildReport, finish_report
 from winnow.pipeline.shards import BuildShards
 from winnow.pipeline.stage_list import STAGES, stage_order
-from winnow.pipeline.transforms import QUARANTINED, REMOVED, STATS, ReadInputs
+from winnow.pipeline.transforms import NEAR_THRESHOLD, QUARANTINED, REMOVED, STATS, ReadInputs
 from winnow.pipeline.writers import (
     UnifyFieldTypes,
     WriteParquetShards,
@@ -157,12 +157,14 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
     """Add the whole curation to ``pipeline``; ``paths`` are the expanded ``inputs``."""
     read = pipeline | "Read" >> ReadInputs(paths, config.input)
     docs, removed, stats, clusters = read["docs"], [], [read[STATS]], None
+    near_threshold = []  # documents beside a threshold, from the stages that measure
     for stage in STAGES:
         if not stage.enabled(config):
             continue
         result = docs | stage.build(config)
         removed.append(result[REMOVED])
         stats.append(result[STATS])
+        near_threshold += [result[NEAR_THRESHOLD]] if NEAR_THRESHOLD in result else []
         clusters = result.get(CLUSTERS, clusters)
         docs = result["kept"]
 
@@ -199,6 +201,7 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list[str], paths: list[str],
         "clusters": clusters,
         "manifest": manifest,
         "written": written | "AllWritten" >> beam.Flatten(),
+        NEAR_THRESHOLD: near_threshold | "AllNearThreshold" >> beam.Flatten(pipeline=pipeline),
     } | "Report" >> BuildReport(output_dir, [carried_name(pattern)[0] for pattern in inputs],
                                 stage_order(config), config, names)
 

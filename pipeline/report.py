@@ -16,12 +16,23 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from winnow.filters.heuristics import MEASURES, measure_bounds
+from winnow.filters.pii import PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.pipeline.config import WinnowConfig, config_to_dict
 from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.shards import LENGTH_BIN, WITHOUT_EXAMPLE
-from winnow.pipeline.stages import QualityStage, length_bin_name, score_bin_name
-from winnow.pipeline.transforms import merge_stage_stats
+from winnow.pipeline.stages import (
+    COUNT_MEASURES,
+    DEFAULT_LINEAR_BINS,
+    LINEAR_BINS,
+    MEASURE_BIN,
+    QualityStage,
+    length_bin_name,
+    measure_bin,
+    score_bin_name,
+)
+from winnow.pipeline.transforms import NEAR_THRESHOLD, merge_stage_stats
 from winnow.pipeline.writers import json_column, write_atomically
 from winnow.schemas.report import (
     REPORT_FILE,
@@ -32,13 +43,21 @@ from winnow.schemas.report import (
     QualitySection,
     Report,
     ShardsSection,
+    SourcesSection,
     StageStats,
+    ThresholdsSection,
     report_from_json,
     report_to_json,
 )
 
 EXAMPLE_CHARS = 500
 """Characters of each example document kept in the report."""
+NEAR_THRESHOLD_EXAMPLES = 3
+"""Documents kept in the report on each side of each threshold, and kept documents shown."""
+SOURCES_SHOWN = 50
+"""Input files, and values of the records' ``source`` field, the report breaks down (the
+largest); the others are summed in one row."""
+SOURCE_FIELD = "source"
 LANGUAGE_KEPT = "kept_language:"
 LANGUAGE_REMOVED = "removed_language:"
 """Tally prefixes of the language stage (``pipeline.stages.LanguageStage.tally``)."""
@@ -56,9 +75,15 @@ def assemble_report(
     cluster_summary: dict[str, Any] | None = None,
     manifests: list[dict[str, Any]] | None = None,
     kept_profile: list[tuple[str, int]] | None = None,
+    near_threshold: list[tuple[str, list]] | None = None,
+    source_counts: list[tuple[tuple[str, str, str, str], int]] | None = None,
+    kept_examples: list | None = None,
 ) -> Report:
     """The report as written to report.json (layout: ``schemas.report.Report``).
-    ``kept_profile``: (``chars_bin:NN`` or ``language:xx``, count) over the kept documents."""
+    ``kept_profile``: (``chars_bin:NN`` or ``language:xx``, count) over the kept documents;
+    ``near_threshold``: (key, nearest candidates) (``transforms.near_threshold_candidate``);
+    ``source_counts``: ((kind, name, outcome, reason), count) (``source_keys``);
+    ``kept_examples``: the kept documents with the smallest sort keys."""
     removed_by_stage: dict[str, dict[str, int]] = defaultdict(dict)
     removed_by_reason: Counter = Counter()
     for (stage, reason), count in sorted(removed_counts):
@@ -79,7 +104,7 @@ def assemble_report(
         "removed_by_stage": dict(removed_by_stage),
         "stages": [
             {"name": name, "enabled": enabled,
-             **stats_by_stage.get(name, StageStats()).to_json()}
+             **_without_measures(stats_by_stage.get(name, StageStats()).to_json())}
             for name, enabled in stage_order
         ],
         "pii": dict(sorted(pii_stats.tallies.items())),
@@ -90,6 +115,9 @@ def assemble_report(
         "near_dedup": near_dedup_section(
             config, stats_by_stage.get("near_dedup", StageStats()), cluster_summary),
         "shards": shards_section(config, stats_by_stage.get("shards", StageStats()), manifests),
+        "thresholds": thresholds_section(config, stats_by_stage, near_threshold or []),
+        "sources": sources_section(source_counts or []),
+        "kept_examples": [{"id": key[0], "text": snippet} for key, snippet in kept_examples or []],
         "examples": {
             reason: [{"id": key[0], "stage": stage, "text": snippet, "details": json.loads(details)}
                      for key, stage, snippet, details in reason_examples]
@@ -97,6 +125,122 @@ def assemble_report(
         },
         "config": config_to_dict(config),
     }
+
+
+def _without_measures(row: dict[str, Any]) -> dict[str, Any]:
+    """A stage row without its measure histograms (they are the ``thresholds`` section)."""
+    row["tallies"] = {key: count for key, count in row["tallies"].items()
+                      if not key.startswith(MEASURE_BIN)}
+    return row
+
+
+def measure_unit(measure: str) -> str:
+    """What a heuristic measure counts, for the axis of its histogram."""
+    for suffix, unit in (("line_fraction", "fraction of lines"),
+                         ("paragraph_fraction", "fraction of paragraphs"),
+                         ("char_fraction", "fraction of characters"),
+                         ("word_fraction", "fraction of words"),
+                         ("word_ratio", "symbols per word"),
+                         ("mean_word_length", "characters per word")):
+        if measure.endswith(suffix):
+            return unit
+    return measure.replace("_", " ")  # counts: words, stop words, sentences
+
+
+def thresholds_section(config: WinnowConfig, stats_by_stage: dict[str, StageStats],
+                       near_threshold: list[tuple[str, list]]) -> ThresholdsSection:
+    """Per measure of the stages that measure (the heuristics): the histogram of the value
+    over every document the stage saw, its bounds, and the documents nearest each bound."""
+    near: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(dict))
+    for key, candidates in sorted(near_threshold):
+        measure, side, position = key.rsplit(":", 2)
+        near[measure][side][position] = [
+            {"id": sort_key[0], "value": value, "outcome": outcome, "text": text}
+            for _, sort_key, value, outcome, text in candidates]
+    measures = {}
+    for stage, stats in sorted(stats_by_stage.items()):
+        bins: dict[str, Counter] = defaultdict(Counter)
+        for key, count in stats.tallies.items():
+            if key.startswith(MEASURE_BIN):
+                measure, number = key[len(MEASURE_BIN):].rsplit(":", 1)
+                bins[measure][int(number)] += count
+        for measure in sorted(bins, key=_rule_order):
+            bounds = _measure_bounds(config, stage, measure)
+            measures[measure] = {"stage": stage, "unit": measure_unit(measure), "bounds": bounds,
+                                 **_measure_histogram(measure, bins[measure], bounds),
+                                 "near": {side: dict(sorted(near[measure][side].items()))
+                                          for side in bounds}}
+    return {"measures": measures}
+
+
+def _rule_order(measure: str) -> tuple[int, str]:
+    return (MEASURES.index(measure) if measure in MEASURES else len(MEASURES), measure)
+
+
+def _measure_bounds(config: WinnowConfig, stage: str, measure: str) -> dict[str, float]:
+    return measure_bounds(config.heuristics, measure) if stage == "heuristics" else {}
+
+
+def _measure_histogram(measure: str, counts: Counter, bounds: dict[str, float]) -> dict:
+    """``scale`` (``log2`` for counts, else ``linear``), ``bin_edges`` and ``counts``: every
+    bin of a linear measure; for a count, the bins from the smallest to the largest used or
+    holding a bound."""
+    if measure not in COUNT_MEASURES:
+        width, number = LINEAR_BINS.get(measure, DEFAULT_LINEAR_BINS)
+        return {"scale": "linear", "bin_edges": [round(i * width, 6) for i in range(number + 1)],
+                "counts": [counts.get(i, 0) for i in range(number)]}
+    used = sorted(set(counts) | {measure_bin(measure, bound) for bound in bounds.values()})
+    bins = range(used[0], used[-1] + 1)
+    return {"scale": "log2",
+            "bin_edges": [_bin_low(k) for k in bins] + [_bin_low(used[-1] + 1)],
+            "counts": [counts.get(k, 0) for k in bins]}
+
+
+def source_keys(record, outcome: str) -> list[tuple[str, str, str, str]]:
+    """A record's rows in the per-source breakdown: (``input_file`` or ``source_field``, name,
+    ``kept``/``removed``/``quarantined``, reason or "")."""
+    reason = "" if outcome == "kept" else record.reason
+    keys = [("input_file", record.source, outcome, reason)]
+    value = getattr(record, "fields", {}).get(SOURCE_FIELD)
+    if value is not None:
+        keys.append(("source_field", value if isinstance(value, str) else json.dumps(value),
+                      outcome, reason))
+    return keys
+
+
+def sources_section(source_counts: list[tuple[tuple[str, str, str, str], int]]
+                    ) -> SourcesSection:
+    """Kept, removed and quarantined by input file and by the records' ``source`` field: the
+    ``SOURCES_SHOWN`` largest of each (by records, then name), the rest summed as one row."""
+    tables: dict[str, dict[str, dict]] = {"input_file": {}, "source_field": {}}
+    for (kind, name, outcome, reason), count in sorted(source_counts):
+        row = tables[kind].setdefault(name, {"kept": 0, "removed": {}, "quarantined": {}})
+        if outcome == "kept":
+            row["kept"] += count
+        else:
+            row[outcome][reason] = row[outcome].get(reason, 0) + count
+    return {kind: _largest_sources(rows) for kind, rows in tables.items()}
+
+
+def _source_total(row: dict) -> int:
+    return row["kept"] + sum(row["removed"].values()) + sum(row["quarantined"].values())
+
+
+def _largest_sources(rows: dict[str, dict]) -> dict[str, dict]:
+    ordered = sorted(rows, key=lambda name: (-_source_total(rows[name]), name))
+    shown = {name: rows[name] for name in ordered[:SOURCES_SHOWN]}
+    rest = ordered[SOURCES_SHOWN:]
+    if rest:
+        other = {"kept": 0, "removed": Counter(), "quarantined": Counter()}
+        for name in rest:
+            other["kept"] += rows[name]["kept"]
+            other["removed"].update(rows[name]["removed"])
+            other["quarantined"].update(rows[name]["quarantined"])
+        shown[f"({len(rest)} others)"] = {"kept": other["kept"],
+                                          "removed": dict(sorted(other["removed"].items())),
+                                          "quarantined": dict(sorted(
+                                              other["quarantined"].items()))}
+    return shown
 
 
 def quality_section(config: WinnowConfig, stats: StageStats) -> QualitySection:
@@ -263,9 +407,10 @@ def example_entry(removed) -> tuple[str, tuple]:
                             json_column(removed.details))
 
 
-def redact_report(report: Report, names: NameRedactor | None) -> Report:
-    """``report`` as written: with the pii stage on (``names``), the inputs, the examples' ids
-    and details and the largest clusters' ids redacted as kept/ and removed/ write them. The
+def redact_report(report: Report, names: NameRedactor | None, pii=None) -> Report:
+    """``report`` as written: with the pii stage on (``names``, ``pii`` its ``PiiConfig``),
+    the inputs, the examples' ids and details, the largest clusters' ids and the source names
+    redacted as kept/ and removed/ write them, and the near-threshold texts redacted. The
     examples and clusters were chosen by the original ids; their texts are redacted already."""
     if names is None:
         return report
@@ -278,11 +423,24 @@ def redact_report(report: Report, names: NameRedactor | None) -> Report:
         cluster["cluster_id"] = names.name(cluster["cluster_id"])
         cluster["survivor_id"] = names.name(cluster["survivor_id"])
         cluster["member_ids"] = [names.name(member) for member in cluster["member_ids"]]
+    for example in report["kept_examples"]:
+        example["id"] = names.name(example["id"])
+    # Near-threshold texts were taken at their stage, before the pii stage redacted them.
+    redactor = PiiRedactor(pii) if pii is not None else None
+    for measure in report["thresholds"]["measures"].values():
+        for sides in measure["near"].values():
+            for examples in sides.values():
+                for example in examples:
+                    example["id"] = names.name(example["id"])
+                    if redactor is not None:
+                        example["text"] = redactor.redact(example["text"]).text
+    report["sources"] = {kind: {names.name(name): row for name, row in rows.items()}
+                         for kind, rows in report["sources"].items()}
     return report
 
 
 class BuildReport(beam.PTransform):
-    """{kept, removed, quarantined, stats, clusters, manifest, written} -> writes
+    """{kept, removed, quarantined, stats, clusters, manifest, written, near_threshold} -> writes
     DIR/report.json; returns its path. ``names``: redacts the ids and file names the report
     shows (``redact_report``).
 
@@ -322,16 +480,33 @@ class BuildReport(beam.PTransform):
                 self.config.output.examples_per_reason or 1))
         cluster_summary = outputs["clusters"] | "SummarizeClusters" >> beam.CombineGlobally(
             ClusterSummaryFn())
+        shown = min(NEAR_THRESHOLD_EXAMPLES, self.config.output.examples_per_reason) or 1
+        near_threshold = (outputs[NEAR_THRESHOLD]
+                          | "NearestToThresholds" >> beam.combiners.Top.SmallestPerKey(shown))
+        source_counts = (
+            (outputs["kept"] | "KeptSources" >> beam.FlatMap(source_keys, "kept"),
+             outputs["removed"] | "RemovedSources" >> beam.FlatMap(source_keys, "removed"),
+             outputs["quarantined"] | "QuarantinedSources" >> beam.FlatMap(
+                 source_keys, "quarantined"))
+            | "AllSources" >> beam.Flatten()
+            | "CountSources" >> beam.combiners.Count.PerElement())
+        kept_examples = (outputs["kept"]
+                         | "KeptEntry" >> beam.Map(
+                             lambda doc: (doc.sort_key, doc.text[:EXAMPLE_CHARS]))
+                         | "FirstKept" >> beam.combiners.Top.Smallest(shown))
         path = FileSystems.join(self.output_dir, REPORT_FILE)
         return (
             outputs["kept"].pipeline
             | "Once" >> beam.Create([None])
             | "Assemble" >> beam.Map(
                 lambda _, stats, kept, removed, quarantined, examples, clusters, manifests,
-                profile: redact_report(assemble_report(
+                profile, near, sources, kept_examples: redact_report(assemble_report(
                     self.inputs, self.stage_order, self.config, dict(stats), kept, removed,
                     quarantined, examples if self.config.output.examples_per_reason else [],
-                    clusters, manifests, profile), self.names),
+                    clusters, manifests, profile,
+                    near if self.config.output.examples_per_reason else [], sources,
+                    kept_examples if self.config.output.examples_per_reason else []),
+                    self.names, self.config.pii),
                 stats=beam.pvalue.AsList(stats),
                 kept=beam.pvalue.AsSingleton(kept),
                 removed=beam.pvalue.AsList(removed_counts),
@@ -339,7 +514,10 @@ class BuildReport(beam.PTransform):
                 examples=beam.pvalue.AsList(examples),
                 clusters=beam.pvalue.AsSingleton(cluster_summary),
                 manifests=beam.pvalue.AsList(outputs["manifest"]),
-                profile=beam.pvalue.AsList(kept_profile))
+                profile=beam.pvalue.AsList(kept_profile),
+                near=beam.pvalue.AsList(near_threshold),
+                sources=beam.pvalue.AsList(source_counts),
+                kept_examples=beam.pvalue.AsSingleton(kept_examples))
             | "WriteReport" >> beam.Map(_write_report, path,
                                         written=beam.pvalue.AsList(outputs["written"]))
         )

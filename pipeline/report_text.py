@@ -18,6 +18,7 @@ from typing import Any
 from winnow.pipeline.config import WinnowConfig, config_to_dict
 from winnow.pipeline.report import EXAMPLE_CHARS
 from winnow.pipeline.run_folder import RunView, pipeline_stages
+from winnow.pipeline.transforms import NEAR_THRESHOLD_CHARS
 from winnow.pipeline.writers import json_column
 from winnow.schemas.report import Report
 
@@ -69,6 +70,40 @@ def display_examples(report: Report) -> dict[str, list[dict[str, str]]]:
             for reason, examples in report.get("examples", {}).items()}
 
 
+def display_thresholds(section: dict[str, Any]) -> dict[str, Any]:
+    """report.json's ``thresholds`` section with its near-threshold documents safe to display
+    (their texts were cut at ``NEAR_THRESHOLD_CHARS``)."""
+    def shown(example: dict[str, Any]) -> dict[str, Any]:
+        text = example.get("text", "")
+        return {**example, "id": display_text(str(example.get("id", "")), DETAILS_CHARS),
+                "text": display_text(text, NEAR_THRESHOLD_CHARS,
+                                     len(text) >= NEAR_THRESHOLD_CHARS)}
+
+    return {"measures": {
+        name: {**measure, "near": {side: {position: [shown(example) for example in examples]
+                                          for position, examples in positions.items()}
+                                   for side, positions in measure.get("near", {}).items()}}
+        for name, measure in section.get("measures", {}).items()}}
+
+
+def display_kept_examples(report: Report) -> list[dict[str, str]]:
+    """report.json's kept documents, safe to display."""
+    return [{"id": display_text(str(example.get("id", "")), DETAILS_CHARS),
+             "text": display_text(example.get("text", ""), EXAMPLE_CHARS,
+                                  len(example.get("text", "")) >= EXAMPLE_CHARS)}
+            for example in report.get("kept_examples", [])]
+
+
+def display_report(report: Report) -> Report:
+    """The whole report with every text in it safe to display (``winnow report --json``)."""
+    shown = {**report, "examples": display_examples(report)}
+    if "thresholds" in report:
+        shown["thresholds"] = display_thresholds(report["thresholds"])
+    if "kept_examples" in report:
+        shown["kept_examples"] = display_kept_examples(report)
+    return shown
+
+
 def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"quality": {"threshold": 0.5}}`` -> ``{"quality.threshold": 0.5}``."""
     flat: dict[str, Any] = {}
@@ -103,9 +138,9 @@ def removal_rows(report: Report) -> list[tuple[str, str, int]]:
 
 
 def length_bin_label(low: int, high: int) -> str:
-    """A log2 length bin [low, high): ``0``, ``64-127``, ``1K-2K``, ``1M-2M``."""
-    if high <= 1:
-        return "0"
+    """A log2 length bin [low, high): ``0``, ``1``, ``64-127``, ``1K-2K``, ``1M-2M``."""
+    if high <= low + 1:
+        return str(low)
     for shift, unit in ((20, "M"), (10, "K")):
         if low >= 1 << shift:
             return f"{low >> shift}{unit}-{high >> shift}{unit}"
@@ -151,6 +186,8 @@ def format_report(report: Report, view: RunView | None = None) -> str:
     lines += _summary_lines(report)
     lines += _funnel_lines(report)
     lines += _removed_lines(report)
+    lines += _threshold_lines(report.get("thresholds", {}))
+    lines += _source_lines(report.get("sources", {}))
     lines += _quality_lines(report.get("quality", {}))
     lines += _language_lines(report.get("languages", {}))
     lines += _length_lines(report.get("lengths", {}))
@@ -187,15 +224,19 @@ def _funnel_lines(report: Report) -> list[str]:
     if not stages:
         return ["", "funnel by stage: not available (no report.json)"]
     rows = []
+    total = report["documents"]["input"]
     for stage in stages:
         if not stage["enabled"]:
-            rows.append([stage["name"], "(disabled)", "", "", "", ""])
+            rows.append([stage["name"], "(disabled)", "", "", "", "", "", ""])
             continue
+        remaining = stage["documents_out"] / total if total else 0.0
         rows.append([stage["name"], stage["documents_in"], stage["documents_out"],
+                     f"{remaining:.1%}", _bar(round(1000 * remaining), 1000, 20),
                      f"{stage['bytes_in'] / 1e6:.2f}", f"{stage['bytes_out'] / 1e6:.2f}",
                      f"{stage['seconds']:.2f}"])
-    return ["", "funnel by stage:"] + table(
-        ["stage", "docs in", "docs out", "MB in", "MB out", "cpu s"], rows)
+    return ["", "funnel by stage: (remaining = documents out / records read)"] + table(
+        ["stage", "docs in", "docs out", "remaining", "", "MB in", "MB out", "cpu s"], rows,
+        align="lrrrlrrr")
 
 
 def _removed_lines(report: Report) -> list[str]:
@@ -207,6 +248,54 @@ def _removed_lines(report: Report) -> list[str]:
         lines += ["", "quarantined (unreadable records):"]
         lines += table(["reason", "records"], quarantined.items())
     return lines
+
+
+def _threshold_lines(section: dict[str, Any]) -> list[str]:
+    """One row per bound of a heuristic measure: the documents measured, and the values of the
+    documents nearest the bound on each side (``winnow report DIR --html FILE`` draws them)."""
+    measures = section.get("measures", {})
+    if not measures:
+        return []
+    rows = []
+    for name, measure in measures.items():
+        for side, bound in measure["bounds"].items():
+            near = measure["near"].get(side, {})
+            rows.append((name, f"{side} {bound:g}", sum(measure["counts"]),
+                         _values(near.get("below", [])), _values(near.get("above", []))))
+    return (["", "heuristic thresholds (every document the stage measured; values of the "
+                 "nearest documents on each side):"]
+            + table(["measure", "bound", "measured", "just below", "just above"], rows,
+                    align="llrll"))
+
+
+def _values(examples: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{example['value']:g}" for example in examples) or "-"
+
+
+SOURCE_ROWS = 10
+"""Sources per table in the terminal report (the HTML report shows 50)."""
+
+
+def _source_lines(section: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, title in (("input_file", "by input file"), ("source_field", "by source field")):
+        rows = section.get(kind, {})
+        if not rows:
+            continue
+        shown = list(rows.items())[:SOURCE_ROWS]
+        lines += ["", f"{title}:"] + table(
+            ["source", "records", "kept", "removed", "quarantined", "top reason"],
+            [_source_cells(name, row) for name, row in shown], align="lrrrrl")
+        if len(rows) > SOURCE_ROWS:
+            lines.append(f"  ... and {len(rows) - SOURCE_ROWS} more (winnow report --json)")
+    return lines
+
+
+def _source_cells(name: str, row: dict[str, Any]) -> tuple:
+    removed, quarantined = sum(row["removed"].values()), sum(row["quarantined"].values())
+    top = min(row["removed"].items(), key=lambda item: (-item[1], item[0]), default=None)
+    return (name, row["kept"] + removed + quarantined, row["kept"], removed, quarantined,
+            f"{top[0]} ({top[1]:,})" if top else "")
 
 
 def _quality_lines(section: dict[str, Any]) -> list[str]:

@@ -98,7 +98,8 @@ def _run_warnings(view: RunView) -> list[str]:
     if view.finished and "wall_seconds" not in report:
         warnings.append("report.json has no wall time: the driver stopped before the end")
     if view.finished:
-        stale = [name for name in ("languages", "lengths") if name not in report]
+        stale = [name for name in ("languages", "lengths", "thresholds", "sources")
+                 if name not in report]
         if stale:
             warnings.append(f"not in this report (made by an older winnow): {', '.join(stale)}")
     return warnings

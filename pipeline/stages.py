@@ -11,7 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from winnow.filters.heuristics import HeuristicFilter, HeuristicsConfig
+from winnow.filters.heuristics import (
+    HeuristicFilter,
+    HeuristicsConfig,
+    heuristic_measures,
+    measure_bounds,
+)
 from winnow.filters.language import LanguageConfig, LanguageIdentifier, language_verdict
 from winnow.filters.normalize import NormalizeConfig, check_not_empty, normalize_text
 from winnow.filters.pii import PiiConfig, PiiRedactor
@@ -36,6 +41,15 @@ class Stage:
     def tally(self, outcome: Outcome) -> Mapping[str, int]:
         """Stage-specific counts for one outcome, kept or removed (PII spans by type, quality
         score bins); they are summed into the report and into Beam counters."""
+        return {}
+
+    def measures(self, doc: Document) -> Mapping[str, float]:
+        """The values this stage's thresholds are held to, measured on one document whatever
+        its outcome (``{measure: value}``); the report draws their distributions."""
+        return {}
+
+    def bounds(self, measure: str) -> Mapping[str, float]:
+        """``{"min": bound}`` and/or ``{"max": bound}`` of a measure."""
         return {}
 
 
@@ -66,6 +80,12 @@ class HeuristicsStage(Stage):
         if drop:  # details: the measured value and the bound it crossed
             return Removed.of(doc, self.name, drop.reason, **drop.details)
         return doc if text == doc.text else _with_text(doc, text)
+
+    def measures(self, doc: Document) -> Mapping[str, float]:
+        return heuristic_measures(self.rules.clean(doc.text), self.config)
+
+    def bounds(self, measure: str) -> Mapping[str, float]:
+        return measure_bounds(self.config, measure)
 
 
 class LanguageStage(Stage):
@@ -131,6 +151,31 @@ def length_bin_name(chars: int) -> str:
     """Tally key of the log2 length bin of a text of ``chars`` characters: ``chars_bin:07``.
     Bin k holds lengths in [2 ** (k - 1), 2 ** k) (bin 0: empty), i.e. ``chars.bit_length()``."""
     return f"chars_bin:{chars.bit_length():02d}"
+
+
+COUNT_MEASURES = ("words", "stop_words", "sentences")
+"""Measures that count (log2 bins, as lengths); the others are ratios (linear bins)."""
+LINEAR_BINS = {"mean_word_length": (0.5, 40)}
+"""Measure -> (bin width, bins) of its linear histogram; by default (0.02, 50) over [0, 1].
+Values past the last bin count in it."""
+DEFAULT_LINEAR_BINS = (0.02, 50)
+
+
+def measure_bin(measure: str, value: float) -> int:
+    """The histogram bin of a measured value: ``value.bit_length()`` for counts (bin k holds
+    [2 ** (k - 1), 2 ** k)), else ``value // width`` up to the last bin."""
+    if measure in COUNT_MEASURES:
+        return int(value).bit_length()
+    width, bins = LINEAR_BINS.get(measure, DEFAULT_LINEAR_BINS)
+    return min(int(value / width + 1e-9), bins - 1)  # 0.3 / 0.02 is 14.999...
+
+
+def measure_bin_name(measure: str, value: float) -> str:
+    """Tally key of a measured value's histogram bin: ``measure_bin:words:07``."""
+    return f"{MEASURE_BIN}{measure}:{measure_bin(measure, value):02d}"
+
+
+MEASURE_BIN = "measure_bin:"
 
 
 class PiiStage(Stage):

@@ -4,7 +4,9 @@ Element shapes:
 - ``file``: ``(path, carried)``, one input file; ``carried`` is False when Beam could not
   carry its name (not UTF-8), and ``path`` is the name escaped (``readers.carried_name``);
 - ``doc``: ``schemas.records.Document``; ``removed``: ``Removed``; ``quarantined``: ``Quarantined``;
-- ``stage_stats``: ``(stage name, schemas.report.StageStats)``, one partial per bundle.
+- ``stage_stats``: ``(stage name, schemas.report.StageStats)``, one partial per bundle;
+- ``near_threshold``: ``(key, candidate)``, a document's measure beside one bound of a threshold
+  (``near_threshold_candidate``); the report keeps the nearest few per key.
 
 Each stage's counters are Beam Metrics in the ``winnow`` namespace, named
 ``<stage>/documents_in``, ``<stage>/kept`` and ``<stage>/removed:<reason>``, so they show in the
@@ -23,13 +25,16 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from winnow.pipeline import progress
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
-from winnow.pipeline.stages import Stage, length_bin_name
+from winnow.pipeline.stages import Stage, length_bin_name, measure_bin_name
 from winnow.schemas.records import Document, Quarantined, Removed
 from winnow.schemas.report import StageStats
 
 REMOVED = "removed"
 QUARANTINED = "quarantined"
 STATS = "stats"
+NEAR_THRESHOLD = "near_threshold"
+NEAR_THRESHOLD_CHARS = 300
+"""Characters of a near-threshold example's text carried to the report."""
 METRICS_NAMESPACE = "winnow"
 
 
@@ -121,6 +126,7 @@ class ApplyStageFn(beam.DoFn):
         name = self.stage.name
         started = time.perf_counter()
         outcome = self.stage.apply(doc)
+        measures = self.stage.measures(doc)
         stats = self._stats.stage(name)
         stats.seconds += time.perf_counter() - started
         stats.documents_in += 1
@@ -128,6 +134,11 @@ class ApplyStageFn(beam.DoFn):
         for key, value in self.stage.tally(outcome).items():
             stats.tallies[key] += value
             self._stats.count(f"{name}/{key}", value)
+        for measure, value in measures.items():
+            stats.tallies[measure_bin_name(measure, value)] += 1
+            for side, bound in self.stage.bounds(measure).items():
+                yield beam.pvalue.TaggedOutput(NEAR_THRESHOLD, near_threshold_candidate(
+                    doc, outcome, measure, value, side, bound))
         if isinstance(outcome, Removed):
             stats.removed[outcome.reason] += 1
             self._stats.count(f"{name}/removed:{outcome.reason}")
@@ -142,16 +153,29 @@ class ApplyStageFn(beam.DoFn):
         yield from self._stats.flush()
 
 
+def near_threshold_candidate(doc: Document, outcome: Document | Removed, measure: str,
+                             value: float, side: str, bound: float) -> tuple[str, tuple]:
+    """``("words:min:below", (distance, sort key, value, outcome, text))``: a document on one
+    side of one bound (``side`` ``min`` or ``max``), ordered nearest first and then by its sort
+    key, a total order whatever the runner. ``below``: the value is under the bound (a ``min``
+    rule drops it); ``above``: over it, or on a ``min`` bound (a ``max`` rule drops above)."""
+    above = value > bound if side == "max" else value >= bound
+    verdict = f"removed: {outcome.reason}" if isinstance(outcome, Removed) else "kept"
+    return (f"{measure}:{side}:{'above' if above else 'below'}",
+            (abs(value - bound), doc.sort_key, value, verdict, doc.text[:NEAR_THRESHOLD_CHARS]))
+
+
 class ApplyStage(beam.PTransform):
-    """docs -> {main: kept docs, removed, stats}."""
+    """docs -> {main: kept docs, removed, stats, near_threshold}."""
 
     def __init__(self, stage: Stage):
         super().__init__(label=stage.name)
         self.stage = stage
 
     def expand(self, docs):
-        return stage_outputs(
-            docs | beam.ParDo(ApplyStageFn(self.stage)).with_outputs(REMOVED, STATS, main="kept"))
+        outputs = docs | beam.ParDo(ApplyStageFn(self.stage)).with_outputs(
+            REMOVED, STATS, NEAR_THRESHOLD, main="kept")
+        return {**stage_outputs(outputs), NEAR_THRESHOLD: outputs[NEAR_THRESHOLD]}
 
 
 class ReadInputs(beam.PTransform):

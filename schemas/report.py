@@ -10,9 +10,10 @@ which holds [2 ** (k - 1), 2 ** k) (bin 0: empty text); ``bin_edges`` covers the
 smallest to the largest one used, before or after. Stage tallies behind the sections: the read
 stage tallies ``chars_bin:NN`` (lengths before), the language stage ``kept_language:xx`` and
 ``removed_language:xx``, the quality stage ``score_bin:NN``, the pii stage the PII types, the
-shards stage ``length_bin:NNNN`` and its pairing counts. ``languages`` and ``lengths`` are absent
-from reports written before they existed; readers treat every section but ``documents`` as
-optional.
+shards stage ``length_bin:NNNN`` and its pairing counts; the heuristics stage's measure
+histograms (``measure_bin:<measure>:NN``) are the ``thresholds`` section, not stage tallies.
+``languages``, ``lengths``, ``thresholds``, ``sources`` and ``kept_examples`` are absent from
+reports written before they existed; readers treat every section but ``documents`` as optional.
 
 Invariant, checked by ``check_accounting``: input = kept + sum(removed) + sum(quarantined).
 ``seconds`` are worker CPU seconds summed over workers, so they can exceed ``wall_seconds``.
@@ -181,6 +182,68 @@ class Example(TypedDict):
     """As in removed/'s ``details`` column, e.g. ``{"words": 12, "min": 50}``."""
 
 
+class NearThresholdExample(TypedDict):
+    """A document beside a threshold (PII redacted when the pii stage was on)."""
+
+    id: str
+    value: float
+    """Its measured value."""
+    outcome: str
+    """What its stage did with it: ``kept`` or ``removed: <reason>`` (any rule's)."""
+    text: str
+    """The first 300 characters, as the stage saw them."""
+
+
+class MeasureHistogram(TypedDict):
+    """One heuristic measure over every document its stage saw."""
+
+    stage: str
+    unit: str
+    """What the value counts, e.g. ``words``, ``fraction of lines``."""
+    bounds: dict[str, float]
+    """``{"min": 50}``, ``{"max": 0.3}`` or both: a ``min`` rule drops below, ``max`` above."""
+    scale: str
+    """``linear`` (bins of equal width over ``bin_edges``) or ``log2`` (counts: bin i holds
+    [edges[i], edges[i+1]), as ``lengths``)."""
+    bin_edges: list[float]
+    counts: list[int]
+    """Documents by bin; a value past the last linear edge counts in the last bin."""
+    near: dict[str, dict[str, list[NearThresholdExample]]]
+    """Bound (``min``/``max``) -> ``below``/``above`` -> the documents nearest the bound on
+    that side, nearest first (ties by id). On the bound counts as ``above`` for ``min``
+    (kept) and ``below`` for ``max`` (kept)."""
+
+
+class ThresholdsSection(TypedDict):
+    measures: dict[str, MeasureHistogram]
+    """Measure (named as in the removals' details: ``words``, ``top_2gram_char_fraction``)
+    -> its distribution; measures in the order the rules check them
+    (``filters.heuristics.MEASURES``)."""
+
+
+class SourceRow(TypedDict):
+    kept: int
+    removed: dict[str, int]
+    """Reason -> documents."""
+    quarantined: dict[str, int]
+    """Reason -> records (input files only: a quarantined record has no fields)."""
+
+
+class SourcesSection(TypedDict):
+    """The 50 largest sources of each kind, largest first, then ``(N others)`` summed."""
+
+    input_file: dict[str, SourceRow]
+    """By the file a record was read from."""
+    source_field: dict[str, SourceRow]
+    """By the records' own ``source`` field (kept and removed documents that have one)."""
+
+
+class KeptExample(TypedDict):
+    id: str
+    text: str
+    """The first 500 characters as written to kept/."""
+
+
 class Report(TypedDict, total=False):
     """``report.json``, keys in the order they are written. A report rebuilt from the folders
     of a run that did not finish (``rebuilt_from_folders``) has ``documents``,
@@ -203,6 +266,10 @@ class Report(TypedDict, total=False):
     lengths: LengthsSection
     near_dedup: NearDedupSection
     shards: ShardsSection
+    thresholds: ThresholdsSection
+    sources: SourcesSection
+    kept_examples: list[KeptExample]
+    """The kept documents with the smallest ids (3 at most; none with no examples)."""
     examples: dict[str, list[Example]]
     """Reason -> examples, reasons sorted."""
     config: dict[str, Any]

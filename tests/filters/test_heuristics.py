@@ -534,3 +534,30 @@ def test_invalid_config_is_reported(changed: dict) -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         HeuristicsConfig().min_words = 3  # type: ignore[misc]
+
+
+def test_measures_hold_every_rules_value_whatever_the_verdict():
+    from winnow.filters.heuristics import MEASURES, heuristic_measures, measure_bounds
+
+    text = "one two three\none two three\n\nfour five six #x"
+    values = heuristic_measures(text, HeuristicsConfig())
+    assert values["words"] == 10 and values["stop_words"] == 0
+    assert values["mean_word_length"] == round(34 / 10, 4)
+    assert values["symbol_word_ratio"] == 0.1
+    assert values["duplicate_line_fraction"] == 0.3333
+    assert values["duplicate_line_char_fraction"] == float(f"{13 / len(text):.4g}")
+    assert values["duplicate_paragraph_fraction"] == 0.0
+    assert values["top_2gram_char_fraction"] == float(f"{2 * 6 / 34:.4g}")  # "one two" twice
+    assert values["duplicated_10gram_char_fraction"] == 0.0  # the one 10-gram, once
+    assert list(values) == [m for m in MEASURES if m in values]  # in the rules' order
+    # The verdict stops at the word count; the measures go on.
+    assert HeuristicFilter(HeuristicsConfig())(text) == Drop(
+        "too_few_words", {"words": 10, "min": 50})
+    assert measure_bounds(HeuristicsConfig(), "words") == {"min": 50, "max": 100_000}
+    assert measure_bounds(HeuristicsConfig(), "duplicate_line_fraction") == {"max": 0.3}
+    fineweb = heuristic_measures(text, HeuristicsConfig(fineweb=True, gopher_quality=False,
+                                                        gopher_repetition=False))
+    assert fineweb == {"punctuated_line_fraction": 0.0, "short_line_fraction": 1.0,
+                       "fineweb_duplicate_char_fraction": float(f"{13 / (len(text) - 3):.4g}"),
+                       "list_line_fraction": 0.0}
+    assert heuristic_measures(text, HeuristicsConfig(enabled=False)) == {}

@@ -30,7 +30,17 @@ PLANTED_DOCS = [
     {"id": "0001-pii-cut", "text": f"{FILLER} {PLANTED['card']} or {PLANTED['email']} "
                                    f"{PLANTED['aws_key']}"},
     {"id": "0002-pii-ssn", "text": f"my ssn is {PLANTED['ssn']} ok"},
+    # 49 words, one under min_words: the nearest document below the bound (with others at 49,
+    # first by id), so the report keeps it as a near-threshold example, taken before the pii
+    # stage.
+    {"id": "0003-pii-near", "text": f"Please write to {PLANTED['email']} about the parcel that "
+                                    "arrived late, and the team will answer within two working "
+                                    "days. We are sorry for the delay and thank you for your "
+                                    "patience while we check the order with the courier, the "
+                                    "warehouse and the shop that sent it to you."},
 ]
+NEAR_WORDS = 49
+"""The words of ``0003-pii-near``."""
 RUNS = {
     "pii_on": {},
     # Another threshold, PII not redacted by the pipeline, no shards (faster).

