@@ -185,10 +185,11 @@ def parse_time_v(path: str) -> dict:
 
 
 def run_curate(input_dir: str, output_dir: str, workers: int, config: str | None,
-               interval: float, log_path: str) -> dict:
+               interval: float, log_path: str, mode: str = "multi_processing") -> dict:
     winnow = os.path.join(os.path.dirname(sys.executable), "winnow")
-    command = [winnow, "curate", input_dir, "--output", output_dir, "--overwrite",
-               "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    command = [winnow, "curate", input_dir, "--output", output_dir, "--overwrite"]
+    if mode == "multi_processing":
+        command += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     command += ["--config", config] if config else []
     time_path = log_path + ".time"
     with open(log_path, "w") as log:
@@ -266,7 +267,7 @@ def print_report(args, rows: list[dict], growth_figures: dict) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {versions()}")
     print(f"winnow curate, every stage ({args.config or 'default config'}), DirectRunner "
-          f"multi_processing, {args.workers} workers; memory polled every {args.interval} s")
+          f"{args.mode}, {args.workers} worker(s); memory polled every {args.interval} s")
     print()
     print(f"{'MB':>7} {'docs':>8} {'wall s':>8} {'cpu s':>8} {'MB/s':>6} {'PSS sum MB':>10} "
           f"{'RSS sum MB':>10} {'largest MB':>10} {'procs':>5} {'kept':>8}  removed by stage")
@@ -300,6 +301,9 @@ def parse_args():
     parser.add_argument("--sizes", default="10,40,160", help="MB of text, comma-separated")
     parser.add_argument("--corpora", nargs="+", default=DEFAULT_CORPORA)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("multi_processing", "in_memory"),
+                        default="multi_processing",
+                        help="in_memory: the default local run (one process, no Beam flags)")
     parser.add_argument("--config", default=None, help="winnow config YAML (default: defaults)")
     parser.add_argument("--interval", type=float, default=0.5, help="memory polling seconds")
     parser.add_argument("--seed", type=int, default=0)
@@ -310,6 +314,8 @@ def parse_args():
 
 def main() -> None:
     args = parse_args()
+    if args.mode == "in_memory":
+        args.workers = 1  # the runner's default: one process
     sizes = sorted(float(size) for size in args.sizes.split(","))
     work = args.keep_dir or tempfile.mkdtemp(prefix="winnow-scaling-")
     os.makedirs(work, exist_ok=True)
@@ -340,7 +346,7 @@ def measure(args, sizes: list[float], work: str) -> list[dict]:
               flush=True)
         run = run_curate(os.path.join(work, "input", name), os.path.join(work, "run", name),
                          args.workers, args.config, args.interval,
-                         os.path.join(work, f"{name}.log"))
+                         os.path.join(work, f"{name}.log"), args.mode)
         rows.append(summarize(size, built, run, args.workers))
         if not args.keep_dir:  # the runs of the large sizes take room
             shutil.rmtree(os.path.join(work, "run", name), ignore_errors=True)

@@ -52,6 +52,9 @@ def _add_curate(commands) -> None:
                              "as YAML and exit")
     curate.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in --output instead of refusing")
+    curate.add_argument("--no-memory-check", dest="memory_check", action="store_false",
+                        help="run locally even when the estimated peak memory exceeds the "
+                             "available memory (by default such a run is refused)")
     curate.set_defaults(run=_run_curate, passes_beam_options=True)
 
 
@@ -345,7 +348,8 @@ def _run_curate(args, beam_args: list[str]) -> int:
         print("winnow curate: INPUT and --output are required", file=sys.stderr)
         return 2
     try:
-        report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite)
+        report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,
+                              args.memory_check)
     except CurationError as error:
         return _failed(args, f"winnow curate: {error}")
     if "dry_run_steps" in report:
