@@ -1,6 +1,7 @@
 """End-to-end time and peak memory of ``winnow curate`` as the input grows.
 
-    python bench/scaling.py [--sizes 10,40,160] [--workers 2] [--config FILE] \
+    python bench/scaling.py [--sizes 10,40,160,640] [--workers 2] [--mode in_memory] \
+        [--config FILE] [--machine-gb 24] \
         [--corpora ../shared/corpora/{linux-doc,python-doc,perl-doc}.jsonl.gz] \
         [--interval 0.5] [--keep-dir DIR] [--json PATH]
 
@@ -23,7 +24,11 @@ process, so an upper bound) and of the summed PSS (shared pages split between th
 sharing them: the honest total), and the largest single process (``time -v``'s "Maximum
 resident set size" is that too). Growth per 4x of input = (y2 / y1) ** (log 4 / log(x2 / x1))
 between consecutive sizes, and 4 ** slope of the least-squares fit of log y on log x overall
-(1.0 would be constant, 4.0 linear).
+(1.0 would be constant, 4.0 linear). Memory per MB of input = peak PSS sum / MB of text; the
+ceiling on a machine of ``--machine-gb`` (24 by default) is where the peak PSS reaches its
+memory: extrapolated linearly from the two largest sizes (the marginal cost of a MB), and
+along the fitted power law. ``--mode in_memory`` measures the default local run (one process,
+no Beam flags) instead of multi_processing.
 """
 
 from __future__ import annotations
@@ -245,6 +250,20 @@ def growth(rows: list[dict]) -> dict:
     return result
 
 
+def ceiling_mb(rows: list[dict], machine_mb: float) -> dict:
+    """MB of input at which the peak PSS sum reaches ``machine_mb``: linearly from the two
+    largest sizes, and along the power law fitted over all sizes."""
+    if len(rows) < 2:
+        return {"linear": float("nan"), "power_law": float("nan")}
+    xs = [row["megabytes"] for row in rows]
+    ys = [row["peak_pss_sum_mb"] for row in rows]
+    per_mb = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    linear = xs[-1] + (machine_mb - ys[-1]) / per_mb if per_mb > 0 else float("inf")
+    slope = math.log(fitted_per_4x(xs, ys)) / math.log(4)
+    power = xs[-1] * (machine_mb / ys[-1]) ** (1 / slope) if slope > 0 else float("inf")
+    return {"linear": linear, "power_law": power, "marginal_mb_per_input_mb": per_mb}
+
+
 def summarize(size: float, built: dict, run: dict, workers: int) -> dict:
     time_v = run["time_v"]
     cpu = time_v["user_seconds"] + time_v["system_seconds"]
@@ -270,11 +289,13 @@ def print_report(args, rows: list[dict], growth_figures: dict) -> None:
           f"{args.mode}, {args.workers} worker(s); memory polled every {args.interval} s")
     print()
     print(f"{'MB':>7} {'docs':>8} {'wall s':>8} {'cpu s':>8} {'MB/s':>6} {'PSS sum MB':>10} "
-          f"{'RSS sum MB':>10} {'largest MB':>10} {'procs':>5} {'kept':>8}  removed by stage")
+          f"{'PSS/MB':>6} {'RSS sum MB':>10} {'largest MB':>10} {'procs':>5} {'kept':>8}  "
+          "removed by stage")
     for row in rows:
         removed = ", ".join(f"{k} {v:,}" for k, v in row["removed_by_stage"].items())
         print(f"{row['megabytes']:>7.1f} {row['documents']:>8,} {row['wall_seconds']:>8.1f} "
               f"{row['cpu_seconds']:>8.1f} {row['mb_per_s']:>6.3f} {row['peak_pss_sum_mb']:>10.0f} "
+              f"{row['peak_pss_sum_mb'] / row['megabytes']:>6.1f} "
               f"{row['peak_rss_sum_mb']:>10.0f} {row['largest_process_mb']:>10.0f} "
               f"{row['processes']:>5} {row['kept']:>8,}  {removed}")
     print()
@@ -285,6 +306,12 @@ def print_report(args, rows: list[dict], growth_figures: dict) -> None:
     for name, figures in growth_figures.items():
         print(f"{name:<20}" + "".join(f"{step:>16.2f}" for step in figures["steps"])
               + f"{figures['fitted']:>10.2f}")
+    ceiling = ceiling_mb(rows, args.machine_gb * 1000)
+    print()
+    print(f"ceiling on a {args.machine_gb:g} GB machine (peak PSS sum = its memory): "
+          f"{ceiling['linear']:,.0f} MB of text extrapolated linearly from the two largest "
+          f"sizes ({ceiling.get('marginal_mb_per_input_mb', float('nan')):.1f} MB per MB "
+          f"there), {ceiling['power_law']:,.0f} MB along the fitted power law")
 
 
 def versions() -> str:
@@ -309,6 +336,8 @@ def parse_args():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-dir", default=None, help="keep inputs and runs here")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--machine-gb", type=float, default=24,
+                        help="memory of the machine whose ceiling is reported")
     return parser.parse_args()
 
 
@@ -330,7 +359,8 @@ def main() -> None:
         with open(args.json, "w") as handle:
             json.dump({"date": datetime.datetime.now().astimezone().isoformat(),
                        "command": sys.argv, "cores": os.cpu_count(), "workers": args.workers,
-                       "versions": versions(), "runs": rows, "growth_per_4x": figures},
+                       "versions": versions(), "runs": rows, "growth_per_4x": figures,
+                       "ceiling_mb": ceiling_mb(rows, args.machine_gb * 1000)},
                       handle, indent=2)
 
 
@@ -348,6 +378,10 @@ def measure(args, sizes: list[float], work: str) -> list[dict]:
                          args.workers, args.config, args.interval,
                          os.path.join(work, f"{name}.log"), args.mode)
         rows.append(summarize(size, built, run, args.workers))
+        print(f"  {name}: peak PSS sum {rows[-1]['peak_pss_sum_mb']:,.0f} MB "
+              f"({rows[-1]['peak_pss_sum_mb'] / rows[-1]['megabytes']:.1f} per MB of text), "
+              f"largest process {rows[-1]['largest_process_mb']:,.0f} MB, "
+              f"{rows[-1]['wall_seconds']:.0f} s", flush=True)
         if not args.keep_dir:  # the runs of the large sizes take room
             shutil.rmtree(os.path.join(work, "run", name), ignore_errors=True)
     print()

@@ -47,12 +47,17 @@ class MemoryModel:
                    + self.per_input_mb * input_bytes)
 
 
-# Fitted on bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), rounded up. The
-# in-process runner is one process; with multi_processing, the launcher holds the buffers and
-# each worker the imports, the models and its share of every stage.
+# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), per MB of input as
+# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up. in_memory: 432 MB
+# peak at 10.5 MB of input, 812 MB at 42.3 MB. multi_processing, 2 workers, before the
+# reductions of issue 18 (an upper bound, not yet measured after them): 1,160 / 2,307 / 4,574
+# MB at 10.5 / 42.3 / 167.4 MB. The in-process runner is one process; with multi_processing,
+# the launcher holds the buffers and each worker the imports, the models and its share of
+# every stage. Both grow less than linearly past these sizes (the tokenizer's sample stops
+# growing at ``tokenizer.sample_documents``), so large inputs are overestimated: safe.
 MODELS = {
-    "in_memory": MemoryModel(fixed_mb=400, fixed_per_worker_mb=0, per_input_mb=12),
-    "multi_processing": MemoryModel(fixed_mb=250, fixed_per_worker_mb=300, per_input_mb=14),
+    "in_memory": MemoryModel(fixed_mb=350, fixed_per_worker_mb=0, per_input_mb=12.5),
+    "multi_processing": MemoryModel(fixed_mb=900, fixed_per_worker_mb=300, per_input_mb=18.5),
 }
 
 
@@ -152,7 +157,7 @@ class MemoryVerdict:
 
 CLUSTER_HINT = ("run it on a cluster runner instead, where the shuffles live on the service "
                 "(--runner DataflowRunner, or Flink or Spark through Beam's portable runners: "
-                "README, \"Running on a cluster\"), or pass --no-memory-check to try anyway")
+                "README, \"Running on Dataflow and other runners\")")
 
 
 def judge(data_bytes: int, mode: str, workers: int, available: int | None) -> MemoryVerdict:
@@ -167,10 +172,11 @@ def judge(data_bytes: int, mode: str, workers: int, available: int | None) -> Me
                + (f" with {workers} workers" if mode == "multi_processing" else "")
                + f", and {available / MB:,.0f} MB is available")
     if peak > available:
-        return MemoryVerdict("refuse", f"not enough memory: {figures}; {CLUSTER_HINT}")
+        return MemoryVerdict("refuse", f"not enough memory: {figures}; {CLUSTER_HINT}, or pass "
+                                       "--no-memory-check to try anyway")
     if peak > WARN_SHARE * available:
         return MemoryVerdict("warn", f"warning: memory is short: {figures}; if the run fails, "
-                                     f"{CLUSTER_HINT.replace(', or pass --no-memory-check', '')}")
+                                     f"{CLUSTER_HINT}")
     return MemoryVerdict("ok", figures)
 
 
@@ -190,3 +196,42 @@ def check_local_memory(paths: list[str], options) -> MemoryVerdict:
     """The verdict for a local run of ``options`` on ``paths``."""
     mode, workers = local_run_mode(options)
     return judge(input_bytes(paths), mode, workers, mem_available())
+
+
+# -- giving freed memory back ----------------------------------------------------------------
+
+TRIM_EVERY_SECONDS = 1.0
+_last_trim = [0.0]
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``), at most once a
+    ``TRIM_EVERY_SECONDS`` per process; False where there is no glibc or it was too soon.
+
+    The local runner's stages each build and drop copies of their whole input (encoded,
+    decoded, grouped), mostly large strings that glibc serves from its heap and keeps, once
+    freed, for reuse; freed between live objects, that memory stays in the process. The next
+    large allocation (a stage with more data, SentencePiece's arrays) then comes on top of it
+    instead of in its place. Called at the end of each bundle of winnow's DoFns and before the
+    tokenizer trains."""
+    import time
+
+    now = time.monotonic()
+    if now - _last_trim[0] < TRIM_EVERY_SECONDS:
+        return False
+    _last_trim[0] = now
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl)
+        return None

@@ -22,6 +22,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from winnow.pipeline.memory import release_free_memory
+from winnow.pipeline.packing import PackedReshuffle
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
 from winnow.pipeline.stages import Stage, length_bin_name
 from winnow.schemas.records import Document, Quarantined, Removed
@@ -57,11 +59,13 @@ class BundleStats:
         return self._by_stage[name]
 
     def flush(self):
-        """Tagged WindowedValues for finish_bundle, then reset."""
+        """Tagged WindowedValues for finish_bundle, then reset; the bundle's freed memory goes
+        back to the system (``pipeline.memory.release_free_memory``)."""
         for name, stats in sorted(self._by_stage.items()):
             value = WindowedValue((name, stats), MIN_TIMESTAMP, [GlobalWindow()])
             yield beam.pvalue.TaggedOutput(STATS, value)
         self._by_stage = defaultdict(StageStats)
+        release_free_memory()
 
 
 class ReadFilesFn(beam.DoFn):
@@ -179,7 +183,7 @@ class ReadInputs(beam.PTransform):
             | "ParseRecords" >> beam.ParDo(ReadFilesFn(self.config)).with_outputs(
                 QUARANTINED, STATS, main="docs")
         )
-        docs = parsed.docs | "SpreadDocuments" >> beam.Reshuffle()
+        docs = parsed.docs | "SpreadDocuments" >> PackedReshuffle()
         return {"docs": docs, QUARANTINED: parsed[QUARANTINED], STATS: parsed[STATS]}
 
 
