@@ -325,7 +325,8 @@ def versions() -> str:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10,40,160", help="MB of text, comma-separated")
+    parser.add_argument("--sizes", default="10,40,160,640",
+                        help="MB of text, comma-separated (640: about 9 GB of memory free)")
     parser.add_argument("--corpora", nargs="+", default=DEFAULT_CORPORA)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=("multi_processing", "in_memory"),
