@@ -48,16 +48,16 @@ class MemoryModel:
 
 
 # From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), per MB of input as
-# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up. in_memory: 432 MB
-# peak at 10.5 MB of input, 812 MB at 42.3 MB. multi_processing, 2 workers, before the
-# reductions of issue 18 (an upper bound, not yet measured after them): 1,160 / 2,307 / 4,574
-# MB at 10.5 / 42.3 / 167.4 MB. The in-process runner is one process; with multi_processing,
-# the launcher holds the buffers and each worker the imports, the models and its share of
-# every stage. Both grow less than linearly past these sizes (the tokenizer's sample stops
-# growing at ``tokenizer.sample_documents``), so large inputs are overestimated: safe.
+# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up: a line through the
+# two largest runs, lifted to lie above all three. in_memory: 432 / 812 / 2,043 MB peak at
+# 10.5 / 42.3 / 167.4 MB of input; multi_processing with 2 workers: 1,082 / 1,812 / 3,792 MB.
+# The in-process runner is one process; with multi_processing, the launcher holds the buffers
+# and each worker the imports, the models and its share of every stage. Growth past these
+# sizes is less than linear (the tokenizer's sample stops growing at
+# ``tokenizer.sample_documents``), so large inputs are overestimated: the safe side.
 MODELS = {
-    "in_memory": MemoryModel(fixed_mb=350, fixed_per_worker_mb=0, per_input_mb=12.5),
-    "multi_processing": MemoryModel(fixed_mb=900, fixed_per_worker_mb=300, per_input_mb=18.5),
+    "in_memory": MemoryModel(fixed_mb=400, fixed_per_worker_mb=0, per_input_mb=11),
+    "multi_processing": MemoryModel(fixed_mb=600, fixed_per_worker_mb=300, per_input_mb=16.5),
 }
 
 
