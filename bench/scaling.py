@@ -1,6 +1,7 @@
 """End-to-end time and peak memory of ``winnow curate`` as the input grows.
 
-    python bench/scaling.py [--sizes 10,40,160] [--workers 2] [--config FILE] \
+    python bench/scaling.py [--sizes 10,40,160,640] [--workers 2] [--mode in_memory] \
+        [--config FILE] [--machine-gb 24] \
         [--corpora ../shared/corpora/{linux-doc,python-doc,perl-doc}.jsonl.gz] \
         [--interval 0.5] [--keep-dir DIR] [--json PATH]
 
@@ -23,7 +24,11 @@ process, so an upper bound) and of the summed PSS (shared pages split between th
 sharing them: the honest total), and the largest single process (``time -v``'s "Maximum
 resident set size" is that too). Growth per 4x of input = (y2 / y1) ** (log 4 / log(x2 / x1))
 between consecutive sizes, and 4 ** slope of the least-squares fit of log y on log x overall
-(1.0 would be constant, 4.0 linear).
+(1.0 would be constant, 4.0 linear). Memory per MB of input = peak PSS sum / MB of text; the
+ceiling on a machine of ``--machine-gb`` (24 by default) is where the peak PSS reaches its
+memory: extrapolated linearly from the two largest sizes (the marginal cost of a MB), and
+along the fitted power law. ``--mode in_memory`` measures the default local run (one process,
+no Beam flags) instead of multi_processing.
 """
 
 from __future__ import annotations
@@ -185,10 +190,11 @@ def parse_time_v(path: str) -> dict:
 
 
 def run_curate(input_dir: str, output_dir: str, workers: int, config: str | None,
-               interval: float, log_path: str) -> dict:
+               interval: float, log_path: str, mode: str = "multi_processing") -> dict:
     winnow = os.path.join(os.path.dirname(sys.executable), "winnow")
-    command = [winnow, "curate", input_dir, "--output", output_dir, "--overwrite",
-               "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    command = [winnow, "curate", input_dir, "--output", output_dir, "--overwrite"]
+    if mode == "multi_processing":
+        command += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     command += ["--config", config] if config else []
     time_path = log_path + ".time"
     with open(log_path, "w") as log:
@@ -244,6 +250,20 @@ def growth(rows: list[dict]) -> dict:
     return result
 
 
+def ceiling_mb(rows: list[dict], machine_mb: float) -> dict:
+    """MB of input at which the peak PSS sum reaches ``machine_mb``: linearly from the two
+    largest sizes, and along the power law fitted over all sizes."""
+    if len(rows) < 2:
+        return {"linear": float("nan"), "power_law": float("nan")}
+    xs = [row["megabytes"] for row in rows]
+    ys = [row["peak_pss_sum_mb"] for row in rows]
+    per_mb = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    linear = xs[-1] + (machine_mb - ys[-1]) / per_mb if per_mb > 0 else float("inf")
+    slope = math.log(fitted_per_4x(xs, ys)) / math.log(4)
+    power = xs[-1] * (machine_mb / ys[-1]) ** (1 / slope) if slope > 0 else float("inf")
+    return {"linear": linear, "power_law": power, "marginal_mb_per_input_mb": per_mb}
+
+
 def summarize(size: float, built: dict, run: dict, workers: int) -> dict:
     time_v = run["time_v"]
     cpu = time_v["user_seconds"] + time_v["system_seconds"]
@@ -266,14 +286,16 @@ def print_report(args, rows: list[dict], growth_figures: dict) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {versions()}")
     print(f"winnow curate, every stage ({args.config or 'default config'}), DirectRunner "
-          f"multi_processing, {args.workers} workers; memory polled every {args.interval} s")
+          f"{args.mode}, {args.workers} worker(s); memory polled every {args.interval} s")
     print()
     print(f"{'MB':>7} {'docs':>8} {'wall s':>8} {'cpu s':>8} {'MB/s':>6} {'PSS sum MB':>10} "
-          f"{'RSS sum MB':>10} {'largest MB':>10} {'procs':>5} {'kept':>8}  removed by stage")
+          f"{'PSS/MB':>6} {'RSS sum MB':>10} {'largest MB':>10} {'procs':>5} {'kept':>8}  "
+          "removed by stage")
     for row in rows:
         removed = ", ".join(f"{k} {v:,}" for k, v in row["removed_by_stage"].items())
         print(f"{row['megabytes']:>7.1f} {row['documents']:>8,} {row['wall_seconds']:>8.1f} "
               f"{row['cpu_seconds']:>8.1f} {row['mb_per_s']:>6.3f} {row['peak_pss_sum_mb']:>10.0f} "
+              f"{row['peak_pss_sum_mb'] / row['megabytes']:>6.1f} "
               f"{row['peak_rss_sum_mb']:>10.0f} {row['largest_process_mb']:>10.0f} "
               f"{row['processes']:>5} {row['kept']:>8,}  {removed}")
     print()
@@ -284,6 +306,12 @@ def print_report(args, rows: list[dict], growth_figures: dict) -> None:
     for name, figures in growth_figures.items():
         print(f"{name:<20}" + "".join(f"{step:>16.2f}" for step in figures["steps"])
               + f"{figures['fitted']:>10.2f}")
+    ceiling = ceiling_mb(rows, args.machine_gb * 1000)
+    print()
+    print(f"ceiling on a {args.machine_gb:g} GB machine (peak PSS sum = its memory): "
+          f"{ceiling['linear']:,.0f} MB of text extrapolated linearly from the two largest "
+          f"sizes ({ceiling.get('marginal_mb_per_input_mb', float('nan')):.1f} MB per MB "
+          f"there), {ceiling['power_law']:,.0f} MB along the fitted power law")
 
 
 def versions() -> str:
@@ -297,19 +325,27 @@ def versions() -> str:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10,40,160", help="MB of text, comma-separated")
+    parser.add_argument("--sizes", default="10,40,160,640",
+                        help="MB of text, comma-separated (640: about 9 GB of memory free)")
     parser.add_argument("--corpora", nargs="+", default=DEFAULT_CORPORA)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("multi_processing", "in_memory"),
+                        default="multi_processing",
+                        help="in_memory: the default local run (one process, no Beam flags)")
     parser.add_argument("--config", default=None, help="winnow config YAML (default: defaults)")
     parser.add_argument("--interval", type=float, default=0.5, help="memory polling seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-dir", default=None, help="keep inputs and runs here")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--machine-gb", type=float, default=24,
+                        help="memory of the machine whose ceiling is reported")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.mode == "in_memory":
+        args.workers = 1  # the runner's default: one process
     sizes = sorted(float(size) for size in args.sizes.split(","))
     work = args.keep_dir or tempfile.mkdtemp(prefix="winnow-scaling-")
     os.makedirs(work, exist_ok=True)
@@ -324,7 +360,8 @@ def main() -> None:
         with open(args.json, "w") as handle:
             json.dump({"date": datetime.datetime.now().astimezone().isoformat(),
                        "command": sys.argv, "cores": os.cpu_count(), "workers": args.workers,
-                       "versions": versions(), "runs": rows, "growth_per_4x": figures},
+                       "versions": versions(), "runs": rows, "growth_per_4x": figures,
+                       "ceiling_mb": ceiling_mb(rows, args.machine_gb * 1000)},
                       handle, indent=2)
 
 
@@ -340,8 +377,12 @@ def measure(args, sizes: list[float], work: str) -> list[dict]:
               flush=True)
         run = run_curate(os.path.join(work, "input", name), os.path.join(work, "run", name),
                          args.workers, args.config, args.interval,
-                         os.path.join(work, f"{name}.log"))
+                         os.path.join(work, f"{name}.log"), args.mode)
         rows.append(summarize(size, built, run, args.workers))
+        print(f"  {name}: peak PSS sum {rows[-1]['peak_pss_sum_mb']:,.0f} MB "
+              f"({rows[-1]['peak_pss_sum_mb'] / rows[-1]['megabytes']:.1f} per MB of text), "
+              f"largest process {rows[-1]['largest_process_mb']:,.0f} MB, "
+              f"{rows[-1]['wall_seconds']:.0f} s", flush=True)
         if not args.keep_dir:  # the runs of the large sizes take room
             shutil.rmtree(os.path.join(work, "run", name), ignore_errors=True)
     print()

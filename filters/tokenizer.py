@@ -76,7 +76,7 @@ def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig) -> bytes:
     model = io.BytesIO()
     spm.set_random_generator_seed(config.seed + 1)  # SentencePiece treats 0 as "unseeded"
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([s for s in sentences if s.strip()]),
+        sentence_iterator=(s for s in sentences if s.strip()),
         model_writer=model,
         model_type=config.model_type,
         vocab_size=config.vocab_size,

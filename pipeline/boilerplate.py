@@ -24,6 +24,7 @@ from winnow.filters.boilerplate import (
     remove_lines,
 )
 from winnow.pipeline.dedup import doc_ref
+from winnow.pipeline.packing import packed, unpacked
 from winnow.pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
 from winnow.schemas.records import Removed
 
@@ -61,7 +62,7 @@ class RemoveLinesFn(beam.DoFn):
     def process(self, ref_and_groups):
         _, groups = ref_and_groups
         line_keys = set(groups["lines"])
-        for doc in groups["docs"]:  # one document per ref
+        for doc in map(unpacked, groups["docs"]):  # one document per ref
             started = time.perf_counter()
             stats = self._stats.stage(STAGE)
             stats.documents_in += 1
@@ -109,7 +110,7 @@ class RemoveBoilerplate(beam.PTransform):
             | "GroupByLine" >> beam.GroupByKey()
             | "RepeatedLines" >> beam.FlatMap(boilerplate_removals, min_documents)
         )
-        doc_ref_to_doc = docs | "KeyByRef" >> beam.Map(lambda doc: (doc_ref(doc), doc))
+        doc_ref_to_doc = docs | "KeyByRef" >> beam.Map(lambda doc: (doc_ref(doc), packed(doc)))
         return stage_outputs(
             {"docs": doc_ref_to_doc, "lines": doc_ref_to_removed_line}
             | "JoinRemovals" >> beam.CoGroupByKey()

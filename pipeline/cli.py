@@ -62,6 +62,9 @@ def _add_curate(commands) -> None:
     curate.add_argument("--verbose", action="store_true",
                         help="also show Beam's start-up noise (raw worker log dumps, "
                              "'apitools not found')")
+    curate.add_argument("--no-memory-check", dest="memory_check", action="store_false",
+                        help="run locally even when the estimated peak memory exceeds the "
+                             "available memory (by default such a run is refused)")
     curate.set_defaults(run=_run_curate, passes_beam_options=True)
 
 
@@ -373,7 +376,7 @@ def _run_curate(args, beam_args: list[str]) -> int:
     try:
         with quiet_beam_logs(enabled=not args.verbose):
             report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,
-                                  progress)
+                                  progress, args.memory_check)
     except CurationError as error:
         return _failed(args, f"winnow curate: {error}")
     if "dry_run_steps" in report:

@@ -31,6 +31,7 @@ from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.dataset_card import CARD_FILE, write_dataset_card
 from winnow.pipeline.filesystem import dangling_links, open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
+from winnow.pipeline.memory import check_local_memory
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.progress import ProgressSettings, dataflow_job_lines, local_progress
 from winnow.pipeline.readers import carried_name
@@ -345,9 +346,24 @@ def job_steps(pipeline: beam.Pipeline) -> int:
     return sum(1 for transform in transforms if not transform.subtransforms)
 
 
+def check_memory(pipeline: beam.Pipeline, options: PipelineOptions, paths: list[str]) -> None:
+    """Refuse a local run whose estimated peak memory exceeds what is available, and warn when
+    it comes close (``pipeline.memory``)."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    if not isinstance(pipeline.runner, fn_runner.FnApiRunner):
+        return
+    verdict = check_local_memory(paths, options)
+    if verdict.level == "refuse":
+        raise CurationError(verdict.message)
+    if verdict.level == "warn":
+        print(verdict.message, file=sys.stderr)
+
+
 def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
                  beam_args: list[str] | None = None, overwrite: bool = False,
-                 progress: ProgressSettings | None = None) -> dict[str, Any]:
+                 progress: ProgressSettings | None = None,
+                 memory_check: bool = True) -> dict[str, Any]:
     """Run a whole curation and return the finished report; with Beam's ``--dry_run=True``,
     build the job graph and return ``{"dry_run_steps": N}`` instead: nothing runs and nothing
     is written (the Dataflow runner translates the job and stops before submitting it; other
@@ -356,7 +372,9 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
     Everything that can be checked is checked before an earlier run in ``output_dir`` is
     deleted (with ``overwrite``): the inputs, the models, the Beam options and the whole
     pipeline graph (which a file name Beam cannot carry used to fail). ``progress``: how a
-    local run shows its progress on stderr (``pipeline.progress``); None shows none."""
+    local run shows its progress on stderr (``pipeline.progress``); None shows none.
+    ``memory_check``: a local run whose estimated peak memory does not fit is refused
+    (``check_memory``)."""
     options = pipeline_options(beam_args or [])
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     check_gcp(runner, [*inputs, output_dir])
@@ -367,6 +385,8 @@ def run_curation(inputs: list[str], output_dir: str, config: WinnowConfig,
         check_output(output_dir, overwrite)
     started = time.monotonic()
     pipeline = new_pipeline(options)
+    if memory_check and not dry_run:
+        check_memory(pipeline, options, paths)
     build_pipeline(pipeline, inputs, paths, output_dir, config)
     if dry_run:
         if "dataflow" in runner.lower():

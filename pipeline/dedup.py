@@ -10,6 +10,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from winnow.filters.dedup import ExactDedupConfig, document_key
+from winnow.pipeline.packing import packed, unpacked
 from winnow.pipeline.transforms import REMOVED, STATS, BundleStats, stage_outputs
 from winnow.schemas.records import Document, Removed
 
@@ -29,8 +30,9 @@ class KeepSmallestFn(beam.DoFn):
     def setup(self):
         self._stats = BundleStats()
 
-    def process(self, doc_key_and_docs):
-        _, docs = doc_key_and_docs
+    def process(self, doc_key_and_packed_docs):
+        _, packed_docs = doc_key_and_packed_docs
+        docs = _Unpacking(packed_docs)
         survivor = min(docs, key=doc_ref)
         survivor_ref = doc_ref(survivor)
         stats = self._stats.stage(STAGE)
@@ -52,6 +54,16 @@ class KeepSmallestFn(beam.DoFn):
         yield from self._stats.flush()
 
 
+class _Unpacking:
+    """The documents of a group of packed ones, unpacked one at a time on each pass."""
+
+    def __init__(self, packed_docs):
+        self.packed_docs = packed_docs
+
+    def __iter__(self):
+        return map(unpacked, self.packed_docs)
+
+
 class ExactDedup(beam.PTransform):
     """docs -> {kept: unique docs, removed: [Removed], stats: [(stage, StageStats)]}."""
 
@@ -62,7 +74,7 @@ class ExactDedup(beam.PTransform):
     def expand(self, docs):
         return stage_outputs(
             docs
-            | "KeyByText" >> beam.Map(lambda doc: (document_key(doc.text), doc))
+            | "KeyByText" >> beam.Map(lambda doc: (document_key(doc.text), packed(doc)))
             | "GroupByText" >> beam.GroupByKey()
             | "KeepSmallest" >> beam.ParDo(KeepSmallestFn()).with_outputs(
                 REMOVED, STATS, main="kept")

@@ -35,6 +35,7 @@ import apache_beam as beam
 import numpy as np
 
 from winnow.filters.minhash import MinHasher, NearDedupConfig, band_keys, exact_jaccard
+from winnow.pipeline.packing import packed, unpacked
 from winnow.pipeline.transforms import REMOVED, STATS, BundleStats
 from winnow.schemas.records import Document, Removed
 
@@ -254,7 +255,7 @@ class ApplyDecisionFn(beam.DoFn):
     def process(self, ref_and_groups):
         ref, groups = ref_and_groups
         decisions = list(groups["decision"])
-        for doc in groups["docs"]:
+        for doc in map(unpacked, groups["docs"]):
             stats = self._stats.stage(STAGE)
             stats.documents_in += 1
             stats.bytes_in += len(doc.text.encode("utf-8"))
@@ -326,7 +327,7 @@ class NearDedup(beam.PTransform):
             .with_outputs(CLUSTERS, main="ref_to_decision")
         )
         applied = (
-            {"docs": docs | "KeyByRef" >> beam.Map(lambda doc: (doc.sort_key, doc)),
+            {"docs": docs | "KeyByRef" >> beam.Map(lambda doc: (doc.sort_key, packed(doc))),
              "decision": decisions.ref_to_decision}
             | "JoinDecisions" >> beam.CoGroupByKey()
             | "ApplyDecisions" >> beam.ParDo(ApplyDecisionFn()).with_outputs(

@@ -47,9 +47,10 @@ from winnow.filters.tokenizer import (
     train_tokenizer,
 )
 from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.memory import release_free_memory
 from winnow.pipeline.transforms import STATS, BundleStats
 from winnow.pipeline.writers import write_atomically
-from winnow.schemas.records import Document
+from winnow.schemas.records import Document, pack_text, unpack_text
 from winnow.schemas.shard_format import (
     MANIFEST_FILE,
     PACKED_OBJECTIVE,
@@ -103,20 +104,20 @@ def training_sentences(texts, config: SentencesConfig):
         yield from document_sentences(text, config)
 
 
-def sample_order(item: tuple[int, tuple[str, str, int], str]) -> tuple:
-    """(rank, document sort key, text) -> what decides whether a document is in the tokenizer's
-    sample: the smallest are. The rank depends on the id alone (``sample_rank``), so documents
-    that share an id tie on it; their sort key (id, input file, position) breaks the tie, the
-    same way on every runner."""
-    return item[:2]
+def sampled_text(doc: Document, chosen: set, seed: int, chars: int):
+    """doc -> (rank, sort key, packed text cut to ``chars``) when the document is in the
+    tokenizer's sample ``chosen`` (sort keys). Only the sample's texts travel, compressed."""
+    if doc.sort_key in chosen:
+        yield sample_rank(seed, doc.id), doc.sort_key, pack_text(doc.text[:chars])
 
 
 def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConfig) -> bytes:
-    """sample: [(rank, document sort key, text)] -> model bytes; sorted first so order is
-    fixed."""
-    texts = [text for _, _, text in sorted(sample)]
+    """sample: [(rank, document sort key, packed text)] -> model bytes; sorted first so order
+    is fixed."""
+    texts = [unpack_text(text) for _, _, text in sorted(sample)]
     if not texts:
         return b""  # nothing was kept: no tokenizer, no shards (the report says so)
+    release_free_memory()  # SentencePiece's arrays (about 20 bytes a character) come next
     return train_tokenizer(training_sentences(texts, sentences), tokenizer)
 
 
@@ -342,13 +343,24 @@ class BuildShards(beam.PTransform):
         if self.tokenizer.model:
             return (docs.pipeline | "TokenizerPath" >> beam.Create([self.tokenizer.model])
                     | "ReadTokenizer" >> beam.Map(read_model))
+        # The sample: the documents of smallest (rank, sort key). The rank depends on the id
+        # alone (``sample_rank``), so documents that share an id tie on it and their sort key
+        # (id, input file, position) breaks the tie, the same way on every runner. It is chosen
+        # from the keys alone, and only then are the chosen documents' texts collected: a
+        # combine over (rank, key, text) held up to ``sample_documents`` texts per bundle.
         seed, chars = self.tokenizer.seed, self.tokenizer.sample_chars_per_document
+        chosen = (
+            docs
+            | "SampleKey" >> beam.Map(lambda doc: (sample_rank(seed, doc.id), doc.sort_key))
+            | "TokenizerSample" >> beam.combiners.Top.Of(self.tokenizer.sample_documents,
+                                                         reverse=True)
+            | "SampleKeys" >> beam.Map(lambda ranked: {key for _, key in ranked})
+        )
         return (
             docs
-            | "SampleKey" >> beam.Map(
-                lambda doc: (sample_rank(seed, doc.id), doc.sort_key, doc.text[:chars]))
-            | "TokenizerSample" >> beam.combiners.Top.Of(
-                self.tokenizer.sample_documents, key=sample_order, reverse=True)
+            | "SampleTexts" >> beam.FlatMap(sampled_text, beam.pvalue.AsSingleton(chosen),
+                                            seed, chars)
+            | "AllSampleTexts" >> beam.combiners.ToList()
             | "TrainTokenizer" >> beam.Map(train_on_sample, self.sentences, self.tokenizer)
         )
 

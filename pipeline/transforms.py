@@ -24,6 +24,8 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from winnow.pipeline import progress
+from winnow.pipeline.memory import release_free_memory
+from winnow.pipeline.packing import PackedReshuffle
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
 from winnow.pipeline.stages import Stage, length_bin_name, measure_bin_name
 from winnow.schemas.records import Document, Quarantined, Removed
@@ -66,13 +68,15 @@ class BundleStats:
         return dict(self._by_stage)
 
     def flush(self):
-        """Tagged WindowedValues for finish_bundle, then reset."""
+        """Tagged WindowedValues for finish_bundle, then reset; the bundle's freed memory goes
+        back to the system (``pipeline.memory.release_free_memory``)."""
         partials, self._by_stage = self._by_stage, defaultdict(StageStats)
         if self._progress is not None:
             self._progress.bundle_ended(partials)
         for name, stats in sorted(partials.items()):
             value = WindowedValue((name, stats), MIN_TIMESTAMP, [GlobalWindow()])
             yield beam.pvalue.TaggedOutput(STATS, value)
+        release_free_memory()
 
 
 class ReadFilesFn(beam.DoFn):
@@ -199,7 +203,7 @@ class ReadInputs(beam.PTransform):
             | "ParseRecords" >> beam.ParDo(ReadFilesFn(self.config)).with_outputs(
                 QUARANTINED, STATS, main="docs")
         )
-        docs = parsed.docs | "SpreadDocuments" >> beam.Reshuffle()
+        docs = parsed.docs | "SpreadDocuments" >> PackedReshuffle()
         return {"docs": docs, QUARANTINED: parsed[QUARANTINED], STATS: parsed[STATS]}
 
 

@@ -29,6 +29,7 @@ import xxhash
 from apache_beam.io.filesystems import FileSystems
 
 from winnow.filters.pii_names import NameRedactor
+from winnow.pipeline.packing import packed, unpacked
 from winnow.pipeline.readers import InputConfig
 from winnow.schemas.fields import (
     FieldType,
@@ -233,7 +234,7 @@ class WriteParquetShards(beam.PTransform):
         written = (
             records
             | "KeyByShard" >> beam.Map(
-                lambda record: (shard_index(record.id, num_shards), record))
+                lambda record: (shard_index(record.id, num_shards), packed(record)))
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.MapTuple(self._write_shard, **side)
         )
@@ -249,7 +250,7 @@ class WriteParquetShards(beam.PTransform):
 
     def _write_shard(self, index: int, records: Iterable[Any],
                      fields_type: FieldType | None = None) -> str:
-        ordered = sorted(records, key=lambda r: r.sort_key)
+        ordered = sorted(map(unpacked, records), key=lambda r: r.sort_key)
         path = FileSystems.join(self.directory, shard_name(index, self.num_shards))
         write_atomically(path, self._encode(ordered, fields_type))
         return path

@@ -1,0 +1,237 @@
+"""Will a local run fit in memory? An estimate of its peak from the size of its inputs, made
+before anything runs.
+
+Beam's local runner (the FnApiRunner that ``winnow curate`` uses for the DirectRunner) holds
+every PCollection between fused stages in the memory of the launching process, and each
+worker process holds what it is working on, so the peak grows with the corpus.
+``bench/scaling.py`` measured it (BENCHMARKS.md, "Memory of local runs"); the estimate is
+
+    peak = fixed per process + MB of input (uncompressed) x factor of the running mode
+
+summed over the processes (PSS). Against ``MemAvailable`` (/proc/meminfo): above it the run is
+refused before it starts, above ``WARN_SHARE`` of it a warning is printed; both name a cluster
+runner, where the shuffles live on the service instead. ``--no-memory-check`` runs anyway.
+
+The input size is what the files hold once decompressed: a plain file's size, a Parquet file's
+uncompressed column sizes, and a compressed file decompressed whole when it is small, else its
+stored size times the ratio of its first ``SAMPLE_BYTES`` (at gzip's 100 MB/s or more, a
+tenth of a second per file). Not gzip's ISIZE trailer: it holds the size of the last member
+only, and files of several members (bgzip, concatenated parts) are common.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from winnow.pipeline.filesystem import open_binary
+from winnow.schemas.compressed import COMPRESSION_SUFFIXES, STREAM_ERRORS, decompressed
+
+MB = 1_000_000
+SAMPLE_BYTES = 16 * MB
+"""Compressed bytes decompressed to measure a file's ratio (the whole file when smaller)."""
+WARN_SHARE = 0.75
+"""Warn when the estimate is above this share of the available memory."""
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Peak PSS of a local run = ``fixed_mb`` + ``fixed_per_worker_mb`` x workers +
+    ``per_input_mb`` x MB of uncompressed input."""
+
+    fixed_mb: float
+    fixed_per_worker_mb: float
+    per_input_mb: float
+
+    def peak_bytes(self, input_bytes: int, workers: int) -> int:
+        return int((self.fixed_mb + self.fixed_per_worker_mb * workers) * MB
+                   + self.per_input_mb * input_bytes)
+
+
+# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), per MB of input as
+# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up: a line through the
+# two largest runs, lifted to lie above all three. in_memory: 432 / 812 / 2,043 MB peak at
+# 10.5 / 42.3 / 167.4 MB of input; multi_processing with 2 workers: 1,082 / 1,812 / 3,792 MB.
+# The in-process runner is one process; with multi_processing, the launcher holds the buffers
+# and each worker the imports, the models and its share of every stage. Growth past these
+# sizes is less than linear (the tokenizer's sample stops growing at
+# ``tokenizer.sample_documents``), so large inputs are overestimated: the safe side.
+MODELS = {
+    "in_memory": MemoryModel(fixed_mb=400, fixed_per_worker_mb=0, per_input_mb=11),
+    "multi_processing": MemoryModel(fixed_mb=600, fixed_per_worker_mb=300, per_input_mb=16.5),
+}
+
+
+def input_bytes(paths: list[str]) -> int:
+    """The estimated uncompressed size of all ``paths``."""
+    return sum(file_input_bytes(path) for path in paths)
+
+
+def file_input_bytes(path: str) -> int:
+    name = path.lower()
+    if name.endswith(".parquet"):
+        return _parquet_bytes(path)
+    if not name.endswith(COMPRESSION_SUFFIXES):
+        return _stored_size(path)
+    return _decompressed_size(path)
+
+
+def _stored_size(path: str) -> int:
+    with open_binary(path) as handle:
+        return handle.seek(0, 2)
+
+
+def _decompressed_size(path: str) -> int:
+    """Decompress up to ``SAMPLE_BYTES`` of the stored bytes; the whole size when that was the
+    file, else the stored size times the ratio seen. A file that does not decompress counts
+    its stored size (the readers will quarantine it)."""
+    stored = _stored_size(path)
+    with open_binary(path) as raw:
+        limited = _Limited(raw, SAMPLE_BYTES)
+        out = 0
+        try:
+            stream = decompressed(limited, path)
+            while chunk := stream.read(1 << 16):  # what a cut stream loses: one chunk
+                out += len(chunk)
+        except STREAM_ERRORS:
+            pass
+    if not out:
+        return stored
+    return out if limited.consumed >= stored else int(stored * out / limited.consumed)
+
+
+class _Limited:
+    """A raw binary stream that ends after ``limit`` bytes, counting what it gave."""
+
+    def __init__(self, raw, limit: int):
+        self.raw, self.limit, self.consumed = raw, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.limit - self.consumed
+        data = self.raw.read(left if size is None or size < 0 else min(size, left))
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+def _parquet_bytes(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        with open_binary(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+            return sum(metadata.row_group(i).total_byte_size
+                       for i in range(metadata.num_row_groups))
+    except Exception:  # noqa: BLE001 - not Parquet after all: the readers will quarantine it
+        return _stored_size(path)
+
+
+def mem_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes; None where there is no such file."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class MemoryVerdict:
+    level: str
+    """"ok", "warn" or "refuse"."""
+    message: str
+
+
+CLUSTER_HINT = ("run it on a cluster runner instead, where the shuffles live on the service "
+                "(--runner DataflowRunner, or Flink or Spark through Beam's portable runners: "
+                "README, \"Running on Dataflow and other runners\")")
+
+
+def judge(data_bytes: int, mode: str, workers: int, available: int | None) -> MemoryVerdict:
+    """Compare the estimated peak of a local run on ``data_bytes`` of input with ``available``
+    bytes of memory."""
+    model = MODELS.get(mode, MODELS["in_memory"])  # multi_threading: one process too
+    peak = model.peak_bytes(data_bytes, workers if mode == "multi_processing" else 0)
+    if available is None:
+        return MemoryVerdict("ok", "")
+    figures = (f"{data_bytes / MB:,.0f} MB of input (uncompressed) needs about "
+               f"{peak / MB:,.0f} MB of memory in a local {mode} run"
+               + (f" with {workers} workers" if mode == "multi_processing" else "")
+               + f", and {available / MB:,.0f} MB is available")
+    if peak > available:
+        return MemoryVerdict("refuse", f"not enough memory: {figures}; {CLUSTER_HINT}, or pass "
+                                       "--no-memory-check to try anyway")
+    if peak > WARN_SHARE * available:
+        return MemoryVerdict("warn", f"warning: memory is short: {figures}; if the run fails, "
+                                     f"{CLUSTER_HINT}")
+    return MemoryVerdict("ok", figures)
+
+
+def local_run_mode(options) -> tuple[str, int]:
+    """(direct_running_mode, worker count) of a local run's options; a worker count of 0 means
+    one per CPU, as Beam reads it."""
+    import os
+
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = options.view_as(DirectOptions)
+    workers = direct.direct_num_workers or os.cpu_count() or 1
+    return direct.direct_running_mode or "in_memory", workers
+
+
+def check_local_memory(paths: list[str], options) -> MemoryVerdict:
+    """The verdict for a local run of ``options`` on ``paths``."""
+    mode, workers = local_run_mode(options)
+    return judge(input_bytes(paths), mode, workers, mem_available())
+
+
+# -- giving freed memory back ----------------------------------------------------------------
+
+TRIM_EVERY_SECONDS = 1.0
+_last_trim = [0.0]
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``), at most once a
+    ``TRIM_EVERY_SECONDS`` per process; False where there is no glibc or it was too soon.
+
+    The local runner's stages each build and drop copies of their whole input (encoded,
+    decoded, grouped), mostly large strings that glibc serves from its heap and keeps, once
+    freed, for reuse; freed between live objects, that memory stays in the process. The next
+    large allocation (a stage with more data, SentencePiece's arrays) then comes on top of it
+    instead of in its place. Called at the end of each bundle of winnow's DoFns and before the
+    tokenizer trains."""
+    import time
+
+    now = time.monotonic()
+    if now - _last_trim[0] < TRIM_EVERY_SECONDS:
+        return False
+    _last_trim[0] = now
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl)
+        return None
