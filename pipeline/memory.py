@@ -62,8 +62,16 @@ MODELS = {
 
 
 def input_bytes(paths: list[str]) -> int:
-    """The estimated uncompressed size of all ``paths``."""
-    return sum(file_input_bytes(path) for path in paths)
+    """The estimated uncompressed size of all ``paths``. A file that cannot be opened (a
+    dangling symbolic link, a file gone since listing) counts 0: the readers quarantine it."""
+    return sum(_readable_input_bytes(path) for path in paths)
+
+
+def _readable_input_bytes(path: str) -> int:
+    try:
+        return file_input_bytes(path)
+    except OSError:
+        return 0
 
 
 def file_input_bytes(path: str) -> int:
