@@ -332,25 +332,29 @@ def _crossing(
     return Drop(reason, {measure: _rounded(measured), side: bound, **context})
 
 
-@dataclass(frozen=True, slots=True)
 class _Check:
     """One rule's measurement of one document: ``value`` (over ``total`` when given: ``bound`` is
     then a fraction of ``total``) held to ``bound`` on ``side`` (``"min"``: drop below,
-    ``"max"``: drop above). ``reported``: whether the value goes into the measures (not a
-    fraction of nothing, not an n-gram bound)."""
+    ``"max"``: drop above). ``reported``: whether the value goes into the measures (by default,
+    unless it is a fraction of nothing; never an n-gram bound). A plain class with slots: one is
+    made per rule per document, and a frozen dataclass's ``__init__`` costs 4-5 times as much."""
 
-    reason: str
-    measure: str
-    value: float
-    side: str
-    bound: float
-    total: float | None = None
-    context: tuple[tuple[str, str], ...] = ()
-    reported: bool | None = None
+    __slots__ = ("reason", "measure", "value", "side", "bound", "total", "context", "reported")
 
-    def __post_init__(self) -> None:
-        if self.reported is None:
-            object.__setattr__(self, "reported", self.total is None or bool(self.total))
+    def __init__(
+        self,
+        reason: str,
+        measure: str,
+        value: float,
+        side: str,
+        bound: float,
+        total: float | None = None,
+        context: tuple[tuple[str, str], ...] = (),
+        reported: bool | None = None,
+    ):
+        self.reason, self.measure, self.value, self.side = reason, measure, value, side
+        self.bound, self.total, self.context = bound, total, context
+        self.reported = (total is None or bool(total)) if reported is None else reported
 
     def verdict(self) -> Verdict:
         """Drop for ``reason`` when the value crossed the bound, recording
