@@ -25,7 +25,9 @@ Shared definitions (deliberately simple and fast; the references use NLTK tokeni
   n-grams collide in 64 bits.
 
 ``HeuristicFilter.clean`` applies the only line-level (text-changing) rule set, C4 line cleaning,
-when enabled; ``HeuristicFilter.__call__`` gives the document-level verdict on cleaned text.
+when enabled; ``HeuristicFilter.__call__`` gives the document-level verdict on cleaned text, and
+``HeuristicFilter.judge`` the verdict with every rule's measured value (the report's
+distributions) from the same pass: each rule is written once, as a check (``_checks``).
 
 Every removal is a ``filters.base.Drop`` whose ``details`` (the ``details`` column of
 ``removed/``, shown by ``winnow report --reason``) hold the measured value and the bound it
