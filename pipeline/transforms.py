@@ -129,8 +129,7 @@ class ApplyStageFn(beam.DoFn):
     def process(self, doc: Document):
         name = self.stage.name
         started = time.perf_counter()
-        outcome = self.stage.apply(doc)
-        measures = self.stage.measures(doc)
+        outcome, measures = self.stage.apply_and_measure(doc)
         stats = self._stats.stage(name)
         stats.seconds += time.perf_counter() - started
         stats.documents_in += 1

@@ -81,3 +81,22 @@ def test_report_thresholds_measure_every_document_and_show_the_nearest(run_dir):
     above = five["near"]["max"]["above"]
     assert [(e["id"], e["value"]) for e in above] == [("b-looping", 0.661)]
     assert five["counts"][int(0.661 / 0.02)] == 1
+
+
+def test_stage_gives_verdict_and_measures_from_one_pass_of_the_rules(monkeypatch):
+    """``apply_and_measure`` (what ``ApplyStageFn`` calls) equals ``apply`` and the measures,
+    and splits each document into words once: the rules run once, not once per hook."""
+    import winnow.filters.heuristics as heuristics
+    from winnow.filters.heuristics import HeuristicsConfig, heuristic_measures
+    from winnow.pipeline.stages import HeuristicsStage
+    from winnow.schemas.records import Document
+
+    stage = HeuristicsStage(HeuristicsConfig())
+    docs = [Document(id=doc["id"], text=doc["text"], source="in.jsonl") for doc in DOCS]
+    expected = [(stage.apply(doc), heuristic_measures(doc.text, stage.config)) for doc in docs]
+    passes = []
+    monkeypatch.setattr(heuristics, "content_words",
+                        lambda tokens, split=heuristics.content_words: passes.append(1) or
+                        split(tokens))
+    assert [stage.apply_and_measure(doc) for doc in docs] == expected
+    assert len(passes) == len(docs)
