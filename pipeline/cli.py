@@ -359,7 +359,6 @@ def _run_curate(args, beam_args: list[str]) -> int:
     from winnow.pipeline.config import ConfigError, config_to_yaml, load_config
     from winnow.pipeline.curate import CurationError, run_curation
     from winnow.pipeline.progress import ProgressSettings
-    from winnow.pipeline.quiet_logs import quiet_beam_logs
     from winnow.pipeline.report_text import format_report
 
     try:
@@ -374,9 +373,8 @@ def _run_curate(args, beam_args: list[str]) -> int:
         return 2
     progress = ProgressSettings(not args.no_progress, args.progress_every)
     try:
-        with quiet_beam_logs(enabled=not args.verbose):
-            report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,
-                                  progress, args.memory_check)
+        report = run_curation(args.inputs, args.output, config, beam_args, args.overwrite,
+                              progress, args.memory_check)
     except CurationError as error:
         return _failed(args, f"winnow curate: {error}")
     if "dry_run_steps" in report:

@@ -1,4 +1,4 @@
-"""Beam's start-up noise, hidden from ``winnow curate`` unless ``--verbose``.
+"""Beam's start-up noise, hidden from every ``winnow`` command unless ``winnow curate --verbose``.
 
 Every local run printed lines that say nothing about the run:
 - each ``multi_processing`` worker's own warnings, forwarded by the launcher's job service as
@@ -9,15 +9,13 @@ Every local run printed lines that say nothing about the run:
   Beam's BigQuery client package is imported without the gcp extra's apitools (winnow uses no
   BigQuery).
 
-``quiet_beam_logs`` drops those known lines and writes any other worker record as its own
+``hide_beam_noise`` drops those known lines and writes any other worker record as its own
 message (``worker: ...``), so a real warning from winnow or Beam still shows, readably.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 BEAM_NOISE = (
     "apitools not found",
@@ -56,15 +54,9 @@ def worker_message(entry_text: str) -> str | None:
     return f"{entry.message}\n{entry.trace}" if entry.trace else entry.message
 
 
-@contextlib.contextmanager
-def quiet_beam_logs(enabled: bool = True) -> Iterator[None]:
-    """Hide Beam's noise from the root logger's handlers inside the block (``enabled``)."""
-    handlers = list(logging.getLogger().handlers) if enabled else []
-    noise = BeamNoiseFilter()
-    for handler in handlers:
-        handler.addFilter(noise)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(noise)
+def hide_beam_noise() -> None:
+    """Hide Beam's noise from the root logger's handlers for the rest of the process. Called by
+    the ``winnow`` command before anything imports Beam (its BigQuery warning comes at import),
+    unless ``--verbose``."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(BeamNoiseFilter())

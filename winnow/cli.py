@@ -18,6 +18,7 @@ from importlib import metadata
 
 from winnow.ablate import add_ablate_command
 from winnow.pipeline.cli import add_curation_commands
+from winnow.pipeline.quiet_logs import hide_beam_noise
 from winnow.trainer.cli import add_training_commands
 
 
@@ -54,6 +55,10 @@ def _mark_command_parsers(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    # Before anything imports Beam: its import logs a BigQuery warning that means nothing here.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if not getattr(args, "verbose", False):
+        hide_beam_noise()
     # --debug after the command: no command defines it, so it lands among the extra arguments.
     args.debug = args.debug or "--debug" in extra
     extra = [arg for arg in extra if arg != "--debug"]
@@ -62,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     if remote:
         print(remote, file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     return args.run(args, extra)
 
 

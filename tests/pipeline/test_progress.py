@@ -94,6 +94,21 @@ def test_verbose_shows_beam_noise_and_no_progress_shows_none(tmp_path):
     assert not progress_lines(stderr)
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_beams_import_warning_without_the_gcp_extra_shows_only_with_verbose(tmp_path, verbose):
+    # Without the gcp extra, importing Beam logs "apitools not found, and bigquery client
+    # libraries are not available ...": once per command, before any pipeline exists.
+    environment = {**os.environ, "WINNOW_TEST_NO_APITOOLS": "1",
+                   "PYTHONPATH": os.pathsep.join([str(PLANTED), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "winnow", "curate", str(SAMPLE), "--output", str(tmp_path / "run"),
+         "--dry_run=True", *(["--verbose"] if verbose else [])],
+        capture_output=True, text=True, env=environment, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "dry run: built the job graph" in done.stdout
+    assert ("apitools not found" in done.stderr) == verbose, done.stderr
+
+
 def record(name: str, message: str, *args) -> logging.LogRecord:
     return logging.LogRecord(name, logging.WARNING, "x.py", 1, message, args, None)
 
