@@ -186,9 +186,10 @@ class ExampleBlock:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def documents_with_a(self) -> int:
-        """Documents that gave an example its ``A`` (for the report's documents_out)."""
-        return len(np.unique(self.provenance[:, 0]))
+    def documents_with_a(self) -> set[DocumentRef]:
+        """The documents that gave an example its ``A`` (the shards stage's documents_out; the
+        others gave no example)."""
+        return {self.documents[position] for position in np.unique(self.provenance[:, 0])}
 
     def _starts(self) -> np.ndarray:
         return np.cumsum(self.lengths) - self.lengths
@@ -242,8 +243,8 @@ class PackedBlock(ExampleBlock):
                    np.concatenate([b.labels for b in blocks]), tuple(documents),
                    np.concatenate(provenance).astype(np.uint32))
 
-    def documents_with_a(self) -> int:
-        return len(self.documents)  # every document of a packed block is in an example
+    def documents_with_a(self) -> set[DocumentRef]:
+        return set(self.documents)  # every document of a packed block is in an example
 
     def slice(self, start: int, stop: int) -> PackedBlock:
         if stop <= start:

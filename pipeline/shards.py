@@ -184,12 +184,11 @@ class PairsFn(beam.DoFn):
         pair_stats = PairStats()
         if self.pairs.objective == PACKED_OBJECTIVE:
             block = packed_examples(tokenized, self.pairs, separator, pair_stats)
-            with_example = set(block.documents)
         else:
             examples = group_examples(tokenized, self.pairs, pair_stats)
             examples.sort(key=lambda example: (example.doc_a, example.index))
             block = ExampleBlock.of(examples)
-            with_example = {example.doc_a for example in examples}
+        with_example = block.documents_with_a()
         stats = self._stats.stage(STAGE)
         stats.seconds += time.perf_counter() - started
         stats.documents_out += len(with_example)
