@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import pyarrow.parquet as pq
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
@@ -27,6 +26,7 @@ from winnow.pipeline.filesystem import open_binary
 from winnow.pipeline.report_text import config_value, non_default_config, removal_rows
 from winnow.pipeline.run_folder import parquet_files
 from winnow.pipeline.writers import write_atomically
+from winnow.schemas.parquet import ParquetFile
 from winnow.schemas.records import FIELDS_COLUMN, KEPT_SCHEMA, QUARANTINED_SCHEMA, REMOVED_SCHEMA
 from winnow.schemas.report import Report
 
@@ -63,7 +63,7 @@ def kept_licences(run_dir: str) -> tuple[str | None, Counter]:
     name, licences = None, Counter()
     for path in parquet_files(run_dir, "kept"):
         with open_binary(path) as handle:
-            parquet = pq.ParquetFile(handle)
+            parquet = ParquetFile(handle)
             schema = parquet.schema_arrow
             if FIELDS_COLUMN not in schema.names or not hasattr(
                     schema.field(FIELDS_COLUMN).type, "names"):

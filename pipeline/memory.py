@@ -133,11 +133,11 @@ class _Limited:
 
 
 def _parquet_bytes(path: str) -> int:
-    import pyarrow.parquet as pq
+    from winnow.schemas.parquet import ParquetFile
 
     try:
         with open_binary(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
+            metadata = ParquetFile(handle).metadata
             return sum(metadata.row_group(i).total_byte_size
                        for i in range(metadata.num_row_groups))
     except Exception:  # noqa: BLE001 - not Parquet after all: the readers will quarantine it

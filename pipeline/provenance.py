@@ -46,7 +46,9 @@ def kept_records(run_dir: str, refs: Iterable[DocumentRef]) -> dict[DocumentRef,
             schema = pq.read_schema(handle)
             columns = [name for name in schema.names if name != "text"]
             handle.seek(0)
-            rows = pq.read_table(handle, columns=columns, filters=where)
+            # on this thread only: see schemas/parquet.py
+            rows = pq.read_table(handle, columns=columns, filters=where, use_threads=False,
+                                 pre_buffer=False)
         fields = schema.field(FIELDS_COLUMN)
         for row in rows.to_pylist():
             ref = DocumentRef(row["id"], row["input_file"], row["input_position"])

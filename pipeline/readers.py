@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import IO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from winnow.filters.normalize import has_lone_surrogate
 from winnow.pipeline.filesystem import open_binary
@@ -36,6 +35,7 @@ from winnow.schemas.compressed import (
     not_in_its_format,
     without_compression_suffix,
 )
+from winnow.schemas.parquet import ParquetFile
 from winnow.schemas.records import RAW_PREFIX_BYTES, Document, Quarantined
 
 ALL_FIELDS = "*"
@@ -338,7 +338,7 @@ def _document_id(value: object, path: str, position: int) -> str:
 def _read_parquet(path: str, config: InputConfig) -> Iterator[Record]:
     with open_binary(path) as raw:
         try:
-            parquet = pq.ParquetFile(raw)
+            parquet = ParquetFile(raw)
         except (pa.ArrowException, OSError) as error:
             yield Quarantined(path, 0, "unreadable_file", b"", f"{type(error).__name__}: {error}")
             return

@@ -124,11 +124,12 @@ def _missing_parts(folder: str, files: list[str], num_shards: int | None) -> lis
 
 def _count_by(path: str, columns: list[str]) -> Counter:
     """Rows of a Parquet file counted by the values of ``columns`` (read alone, in Arrow)."""
-    import pyarrow.parquet as pq
+    from winnow.schemas.parquet import ParquetFile
 
     with open_binary(path) as handle:
-        table = pq.ParquetFile(handle).read(columns=columns)
-    counts = table.group_by(columns).aggregate([([], "count_all")]).to_pylist()
+        table = ParquetFile(handle).read(columns=columns)
+    groups = table.group_by(columns, use_threads=False)  # no thread pool: schemas/parquet.py
+    counts = groups.aggregate([([], "count_all")]).to_pylist()
     return Counter({tuple(row[c] for c in columns): row["count_all"] for row in counts})
 
 
@@ -179,13 +180,14 @@ def removed_examples(run_dir: str, reason: str, n: int = 5) -> list[dict[str, An
     it), read from DIR/removed/ (DIR/quarantined/) a row group at a time: only row groups that
     hold the reason are read whole. Each file is sorted by id, so a file stops at ``n``."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+
+    from winnow.schemas.parquet import ParquetFile
 
     found: list[dict[str, Any]] = []
     for folder in ("removed", "quarantined"):
         for path in parquet_files(run_dir, folder):
             with open_binary(path) as handle:
-                parquet = pq.ParquetFile(handle)
+                parquet = ParquetFile(handle)
                 taken = 0
                 for group in range(parquet.num_row_groups):
                     reasons = parquet.read_row_group(group, columns=["reason"]).column(0)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from winnow.schemas import storage
 from winnow.schemas.compressed import STREAM_ERRORS, decompressed, without_compression_suffix
+from winnow.schemas.parquet import ParquetFile
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -119,7 +119,7 @@ def _csv_rows(path: str) -> Iterator[Row]:
 def _parquet_rows(path: str) -> Iterator[Row]:
     position = 0
     with storage.open_read(path) as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
+        for batch in ParquetFile(handle).iter_batches(batch_size=1024):
             for values in batch.to_pylist():
                 yield Row(path, position, values)
                 position += 1
