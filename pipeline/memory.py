@@ -16,11 +16,15 @@ The input size is what the files hold once decompressed: a plain file's size, a 
 uncompressed column sizes, and a compressed file decompressed whole when it is small, else its
 stored size times the ratio of its first ``SAMPLE_BYTES`` (at gzip's 100 MB/s or more, a
 tenth of a second per file). Not gzip's ISIZE trailer: it holds the size of the last member
-only, and files of several members (bgzip, concatenated parts) are common.
+only, and files of several members (bgzip, concatenated parts) are common. Of many compressed
+files, only ``SAMPLED_FILES`` spread over the list are decompressed, so the check takes about
+a second however many there are; the others count their stored size times the ratio measured
+on the sampled files of their kind (.gz, .zst, ...).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from winnow.pipeline.filesystem import open_binary
@@ -29,6 +33,9 @@ from winnow.schemas.compressed import COMPRESSION_SUFFIXES, STREAM_ERRORS, decom
 MB = 1_000_000
 SAMPLE_BYTES = 16 * MB
 """Compressed bytes decompressed to measure a file's ratio (the whole file when smaller)."""
+SAMPLED_FILES = 8
+"""Compressed files decompressed (``SAMPLE_BYTES`` of each at most); the others are estimated
+at the ratio measured on these."""
 WARN_SHARE = 0.75
 """Warn when the estimate is above this share of the available memory."""
 
@@ -62,25 +69,67 @@ MODELS = {
 
 
 def input_bytes(paths: list[str]) -> int:
-    """The estimated uncompressed size of all ``paths``. A file that cannot be opened (a
-    dangling symbolic link, a file gone since listing) counts 0: the readers quarantine it."""
-    return sum(_readable_input_bytes(path) for path in paths)
+    """The estimated uncompressed size of all ``paths``."""
+    compressed = [path for path in paths if _compression(path)]
+    step = -(-len(compressed) // SAMPLED_FILES)  # ceil: at most SAMPLED_FILES, spread out
+    samples = {}
+    for path in compressed[::step] if compressed else []:
+        with contextlib.suppress(OSError):
+            samples[path] = _sample(path)
+    ratios = _ratios(samples)
+    return sum(_estimate(path, samples, ratios) for path in paths)
 
 
-def _readable_input_bytes(path: str) -> int:
+def _estimate(path: str, samples: dict[str, tuple[int, int, int]],
+              ratios: dict[str, float]) -> int:
+    """One file's uncompressed bytes. A file that cannot be opened (a dangling symbolic link,
+    a file gone since listing) counts 0: the readers quarantine it."""
     try:
+        if path in samples:
+            return _from_sample(*samples[path])
+        suffix = _compression(path)
+        if suffix:
+            return int(_stored_size(path) * ratios.get(suffix, 1.0))
         return file_input_bytes(path)
     except OSError:
         return 0
 
 
 def file_input_bytes(path: str) -> int:
+    """One file's uncompressed bytes, measured on the file alone."""
+    if path.lower().endswith(".parquet"):
+        return _parquet_bytes(path)
+    if not _compression(path):
+        return _stored_size(path)
+    return _from_sample(*_sample(path))
+
+
+def _compression(path: str) -> str | None:
+    """The compression suffix of ``path`` (".gz", ".zst", ...); None for Parquet and plain."""
     name = path.lower()
     if name.endswith(".parquet"):
-        return _parquet_bytes(path)
-    if not name.endswith(COMPRESSION_SUFFIXES):
-        return _stored_size(path)
-    return _decompressed_size(path)
+        return None
+    return next((suffix for suffix in COMPRESSION_SUFFIXES if name.endswith(suffix)), None)
+
+
+def _ratios(samples: dict[str, tuple[int, int, int]]) -> dict[str, float]:
+    """Decompressed bytes per compressed byte read, by compression suffix, over the sampled
+    files that decompressed (``samples``: path -> ``_sample``'s triple)."""
+    sums: dict[str, list[int]] = {}
+    for path, (_, consumed, out) in samples.items():
+        if out:
+            totals = sums.setdefault(_compression(path), [0, 0])
+            totals[0] += consumed
+            totals[1] += out
+    return {suffix: out / consumed for suffix, (consumed, out) in sums.items()}
+
+
+def _from_sample(stored: int, consumed: int, out: int) -> int:
+    """The whole size when the sample was the file, else the stored size times the ratio
+    seen; the stored size when it does not decompress (the readers will quarantine it)."""
+    if not out:
+        return stored
+    return out if consumed >= stored else int(stored * out / consumed)
 
 
 def _stored_size(path: str) -> int:
@@ -88,10 +137,9 @@ def _stored_size(path: str) -> int:
         return handle.seek(0, 2)
 
 
-def _decompressed_size(path: str) -> int:
-    """Decompress up to ``SAMPLE_BYTES`` of the stored bytes; the whole size when that was the
-    file, else the stored size times the ratio seen. A file that does not decompress counts
-    its stored size (the readers will quarantine it)."""
+def _sample(path: str) -> tuple[int, int, int]:
+    """(stored bytes, compressed bytes read, bytes they decompressed to) of up to
+    ``SAMPLE_BYTES`` of the stored bytes; no bytes out when they do not decompress."""
     stored = _stored_size(path)
     with open_binary(path) as raw:
         limited = _Limited(raw, SAMPLE_BYTES)
@@ -102,9 +150,7 @@ def _decompressed_size(path: str) -> int:
                 out += len(chunk)
         except STREAM_ERRORS:
             pass
-    if not out:
-        return stored
-    return out if limited.consumed >= stored else int(stored * out / limited.consumed)
+    return stored, limited.consumed, out
 
 
 class _Limited:

@@ -46,6 +46,37 @@ def test_a_large_compressed_file_is_estimated_from_the_ratio_of_its_start(inputs
     assert 0.5 * len(LINES) < estimate < 2 * len(LINES)
 
 
+def test_of_many_compressed_files_a_few_are_decompressed_and_the_rest_take_their_ratio(
+        tmp_path, monkeypatch):
+    paths = []
+    for n in range(20):  # 20 gzip files, plus plain ones that are never decompressed
+        paths.append(tmp_path / f"{n:02d}.jsonl.gz")
+        paths[-1].write_bytes(gzip.compress(LINES[: len(LINES) * (n + 1) // 20]))
+    (tmp_path / "plain.jsonl").write_bytes(LINES)
+    truth = sum(len(LINES) * (n + 1) // 20 for n in range(20)) + len(LINES)
+    decompressed = []
+    real = memory.decompressed
+    monkeypatch.setattr(memory, "decompressed",
+                        lambda raw, path: decompressed.append(path) or real(raw, path))
+
+    estimate = memory.input_bytes([str(path) for path in paths] + [str(tmp_path / "plain.jsonl")])
+
+    assert sorted(decompressed) == [str(paths[n]) for n in (0, 3, 6, 9, 12, 15, 18)]
+    assert 0.9 * truth < estimate < 1.1 * truth
+    decompressed.clear()
+    assert memory.input_bytes([str(path) for path in paths[:8]]) == sum(
+        len(LINES) * (n + 1) // 20 for n in range(8))  # up to SAMPLED_FILES: each measured
+    assert len(decompressed) == 8
+
+
+def test_a_missing_or_broken_file_counts_nothing_or_its_stored_size(tmp_path):
+    (tmp_path / "gone.jsonl.gz").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "bad.jsonl.zst").write_bytes(b"plain text named .zst\n" * 10)
+    (tmp_path / "good.jsonl.gz").write_bytes(gzip.compress(LINES))
+    assert memory.input_bytes([str(tmp_path / name) for name in (
+        "gone.jsonl.gz", "bad.jsonl.zst", "good.jsonl.gz")]) == 220 + len(LINES)
+
+
 def test_parquet_counts_its_uncompressed_columns(tmp_path):
     path = tmp_path / "e.parquet"
     texts = [f"document {i} " + "word " * (i % 50) for i in range(3000)]
