@@ -3,8 +3,9 @@ the shard readers and ``shards verify`` need.
 
 Not Beam: ``schemas/`` is read by the trainer, which never imports apache_beam (pipeline-side
 code uses ``pipeline.filesystem``, Beam's FileSystems, which also knows s3:// and hdfs://).
-gs:// goes through google-cloud-storage (the ``gcp`` extra), imported on first use; it honours
-``STORAGE_EMULATOR_HOST`` (then it connects anonymously, without a credentials lookup).
+gs:// goes through google-cloud-storage (the ``gcs`` extra; ``gcp`` has it too), imported on
+first use; it honours ``STORAGE_EMULATOR_HOST`` (then it connects anonymously, without a
+credentials lookup).
 
 A missing object raises ``FileNotFoundError`` like a missing local file, so callers keep one
 ``except OSError``; without google-cloud-storage, a gs:// path raises ``ImportError`` whose
@@ -21,7 +22,8 @@ import shutil
 from typing import IO, Any
 
 GCS_SCHEME = "gs://"
-GCP_EXTRA_HINT = "reading gs:// needs google-cloud-storage: pip install 'winnow[gcp]'"
+GCP_EXTRA_HINT = ("reading gs:// needs google-cloud-storage: pip install 'winnow[gcs]' "
+                  "(or [gcp], which has it too)")
 
 
 def is_remote(path: str | os.PathLike) -> bool:

@@ -43,3 +43,26 @@ def test_every_runtime_dependency_is_imported_by_the_package():
     assert unused == [], f"runtime dependencies the package never imports: {unused}"
     assert any(distribution_name(r) == "datasketch"
                for r in project["optional-dependencies"]["test"])
+
+
+# The google modules schemas/storage.py may import, by the distribution that provides them.
+GOOGLE_DISTRIBUTIONS = {"google.cloud": "google-cloud-storage",  # from google.cloud import storage
+                        "google.auth": "google-auth", "google.api_core": "google-api-core"}
+
+
+def test_the_gcs_extra_is_all_the_training_side_needs_for_gs_paths():
+    """A training VM reads gs:// shards with ``pip install 'winnow[train,gcs]'``: google-cloud-
+    storage and what it requires, not the 85 packages of Beam's gcp extra."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    gcs = {distribution_name(r) for r in project["optional-dependencies"]["gcs"]}
+    assert gcs == {"google-cloud-storage"}
+    provided = gcs | {distribution_name(r) for r in importlib.metadata.requires(
+        "google-cloud-storage") if "extra ==" not in r}
+    tree = ast.parse((REPO / "schemas" / "storage.py").read_text(encoding="utf-8"))
+    google = {node.module for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("google")}
+    assert google, "schemas/storage.py no longer imports google-cloud-storage: update this test"
+    for module in google:
+        prefix = max((p for p in GOOGLE_DISTRIBUTIONS if module.startswith(p)), key=len,
+                     default=None)
+        assert prefix and GOOGLE_DISTRIBUTIONS[prefix] in provided, module

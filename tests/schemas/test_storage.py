@@ -68,7 +68,7 @@ def test_without_google_cloud_storage_gs_names_the_extra(monkeypatch):
     monkeypatch.setattr(storage, "_CLIENTS", {})
     for module in ("google.cloud", "google.cloud.storage"):
         monkeypatch.setitem(sys.modules, module, None)  # importing it fails
-    with pytest.raises(ImportError, match=r"pip install 'winnow\[gcp\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'winnow\[gcs\]' \(or \[gcp\]"):
         storage.size("gs://bucket/key")
 
 
