@@ -206,6 +206,11 @@ class ShardCache:
         if fd is not None:
             os.close(fd)  # drops the shared lock
 
+    def release_all(self) -> None:
+        """``release`` every file this process holds through this cache."""
+        for name in list(self._held):
+            self.release(name)
+
     def prefetch(self, names: Iterable[str]) -> list[threading.Thread]:
         """Fetch ``names`` in this order (skipping present ones) in ``prefetch_threads``
         daemon threads, without holding them in use. Stops at the first file that does not fit
@@ -325,10 +330,14 @@ class ShardCache:
             with open(os.path.join(self.folder, ".reserved", name), "wb") as handle:
                 handle.truncate(size)
 
+    def shard_sizes(self, shard: int) -> tuple[int, int]:
+        """Bytes of shard ``shard``'s (tokens.bin, index.npy): what training maps of it."""
+        tokens_file, index_file = training_files(self.manifest, shard)
+        return self._sizes[tokens_file], self._sizes[index_file]
+
     def training_bytes(self) -> int:
         """Bytes of the files training maps: tokens.bin and index.npy of every shard."""
-        return sum(self._sizes[name] for number in range(len(self.manifest.shards))
-                   for name in training_files(self.manifest, number))
+        return sum(sum(self.shard_sizes(number)) for number in range(len(self.manifest.shards)))
 
 
 def evict_until(root: str, budget: int) -> int:

@@ -55,7 +55,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -103,11 +102,6 @@ from winnow.trainer.metrics import (
     summarize,
 )
 from winnow.trainer.model import ModelConfig, PreTrainingModel
-
-PREFETCH_ORDER_EXAMPLES = 1 << 16
-"""Coming examples whose shards set the prefetch order (about 0.1 s of index arithmetic; with
-one permutation over the corpus they read every shard of a set of up to thousands); the shards
-none of them reads follow in index order."""
 
 # --- schedule ----------------------------------------------------------------------------------
 
@@ -349,6 +343,7 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
                                         allow_changed_shards)
     config = run_config(config, resumed=checkpoint is not None, max_steps=max_steps,
                         device_type=device.type)
+    check_cache_limit(reader, config)
     if config.batch_size % (world_size * config.grad_accum_steps):
         raise PretrainError(f"batch_size {config.batch_size} is not a multiple of world size "
                             f"{world_size} * grad_accum_steps {config.grad_accum_steps}")
@@ -457,12 +452,6 @@ def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int 
         raise PretrainError(str(error)) from None
     if not reader.manifest.examples:
         raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
-    needed, limit = reader.cache.training_bytes(), reader.cache.limit_bytes
-    if limit is not None and needed > limit:
-        # every step draws its examples from the whole set (one permutation of the corpus)
-        raise PretrainError(f"the shard cache limit ({limit:,} bytes) is below the {needed:,} "
-                            f"bytes training reads from {reader.cache.location} (tokens.bin "
-                            "and index.npy of every shard); raise --shard-cache-limit")
     return reader.cache.location, reader
 
 
@@ -476,20 +465,45 @@ def _verification_problem(shards_dir: str) -> str | None:
 
 def _setup_data(trainer: Trainer, reader: ShardReader) -> None:
     config = trainer.config
+    order = {"shuffle": config.shuffle, "window_shards": config.shuffle_window_shards}
     trainer.train_data = PretrainingData(reader, config.seed, "train", config.eval_examples,
-                                         config.masking)
+                                         config.masking, **order)
     if held_out_examples(len(reader), config.eval_examples):
         trainer.eval_data = PretrainingData(reader, config.seed, "eval",
-                                            config.eval_examples, config.masking)
-    prefetch_shards(trainer.train_data, trainer.step * config.batch_size)
+                                            config.eval_examples, config.masking, **order)
+    trainer.train_data.prefetch(trainer.step * config.batch_size)
 
 
-def prefetch_shards(data: PretrainingData, start: int) -> None:
-    """With a cached reader, fetch in the background the shards in the order the stream reads
-    them from position ``start`` on (this rank's coming steps); nothing for a local folder."""
-    if data.reader.cache is not None:
-        coming = start + np.arange(min(len(data), PREFETCH_ORDER_EXAMPLES))
-        data.reader.prefetch(data.example_indices(coming))
+def check_cache_limit(reader: ShardReader, config: TrainConfig) -> None:
+    """PretrainError, before training, when the shard cache's limit is below the training
+    files the run holds at once: under ``shuffle: global`` every shard (every step draws from
+    the whole set); under ``shuffle: shards`` two windows (the one read and the next, which a
+    batch may straddle) of the largest shards, plus one more for evaluation when it runs."""
+    limit = reader.cache.limit_bytes if reader.cache is not None else None
+    if limit is None:
+        return
+    cache = reader.cache
+    sizes = sorted((sum(cache.shard_sizes(number)) for number in
+                    range(len(reader.manifest.shards))), reverse=True)
+    if config.shuffle == "global":
+        needed = sum(sizes)
+        if needed > limit:
+            raise PretrainError(
+                f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes "
+                f"training reads from {cache.location} (tokens.bin and index.npy of every "
+                "shard); raise --shard-cache-limit")
+        return
+    window = config.shuffle_window_shards
+    evaluates = bool(config.eval_every and held_out_examples(len(reader), config.eval_examples))
+    held = min(len(sizes), 2 * window + evaluates)
+    needed = sum(sizes[:held])
+    if needed > limit:
+        raise PretrainError(
+            f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes that "
+            f"shuffle: shards holds at once from {cache.location}: tokens.bin and index.npy of "
+            f"the {held} largest of its {len(sizes)} shards (two windows of "
+            f"shuffle_window_shards {window}{', plus one for evaluation' if evaluates else ''});"
+            " raise --shard-cache-limit or lower shuffle_window_shards")
 
 
 # --- the train step ----------------------------------------------------------------------------
@@ -747,6 +761,7 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
     absolute step with a checkpoint, leaving the schedule unchanged; ``allow_changed_shards``
     lets a resumed run continue on shards other than those its checkpoint was trained on.
     """
+    trainer = None
     try:
         trainer = setup(shards_dir, run_dir, config, resume=resume, max_steps=max_steps,
                         allow_changed_shards=allow_changed_shards, cache=cache)
@@ -759,6 +774,9 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
         else:
             fit(trainer, end_step)
     finally:
+        for data in (trainer.train_data, trainer.eval_data) if trainer else ():
+            if data is not None:
+                data.reader.close()  # a cache's files in use: another run may evict them now
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return trainer.step
