@@ -474,36 +474,43 @@ def _setup_data(trainer: Trainer, reader: ShardReader) -> None:
     trainer.train_data.prefetch(trainer.step * config.batch_size)
 
 
+def cache_bytes_needed(reader: ShardReader, config: TrainConfig) -> tuple[int, int, str]:
+    """(bytes, shards, why) of the training files a run holds in its shard cache at once:
+    under ``shuffle: global`` every shard (every step draws from the whole set); under
+    ``shuffle: shards`` two windows (the one read and the next, which a batch may straddle) of
+    the largest shards, plus one more for evaluation when it runs."""
+    sizes = sorted((sum(reader.cache.shard_sizes(number)) for number in
+                    range(len(reader.manifest.shards))), reverse=True)
+    if config.shuffle == "global":
+        return sum(sizes), len(sizes), "every shard"
+    evaluates = bool(config.eval_every
+                     and held_out_examples(len(reader), config.eval_examples))
+    held = min(len(sizes), 2 * config.shuffle_window_shards + evaluates)
+    why = (f"two windows of shuffle_window_shards {config.shuffle_window_shards}"
+           + (", plus one for evaluation" if evaluates else ""))
+    return sum(sizes[:held]), held, why
+
+
 def check_cache_limit(reader: ShardReader, config: TrainConfig) -> None:
-    """PretrainError, before training, when the shard cache's limit is below the training
-    files the run holds at once: under ``shuffle: global`` every shard (every step draws from
-    the whole set); under ``shuffle: shards`` two windows (the one read and the next, which a
-    batch may straddle) of the largest shards, plus one more for evaluation when it runs."""
+    """PretrainError, before training, when the shard cache's limit is below what the run
+    holds at once (``cache_bytes_needed``), naming the numbers."""
     limit = reader.cache.limit_bytes if reader.cache is not None else None
     if limit is None:
         return
-    cache = reader.cache
-    sizes = sorted((sum(cache.shard_sizes(number)) for number in
-                    range(len(reader.manifest.shards))), reverse=True)
-    if config.shuffle == "global":
-        needed = sum(sizes)
-        if needed > limit:
-            raise PretrainError(
-                f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes "
-                f"training reads from {cache.location} (tokens.bin and index.npy of every "
-                "shard); raise --shard-cache-limit")
+    needed, held, why = cache_bytes_needed(reader, config)
+    if needed <= limit:
         return
-    window = config.shuffle_window_shards
-    evaluates = bool(config.eval_every and held_out_examples(len(reader), config.eval_examples))
-    held = min(len(sizes), 2 * window + evaluates)
-    needed = sum(sizes[:held])
-    if needed > limit:
+    location = reader.cache.location
+    if config.shuffle == "global":
         raise PretrainError(
-            f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes that "
-            f"shuffle: shards holds at once from {cache.location}: tokens.bin and index.npy of "
-            f"the {held} largest of its {len(sizes)} shards (two windows of "
-            f"shuffle_window_shards {window}{', plus one for evaluation' if evaluates else ''});"
-            " raise --shard-cache-limit or lower shuffle_window_shards")
+            f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes training "
+            f"reads from {location} (tokens.bin and index.npy of every shard); raise "
+            "--shard-cache-limit")
+    raise PretrainError(
+        f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes that "
+        f"shuffle: shards holds at once from {location}: tokens.bin and index.npy of the "
+        f"{held} largest of its {len(reader.manifest.shards)} shards ({why}); raise "
+        "--shard-cache-limit or lower shuffle_window_shards")
 
 
 # --- the train step ----------------------------------------------------------------------------

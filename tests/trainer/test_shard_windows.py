@@ -181,9 +181,12 @@ def test_a_cache_of_two_windows_trains_stops_and_resumes_as_an_uninterrupted_run
     in_place = str(tmp_path / "in-place")
     assert main(["pretrain", "--shards", shards, "--output", in_place, "--config",
                  config]) == 0
+    # a DataLoader worker builds the batches: its own reader holds the windows, the training
+    # process reads the held-out examples
+    workers = write_config(tmp_path / "workers.yaml", {**CONFIG, "num_workers": 1})
     run, cache = str(tmp_path / "run"), str(tmp_path / "cache")
     limit = ["--shard-cache", cache, "--shard-cache-limit", str(needed)]
-    assert main(["pretrain", "--shards", shards, "--output", run, "--config", config,
+    assert main(["pretrain", "--shards", shards, "--output", run, "--config", workers,
                  "--stop-after", "5", *limit]) == 0
     assert main(["pretrain", "--output", run, "--resume", *limit]) == 0
     assert read_metrics(run) == read_metrics(in_place)  # losses, accuracies, eval included
