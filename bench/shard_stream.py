@@ -70,20 +70,30 @@ def bench_train_module():
 def feed(location: str, cache, batch_size: int, steps: int) -> dict[str, float]:
     """Seconds to the first batch (from opening the shards) and real tokens/s of the next
     ``steps`` batches, as ``winnow pretrain`` builds them (one thread)."""
-    from winnow.trainer.data import PretrainingData, step_positions
-    from winnow.trainer.train import open_training_shards, prefetch_shards
+    from winnow.trainer.data import PretrainingData
+    from winnow.trainer.train import open_training_shards
+
+    return timed_batches(lambda: PretrainingData(open_training_shards(location, cache)[1],
+                                                 seed=0), batch_size, steps)
+
+
+def timed_batches(open_data, batch_size: int, steps: int) -> dict[str, float]:
+    """Seconds from ``open_data()`` (a PretrainingData) to its first batch, its prefetch
+    started, and the real tokens/s of the next ``steps`` batches."""
+    from winnow.trainer.data import step_positions
 
     started = time.perf_counter()
-    _, reader = open_training_shards(location, cache)
-    data = PretrainingData(reader, seed=0)
-    prefetch_shards(data, 0)
+    data = open_data()
+    data.prefetch(0)
     data.batch(step_positions(0, batch_size))
     first = time.perf_counter() - started
     real = 0
     started = time.perf_counter()
     for step in range(1, steps + 1):
         real += int(data.batch(step_positions(step, batch_size))["attention_mask"].sum())
-    return {"first_batch_s": first, "tokens_per_s": real / (time.perf_counter() - started)}
+    fed = real / (time.perf_counter() - started)
+    data.reader.close()
+    return {"first_batch_s": first, "tokens_per_s": fed}
 
 
 def cache_bytes_on_disk(root: str) -> int:
@@ -124,7 +134,7 @@ def feed_order(url: str, root: str, shuffle: str, window: int, batch_size: int,
     holds at once (none under global), with the peak bytes on its disk."""
     from winnow.schemas.shard_cache import CacheOptions, open_shards
     from winnow.trainer.config import TrainConfig
-    from winnow.trainer.data import PretrainingData, step_positions
+    from winnow.trainer.data import PretrainingData
     from winnow.trainer.train import cache_bytes_needed
 
     config = TrainConfig(shuffle=shuffle, shuffle_window_shards=window, eval_every=0)
@@ -133,21 +143,11 @@ def feed_order(url: str, root: str, shuffle: str, window: int, batch_size: int,
         limit = cache_bytes_needed(open_shards(url, CacheOptions(root=root + "-probe")),
                                    config)[0]
     with PeakBytes(root) as peak:
-        started = time.perf_counter()
-        reader = open_shards(url, CacheOptions(root=root, limit_bytes=limit))
-        data = PretrainingData(reader, seed=0, eval_examples=config.eval_examples,
-                               shuffle=shuffle, window_shards=window)
-        data.prefetch(0)
-        data.batch(step_positions(0, batch_size))
-        first = time.perf_counter() - started
-        real = 0
-        started = time.perf_counter()
-        for step in range(1, steps + 1):
-            real += int(data.batch(step_positions(step, batch_size))["attention_mask"].sum())
-        fed = real / (time.perf_counter() - started)
-        reader.close()
-    return {"first_batch_s": first, "tokens_per_s": fed, "limit": limit or 0,
-            "peak_bytes": peak.peak}
+        fed = timed_batches(lambda: PretrainingData(
+            open_shards(url, CacheOptions(root=root, limit_bytes=limit)), seed=0,
+            eval_examples=config.eval_examples, shuffle=shuffle, window_shards=window),
+            batch_size, steps)
+    return {**fed, "limit": limit or 0, "peak_bytes": peak.peak}
 
 
 def shuffle_quality(shards: str, shuffle: str, window: int, batch_size: int,
@@ -187,8 +187,8 @@ def windowed_arms(shards: str, url: str, scratch: str, args) -> None:
     for (shuffle, window), rounds in results.items():
         same, distinct = shuffle_quality(shards, shuffle, window, args.batch_size, 50)
         name = "global" if shuffle == "global" else f"shards, window {window}"
-        limit = rounds[0]["limit"] / 1e6 if rounds[0]["limit"] else float("nan")
-        print(f"| {name} | {limit:.1f} | {max(r['peak_bytes'] for r in rounds) / 1e6:.1f} | "
+        limit = f"{rounds[0]['limit'] / 1e6:.1f}" if rounds[0]["limit"] else "none"
+        print(f"| {name} | {limit} | {max(r['peak_bytes'] for r in rounds) / 1e6:.1f} | "
               f"{np.median([r['first_batch_s'] for r in rounds]):.2f} | "
               f"{np.median([r['tokens_per_s'] for r in rounds]):,.0f} | {same:.3f} | "
               f"{distinct:.1f} |", flush=True)
