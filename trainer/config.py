@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from winnow.schemas import typed_config
-from winnow.trainer.data import SHUFFLES, MaskingConfig
+from winnow.trainer.data import DEFAULT_WINDOW_SHARDS, SHUFFLES, MaskingConfig
 from winnow.trainer.model import PRESETS, ModelConfig
 
 MAX_BATCH_SIZE = 65536
@@ -133,7 +133,7 @@ class TrainConfig:
     (trainer.data.ShardWindowOrder). A cache (--shard-cache-limit) then needs about two
     windows' files: the window read and the next, prefetched (BENCHMARKS.md: windowed shard
     order). Either is a function of (seed, epoch, position): --resume is exact."""
-    shuffle_window_shards: int = 16
+    shuffle_window_shards: int = DEFAULT_WINDOW_SHARDS
     """Under shuffle: shards, the shards whose examples are mixed together: larger mixes
     better (each batch draws from more shards and documents) and needs a larger cache."""
     eval_examples: int = 1_000

@@ -15,6 +15,10 @@ Choices made here, and why:
   example ``split(shuffle_epoch(p % N))``, where both maps are seeded bijections on ``[0, n)``
   built from a Feistel network with cycle walking (``IndexPermutation``). Nothing of size N is
   ever held, so resuming at step k is instant: position ``k * global_batch``.
+* **Or windows of shards** (``shuffle: shards``, ``ShardWindowOrder``): each epoch permutes the
+  shards and walks them in windows of a few, permuting the examples within a window, so that a
+  shard cache smaller than the set holds the window read and the next one (a set larger than
+  the local disk). Also a function of (seed, epoch, position) only, by the same permutations.
 * **Train/eval split.** ``split`` is one fixed bijection of the corpus (its key does not depend
   on the training seed, so runs with different seeds evaluate on the same examples): its last
   ``eval_examples`` outputs are held out for evaluation, the rest is the training set.
@@ -203,6 +207,8 @@ class IndexPermutation:
 SHUFFLES = ("global", "shards")
 """The train orders: "global", one permutation of the whole training set per epoch (every step
 reads from every shard); "shards", windows of shards (``ShardWindowOrder``)."""
+DEFAULT_WINDOW_SHARDS = 16
+"""Shards of a window under "shards" unless the config says otherwise."""
 _SHARD_ORDER_KEY = 0x5EED_5BAD_0000_0002
 _WINDOW_KEY = 0x5EED_5BAD_0000_0003
 _EPOCH_LAYOUTS_KEPT = 4
@@ -464,7 +470,7 @@ class PretrainingData:
                  split: str = "train",
                  eval_examples: int = 0, masking: MaskingConfig | None = None,
                  word_start_ids: np.ndarray | None = None, shuffle: str = "global",
-                 window_shards: int = 1):
+                 window_shards: int = DEFAULT_WINDOW_SHARDS):
         """``shards_dir``: a shard folder, or a reader of one (e.g. through a shard cache);
         ``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
         ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held

@@ -400,9 +400,11 @@ def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
     check_same_data(shards_dir, manifest, checkpoint["manifest"], what, allow_changed_shards)
     recorded = checkpoint["config"]
     if config is not None:
+        # a checkpoint older than a config key recorded its default (e.g. shuffle: global)
+        complete = config_to_dict(config_from_dict(recorded))
         changed = sorted(key for key, value in config_to_dict(config).items()
                          if key not in RESUME_MAY_CHANGE and value is not None
-                         and recorded.get(key) != value)
+                         and complete.get(key) != value)
         if changed:
             raise PretrainError("a resumed run keeps the config recorded in its checkpoint; "
                                 f"the given config differs in: {', '.join(changed)}")

@@ -28,6 +28,11 @@ from winnow.cli import main  # noqa: E402
 from winnow.schemas.shard_cache import CacheOptions, expected_sizes, open_shards  # noqa: E402
 from winnow.schemas.shard_format import shard_files  # noqa: E402
 from winnow.schemas.shard_reader import ShardReader  # noqa: E402
+from winnow.trainer.checkpoints import (  # noqa: E402
+    latest_checkpoint,
+    load_checkpoint,
+    write_checkpoint,
+)
 from winnow.trainer.config import ConfigError, config_from_dict  # noqa: E402
 from winnow.trainer.data import PretrainingData, ShardWindowOrder, step_positions  # noqa: E402
 
@@ -147,6 +152,20 @@ def test_the_config_keys_are_checked():
         config_from_dict({"shuffle": "shard", "shuffle_window_shards": 0})
     assert error.value.problems == ["shuffle: expected global or shards, got 'shard'",
                                     "shuffle_window_shards: must be at least 1, got 0"]
+
+
+def test_a_checkpoint_from_before_the_shuffle_keys_resumes_with_its_config_given(tmp_path,
+                                                                                shards):
+    config = write_config(tmp_path / "config.yaml", tiny_config(max_steps=4))
+    run = str(tmp_path / "run")
+    assert main(["pretrain", "--shards", shards, "--output", run, "--config", config,
+                 "--stop-after", "2"]) == 0
+    checkpoint = load_checkpoint(latest_checkpoint(run))
+    for key in ("shuffle", "shuffle_window_shards"):
+        del checkpoint["config"][key]  # as written before the keys existed
+    write_checkpoint(run, 2, checkpoint)
+    assert main(["pretrain", "--output", run, "--resume", "--config", config]) == 0
+    assert read_metrics(run)[-1]["step"] == 4
 
 
 # --- runs through a bounded cache ------------------------------------------------------------
