@@ -4,6 +4,7 @@ feeds once running.
 
     python bench/shard_stream.py [--examples 400000] [--shards 8] [--batch-size 256]
                                  [--steps 40] [--rounds 3] [--shards-dir DIR] [--skip-cli]
+                                 [--windows 2,8] [--window-steps 200] [--only-windows]
 
 The "remote" is the Cloud Storage emulator of the tests (``tests/gcs_emulator.py``:
 gcp-storage-emulator, in memory, on a loopback port; ``pip install -e '.[test,gcp]'``), so
@@ -22,6 +23,18 @@ slows each alike), each on a fresh cache folder unless "warm":
   (in the order the run reads them), sha256-checked, then read from the cache.
 * gs:// warm: the same with every file already in the cache (a second run, or a second rank).
 
+With ``--windows 2,8`` (window sizes in shards), the training order ``shuffle: shards``
+(``trainer.data.ShardWindowOrder``) against ``global``, each from gs:// on a fresh cache for
+``--window-steps`` batches: the cache limited to what the run holds at once
+(``trainer.train.cache_bytes_needed``; none for global, whose prefetch fetches the whole set),
+the peak bytes its files take on the disk (allocated blocks, the partial files of fetches in
+flight included, sampled every 20 ms by a thread), the time to the first batch and the
+tokens/s fed. Then the shuffle quality of each order, from the order alone (no reading): the
+fraction of consecutive examples of a batch that come from the same shard (with one
+permutation of the set, about 1 / shards; a curated shard holds documents in runs, so this
+bounds the fraction from the same document) and the distinct shards of a batch.
+``--only-windows`` skips the other arms.
+
 Then, unless ``--skip-cli``, the wall time of ``winnow pretrain --preset tiny --max-steps 1``
 (process start, imports, setup, one step, a checkpoint) from the local folder and from gs://
 with a cold cache.
@@ -30,11 +43,13 @@ with a cold cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -55,20 +70,128 @@ def bench_train_module():
 def feed(location: str, cache, batch_size: int, steps: int) -> dict[str, float]:
     """Seconds to the first batch (from opening the shards) and real tokens/s of the next
     ``steps`` batches, as ``winnow pretrain`` builds them (one thread)."""
-    from winnow.trainer.data import PretrainingData, step_positions
-    from winnow.trainer.train import open_training_shards, prefetch_shards
+    from winnow.trainer.data import PretrainingData
+    from winnow.trainer.train import open_training_shards
+
+    return timed_batches(lambda: PretrainingData(open_training_shards(location, cache)[1],
+                                                 seed=0), batch_size, steps)
+
+
+def timed_batches(open_data, batch_size: int, steps: int) -> dict[str, float]:
+    """Seconds from ``open_data()`` (a PretrainingData) to its first batch, its prefetch
+    started, and the real tokens/s of the next ``steps`` batches."""
+    from winnow.trainer.data import step_positions
 
     started = time.perf_counter()
-    _, reader = open_training_shards(location, cache)
-    data = PretrainingData(reader, seed=0)
-    prefetch_shards(data, 0)
+    data = open_data()
+    data.prefetch(0)
     data.batch(step_positions(0, batch_size))
     first = time.perf_counter() - started
     real = 0
     started = time.perf_counter()
     for step in range(1, steps + 1):
         real += int(data.batch(step_positions(step, batch_size))["attention_mask"].sum())
-    return {"first_batch_s": first, "tokens_per_s": real / (time.perf_counter() - started)}
+    fed = real / (time.perf_counter() - started)
+    data.reader.close()
+    return {"first_batch_s": first, "tokens_per_s": fed}
+
+
+def cache_bytes_on_disk(root: str) -> int:
+    """Bytes the files under a cache root take on its disk (allocated blocks: a reservation is
+    a sparse file, the bytes of a fetch in flight are its partial file's)."""
+    total = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):  # evicted while being summed
+                total += os.stat(os.path.join(folder, name)).st_blocks * 512
+    return total
+
+
+class PeakBytes:
+    """A thread sampling ``cache_bytes_on_disk(root)`` every 20 ms; ``peak`` the largest."""
+
+    def __init__(self, root: str):
+        self.root, self.peak, self._stop = root, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            with contextlib.suppress(FileNotFoundError):  # a folder removed meanwhile
+                self.peak = max(self.peak, cache_bytes_on_disk(self.root))
+
+    def __enter__(self) -> PeakBytes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def feed_order(url: str, root: str, shuffle: str, window: int, batch_size: int,
+               steps: int) -> dict[str, float]:
+    """``feed`` of one training order from a fresh cache at ``root``, limited to what the run
+    holds at once (none under global), with the peak bytes on its disk."""
+    from winnow.schemas.shard_cache import CacheOptions, open_shards
+    from winnow.trainer.config import TrainConfig
+    from winnow.trainer.data import PretrainingData
+    from winnow.trainer.train import cache_bytes_needed
+
+    config = TrainConfig(shuffle=shuffle, shuffle_window_shards=window, eval_every=0)
+    limit = None
+    if shuffle == "shards":
+        limit = cache_bytes_needed(open_shards(url, CacheOptions(root=root + "-probe")),
+                                   config)[0]
+    with PeakBytes(root) as peak:
+        fed = timed_batches(lambda: PretrainingData(
+            open_shards(url, CacheOptions(root=root, limit_bytes=limit)), seed=0,
+            eval_examples=config.eval_examples, shuffle=shuffle, window_shards=window),
+            batch_size, steps)
+    return {**fed, "limit": limit or 0, "peak_bytes": peak.peak}
+
+
+def shuffle_quality(shards: str, shuffle: str, window: int, batch_size: int,
+                    batches: int) -> tuple[float, float]:
+    """(fraction of consecutive examples of a batch from the same shard, mean distinct shards
+    of a batch) over the first ``batches`` batches of the order."""
+    from winnow.schemas.shard_reader import ShardReader
+    from winnow.trainer.data import PretrainingData, step_positions
+
+    data = PretrainingData(ShardReader(shards), seed=0, eval_examples=1000, shuffle=shuffle,
+                           window_shards=window)
+    ends = np.cumsum([shard.examples for shard in data.manifest.shards])
+    same, distinct = [], []
+    for step in range(batches):
+        shard = np.searchsorted(ends, data.example_indices(step_positions(step, batch_size)),
+                                side="right")
+        same.append(np.mean(shard[1:] == shard[:-1]))
+        distinct.append(len(np.unique(shard)))
+    return float(np.mean(same)), float(np.mean(distinct))
+
+
+def windowed_arms(shards: str, url: str, scratch: str, args) -> None:
+    """The windowed order against the global one (see the module docstring)."""
+    orders = [("global", 1)] + [("shards", int(n)) for n in args.windows.split(",")]
+    training = sum(os.path.getsize(os.path.join(shards, name)) for name in os.listdir(shards)
+                   if name.endswith((".tokens.bin", ".index.npy")))
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for number in range(args.rounds):
+        for shuffle, window in orders:
+            root = os.path.join(scratch, f"window-cache-{shuffle}-{window}-{number}")
+            results.setdefault((shuffle, window), []).append(
+                feed_order(url, root, shuffle, window, args.batch_size, args.window_steps))
+    print(f"\ngs:// cold cache, {args.window_steps} batches of {args.batch_size}; training "
+          f"files {training / 1e6:.1f} MB\n| order | cache limit MB | peak cache MB on disk | "
+          "first batch s | tokens/s fed | same shard, consecutive | shards per batch |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
+    for (shuffle, window), rounds in results.items():
+        same, distinct = shuffle_quality(shards, shuffle, window, args.batch_size, 50)
+        name = "global" if shuffle == "global" else f"shards, window {window}"
+        limit = f"{rounds[0]['limit'] / 1e6:.1f}" if rounds[0]["limit"] else "none"
+        print(f"| {name} | {limit} | {max(r['peak_bytes'] for r in rounds) / 1e6:.1f} | "
+              f"{np.median([r['first_batch_s'] for r in rounds]):.2f} | "
+              f"{np.median([r['tokens_per_s'] for r in rounds]):,.0f} | {same:.3f} | "
+              f"{distinct:.1f} |", flush=True)
 
 
 def cli_seconds(shards: str, run: str, cache: str | None) -> float:
@@ -92,6 +215,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed batches per arm")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the arms (median)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the pretrain runs")
+    parser.add_argument("--windows", help="window sizes (shards) of shuffle: shards, e.g. 2,8")
+    parser.add_argument("--window-steps", type=int, default=200,
+                        help="batches per arm of the windowed order")
+    parser.add_argument("--only-windows", action="store_true",
+                        help="only the windowed order against the global one")
     args = parser.parse_args()
 
     import torch
@@ -117,6 +245,10 @@ def main() -> None:
             started = time.perf_counter()
             url = emulator.upload(shards, "bench/shards")
             print(f"upload to the emulator: {time.perf_counter() - started:.1f} s")
+            if args.windows:
+                windowed_arms(shards, url, scratch, args)
+            if args.only_windows:
+                return
             results: dict[str, list[dict[str, float]]] = {}
             for number in range(args.rounds):
                 warm = os.path.join(scratch, f"gs-cache-{number}")

@@ -197,7 +197,7 @@ class ShardCache:
         released: no process evicts it meanwhile."""
         with self._mutex:
             if name not in self._held:
-                self._held[name] = self._place(name)
+                self._held[name] = _kept(self._place(name))
         return os.path.join(self.folder, name)
 
     def release(self, name: str) -> None:
@@ -205,6 +205,11 @@ class ShardCache:
             fd = self._held.pop(name, None)
         if fd is not None:
             os.close(fd)  # drops the shared lock
+
+    def release_all(self) -> None:
+        """``release`` every file this process holds through this cache."""
+        for name in list(self._held):
+            self.release(name)
 
     def prefetch(self, names: Iterable[str]) -> list[threading.Thread]:
         """Fetch ``names`` in this order (skipping present ones) in ``prefetch_threads``
@@ -221,7 +226,7 @@ class ShardCache:
                 if name is None:
                     return
                 try:
-                    os.close(self._place(name))
+                    _close_lock(self._place(name))
                 except ShardCacheFullError:
                     stop.set()
                 except ShardCacheError:
@@ -240,7 +245,7 @@ class ShardCache:
         (closing it ends the use)."""
         if name not in self._hashes:
             raise ShardCacheError(f"{self.remote_path(name)}: not listed in the manifest")
-        fd = os.open(os.path.join(self.folder, ".locks", name), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(os.path.join(self.folder, ".locks", name))
         try:
             path = os.path.join(self.folder, name)
             fcntl.flock(fd, fcntl.LOCK_SH)  # in use before looking: eviction skips it
@@ -253,7 +258,7 @@ class ShardCache:
             now = time.time_ns()
             os.utime(fd, ns=(now, now))
         except BaseException:
-            os.close(fd)
+            _close_lock(fd)
             raise
         return fd
 
@@ -325,10 +330,14 @@ class ShardCache:
             with open(os.path.join(self.folder, ".reserved", name), "wb") as handle:
                 handle.truncate(size)
 
+    def shard_sizes(self, shard: int) -> tuple[int, int]:
+        """Bytes of shard ``shard``'s (tokens.bin, index.npy): what training maps of it."""
+        tokens_file, index_file = training_files(self.manifest, shard)
+        return self._sizes[tokens_file], self._sizes[index_file]
+
     def training_bytes(self) -> int:
         """Bytes of the files training maps: tokens.bin and index.npy of every shard."""
-        return sum(self._sizes[name] for number in range(len(self.manifest.shards))
-                   for name in training_files(self.manifest, number))
+        return sum(sum(self.shard_sizes(number)) for number in range(len(self.manifest.shards)))
 
 
 def evict_until(root: str, budget: int) -> int:
@@ -363,7 +372,7 @@ def _delete_unused(folder: str, name: str, reservation: bool = False) -> bool:
     ``reservation``, its reservation when no process fetches it (one that died fetching left
     it)."""
     lock = os.path.join(folder, ".fetching" if reservation else ".locks", name)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(lock)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -373,7 +382,7 @@ def _delete_unused(folder: str, name: str, reservation: bool = False) -> bool:
             os.remove(os.path.join(folder, ".reserved" if reservation else "", name))
         return True
     finally:
-        os.close(fd)
+        _close_lock(fd)
 
 
 def _set_folders(root: str) -> list[str]:
@@ -397,12 +406,57 @@ def _size(path: str) -> int:
 
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        _close_lock(fd)
+
+
+# Lock files across fork ------------------------------------------------------------------------
+# A flock belongs to the open file, which a forked child (a DataLoader worker) shares through
+# its copy of the descriptor: a copy of a lock that a prefetch thread holds for a moment (a
+# fetch, an eviction, a placement) would stay held in the child, where that thread does not
+# exist to close it, and the child would wait forever on its own copy. So every lock file is
+# opened through ``_open_lock``, and the child closes its copies of those not yet held for a
+# use (``_kept``) as soon as it starts.
+
+_TRANSIENT_FDS: set[int] = set()
+_FDS_MUTEX = threading.Lock()  # taken around fork: no descriptor is half registered
+
+
+def _open_lock(path: str) -> int:
+    with _FDS_MUTEX:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        _TRANSIENT_FDS.add(fd)
+    return fd
+
+
+def _close_lock(fd: int) -> None:
+    with _FDS_MUTEX:
+        _TRANSIENT_FDS.discard(fd)
         os.close(fd)
+
+
+def _kept(fd: int) -> int:
+    """``fd``, now held for a use (``ShardCache.acquire``): a child keeps its copy."""
+    with _FDS_MUTEX:
+        _TRANSIENT_FDS.discard(fd)
+    return fd
+
+
+def _close_transient_in_child() -> None:
+    for fd in _TRANSIENT_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _TRANSIENT_FDS.clear()
+    _FDS_MUTEX.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_FDS_MUTEX.acquire, after_in_parent=_FDS_MUTEX.release,
+                        after_in_child=_close_transient_in_child)
 
 
 def _fetch_manifest(location: str, root: str, download: Download) -> tuple[str, bytes]:

@@ -115,18 +115,66 @@ class ShardReader:
         """A local path of the folder's tokenizer model (see ``_local_file``)."""
         return self._local_file(self.manifest.tokenizer_file)
 
+    def shards_of(self, indices: np.ndarray) -> list[int]:
+        """The shards holding the examples ``indices``, in the order they first appear."""
+        shards = np.searchsorted(self._ends, np.asarray(indices, dtype=np.int64), side="right")
+        _, first = np.unique(shards, return_index=True)
+        return shards[np.sort(first)].tolist()
+
     def prefetch(self, indices: np.ndarray) -> None:
         """With a cache, fetch in background threads the shards of the examples ``indices``
         in the order they first appear there, then the others (a training run passes its
         coming examples, so the shards arrive in the order it reads them); without, nothing."""
-        if self.cache is None or not len(self):
+        if not len(self):
             return
-        shards = np.searchsorted(self._ends, np.asarray(indices, dtype=np.int64), side="right")
-        _, first = np.unique(shards, return_index=True)
-        order = shards[np.sort(first)].tolist()
-        order += sorted(set(range(len(self.manifest.shards))) - set(order))
-        self.cache.prefetch(name for shard in order
-                             for name in shard_files(self.manifest.shards[shard].name)[:2])
+        order = self.shards_of(indices)
+        self.prefetch_shards(order + sorted(set(range(len(self.manifest.shards))) - set(order)))
+
+    def prefetch_shards(self, shards: Sequence[int]) -> None:
+        """With a cache, fetch the training files of ``shards`` in this order in background
+        threads (``ShardCache.prefetch``); without, nothing."""
+        if self.cache is not None:
+            self.cache.prefetch(name for shard in shards
+                                for name in shard_files(self.manifest.shards[shard].name)[:2])
+
+    def open_shards(self) -> set[int]:
+        """The shards whose training files this reader holds (mapped, in use in its cache)."""
+        return set(self._maps) | set(self._indexes)
+
+    def release_shard(self, shard: int) -> None:
+        """Unmap shard ``shard`` and, with a cache, end this reader's use of its files, so that
+        the cache may evict them (views of it already handed out stay readable: the mapping
+        lives as long as they do)."""
+        self._maps.pop(shard, None)
+        self._indexes.pop(shard, None)
+        if self.cache is not None:
+            for name in shard_files(self.manifest.shards[shard].name)[:2]:
+                self.cache.release(name)
+
+    def close(self) -> None:
+        """Unmap every file and end this reader's use of its cache's files (a reader read
+        again maps and takes them again)."""
+        self._maps, self._indexes, self._provenance = {}, {}, {}
+        if self.cache is not None:
+            self.cache.release_all()
+
+    def read_through(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Copies of ``batch(indices)``, read one shard at a time, each shard released after
+        its examples unless the reader held it before: the files in use stay at one shard."""
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        held = self.open_shards()
+        shards = np.searchsorted(self._ends, wanted, side="right")
+        out: list[Any] = [None] * len(wanted)
+        for shard in np.unique(shards).tolist():
+            positions = np.flatnonzero(shards == shard)
+            self._batch_of_shard(shard, wanted[positions] - self._starts[shard],
+                                 positions.tolist(), out)
+            for position in positions.tolist():
+                a, b, label = out[position]
+                out[position] = (a.copy(), b.copy(), label)
+            if shard not in held:
+                self.release_shard(shard)
+        return out
 
     def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
         opened = self._maps.get(shard)

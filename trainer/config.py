@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from winnow.schemas import typed_config
-from winnow.trainer.data import MaskingConfig
+from winnow.trainer.data import DEFAULT_WINDOW_SHARDS, SHUFFLES, MaskingConfig
 from winnow.trainer.model import PRESETS, ModelConfig
 
 MAX_BATCH_SIZE = 65536
@@ -125,6 +125,17 @@ class TrainConfig:
     """Seeds the initialization, the data order, the masks and dropout."""
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     """Dynamic masking (trainer.data.MaskingConfig)."""
+    shuffle: str = "global"
+    """The training order: "global", one seeded permutation of the whole training set per
+    epoch (every step draws from every shard, so a shard cache must hold the whole set); or
+    "shards", for a set larger than the local disk: each epoch permutes the shards, walks them
+    in windows of shuffle_window_shards, and permutes the examples within each window
+    (trainer.data.ShardWindowOrder). A cache (--shard-cache-limit) then needs about two
+    windows' files: the window read and the next, prefetched (BENCHMARKS.md: windowed shard
+    order). Either is a function of (seed, epoch, position): --resume is exact."""
+    shuffle_window_shards: int = DEFAULT_WINDOW_SHARDS
+    """Under shuffle: shards, the shards whose examples are mixed together: larger mixes
+    better (each batch draws from more shards and documents) and needs a larger cache."""
     eval_examples: int = 1_000
     """Examples held out for evaluation (at most a tenth of the corpus); 0 disables it."""
     num_workers: int | None = None
@@ -175,6 +186,11 @@ class TrainConfig:
             problems.append(f"min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"precision: expected auto, bf16 or fp32, got {self.precision!r}")
+        if self.shuffle not in SHUFFLES:
+            problems.append(f"shuffle: expected {' or '.join(SHUFFLES)}, got {self.shuffle!r}")
+        if self.shuffle_window_shards < 1:
+            problems.append(f"shuffle_window_shards: must be at least 1, got "
+                            f"{self.shuffle_window_shards}")
         if self.optimizer_sharding not in OPTIMIZER_SHARDING:
             problems.append(f"optimizer_sharding: expected none or zero1, got "
                             f"{self.optimizer_sharding!r}")

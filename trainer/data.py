@@ -15,6 +15,10 @@ Choices made here, and why:
   example ``split(shuffle_epoch(p % N))``, where both maps are seeded bijections on ``[0, n)``
   built from a Feistel network with cycle walking (``IndexPermutation``). Nothing of size N is
   ever held, so resuming at step k is instant: position ``k * global_batch``.
+* **Or windows of shards** (``shuffle: shards``, ``ShardWindowOrder``): each epoch permutes the
+  shards and walks them in windows of a few, permuting the examples within a window, so that a
+  shard cache smaller than the set holds the window read and the next one (a set larger than
+  the local disk). Also a function of (seed, epoch, position) only, by the same permutations.
 * **Train/eval split.** ``split`` is one fixed bijection of the corpus (its key does not depend
   on the training seed, so runs with different seeds evaluate on the same examples): its last
   ``eval_examples`` outputs are held out for evaluation, the rest is the training set.
@@ -32,6 +36,7 @@ Choices made here, and why:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from collections.abc import Iterator, Sequence
@@ -51,6 +56,10 @@ IGNORE_INDEX = -100
 SPLIT_KEY = 0x5EED_5B11_7000_0001
 """Key of the train/eval split permutation; fixed, so that the eval set does not move with the
 training seed."""
+PREFETCH_ORDER_EXAMPLES = 1 << 16
+"""Coming examples whose shards set the prefetch order (about 0.1 s of index arithmetic; with
+one permutation over the corpus they read every shard of a set of up to thousands); the shards
+none of them reads follow in index order."""
 BATCH_KEYS = ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "pair_labels")
 
 
@@ -193,6 +202,106 @@ class IndexPermutation:
             out[outside] = self._feistel(out[outside])
             outside = outside[out[outside] >= np.uint64(self.n)]
         return out.astype(np.int64)
+
+
+SHUFFLES = ("global", "shards")
+"""The train orders: "global", one permutation of the whole training set per epoch (every step
+reads from every shard); "shards", windows of shards (``ShardWindowOrder``)."""
+DEFAULT_WINDOW_SHARDS = 16
+"""Shards of a window under "shards" unless the config says otherwise."""
+_SHARD_ORDER_KEY = 0x5EED_5BAD_0000_0002
+_WINDOW_KEY = 0x5EED_5BAD_0000_0003
+_EPOCH_LAYOUTS_KEPT = 4
+
+
+class ShardWindowOrder:
+    """The train order of ``shuffle: shards``: a bijection of the training set per epoch that
+    reads few shards at a time, computed per position from (seed, epoch, position) alone.
+
+    Epoch e permutes the shards (``IndexPermutation`` keyed by (seed, e)) and cuts that order
+    into windows of ``window_shards`` consecutive shards (the last may hold fewer). The epoch's
+    positions walk the windows in turn; window w takes as many positions as its shards hold
+    training examples, and inside it a second permutation, keyed by (seed, e, w), shuffles those
+    examples (MosaicML streaming's py1s, WebDataset's shard shuffle with a buffer of whole
+    shards). So positions in a window read only its shards, and a cache needs about two windows
+    of files: the one read and the next one, prefetched.
+
+    The held-out examples (``held_out``, sorted corpus indices) are not in it: a shard's training
+    examples are its indices without them, and the k-th training example of the corpus, in
+    ascending order, is ``k + #{i: held_out[i] - i <= k}`` (the gaps ``held_out[i] - i`` do not
+    decrease), so nothing of the corpus' size is built. Per epoch it keeps the shard order and
+    the windows' ends, O(shards).
+    """
+
+    def __init__(self, shard_examples: Sequence[int], held_out: np.ndarray, seed: int,
+                 window_shards: int):
+        if window_shards < 1:
+            raise ValueError(f"window_shards must be at least 1, got {window_shards}")
+        counts = np.asarray(shard_examples, dtype=np.int64)  # (S,)
+        held_out = np.sort(np.asarray(held_out, dtype=np.int64))  # (E,)
+        held_per_shard = np.bincount(np.searchsorted(np.cumsum(counts), held_out, side="right"),
+                                     minlength=len(counts))
+        self.train_counts = counts - held_per_shard  # (S,) training examples of each shard
+        # rank, among all training examples in ascending corpus order, of each shard's first
+        self._train_starts = np.cumsum(self.train_counts) - self.train_counts  # (S,)
+        self._gaps = held_out - np.arange(len(held_out), dtype=np.int64)  # (E,)
+        self.seed = int(seed)
+        self.window_shards = int(window_shards)
+        self.size = int(self.train_counts.sum())
+        self._layouts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def shard_order(self, epoch: int) -> np.ndarray:
+        """(S,) the shards in epoch ``epoch``'s order."""
+        return self._layout(epoch)[0]
+
+    def _layout(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(shard order (S,), end position of each window within the epoch (W,))."""
+        layout = self._layouts.get(epoch)
+        if layout is None:
+            shards = len(self.train_counts)
+            order = IndexPermutation(shards, int(hash_keys(_SHARD_ORDER_KEY, self.seed,
+                                                           epoch)[0]))(np.arange(shards))
+            sizes = np.add.reduceat(self.train_counts[order],
+                                    np.arange(0, shards, self.window_shards))
+            layout = (order, np.cumsum(sizes))
+            if len(self._layouts) >= _EPOCH_LAYOUTS_KEPT:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[epoch] = layout
+        return layout
+
+    def windows(self) -> int:
+        return -(-len(self.train_counts) // self.window_shards)
+
+    def window_of(self, epoch: int, within: np.ndarray) -> np.ndarray:
+        """The window of each position ``within`` the epoch (0 <= within < size)."""
+        return np.searchsorted(self._layout(epoch)[1], within, side="right")
+
+    def window_shards_of(self, epoch: int, window: int) -> np.ndarray:
+        """The shards of window ``window`` of epoch ``epoch``, in the epoch's shard order."""
+        start = window * self.window_shards
+        return self.shard_order(epoch)[start:start + self.window_shards]
+
+    def window_span(self, epoch: int, window: int) -> tuple[int, int]:
+        """[start, end) positions of window ``window`` within the epoch."""
+        ends = self._layout(epoch)[1]
+        return (int(ends[window - 1]) if window else 0), int(ends[window])
+
+    def __call__(self, epoch: int, within: np.ndarray) -> np.ndarray:
+        """Corpus example index of each position ``within`` epoch ``epoch``."""
+        within = np.asarray(within, dtype=np.int64)
+        windows = self.window_of(epoch, within)
+        train_rank = np.empty_like(within)
+        for window in np.unique(windows).tolist():
+            chosen = windows == window
+            start, end = self.window_span(epoch, window)
+            offset = IndexPermutation(end - start, int(hash_keys(
+                _WINDOW_KEY, self.seed, epoch, window)[0]))(within[chosen] - start)
+            shards = self.window_shards_of(epoch, window)
+            ends = np.cumsum(self.train_counts[shards])
+            slot = np.searchsorted(ends, offset, side="right")
+            train_rank[chosen] = (self._train_starts[shards[slot]]
+                                  + offset - (ends[slot] - self.train_counts[shards[slot]]))
+        return train_rank + np.searchsorted(self._gaps, train_rank, side="right")
 
 
 def step_positions(step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
@@ -360,15 +469,21 @@ class PretrainingData:
     def __init__(self, shards_dir: str | os.PathLike | ShardReader, seed: int,
                  split: str = "train",
                  eval_examples: int = 0, masking: MaskingConfig | None = None,
-                 word_start_ids: np.ndarray | None = None):
+                 word_start_ids: np.ndarray | None = None, shuffle: str = "global",
+                 window_shards: int = DEFAULT_WINDOW_SHARDS):
         """``shards_dir``: a shard folder, or a reader of one (e.g. through a shard cache);
         ``seed`` fixes the epoch orders and the masks; ``split`` is "train" or "eval";
         ``eval_examples`` (at most a tenth of the corpus, see ``held_out_examples``) are held
         out for "eval" and never seen by "train" (give both splits the same number);
         ``word_start_ids`` is a (vocab_size,) bool mask of the pieces that begin a word, for
-        whole-word masking (default: ``word_start_mask`` of the folder's tokenizer)."""
+        whole-word masking (default: ``word_start_mask`` of the folder's tokenizer);
+        ``shuffle`` ("global" or "shards", see ``SHUFFLES``) and ``window_shards`` choose the
+        train order. Under "shards", a reader through a bounded cache holds only the shards of
+        the window being read (and "eval" reads one shard at a time, see ``_read``)."""
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        if shuffle not in SHUFFLES:
+            raise ValueError(f"shuffle must be one of {', '.join(SHUFFLES)}, got {shuffle!r}")
         self.reader = (shards_dir if isinstance(shards_dir, ShardReader)
                        else ShardReader(shards_dir))
         self.manifest = self.reader.manifest
@@ -384,6 +499,17 @@ class PretrainingData:
         self._size = self.train_examples if split == "train" else self.eval_examples
         self._offset = 0 if split == "train" else self.train_examples
         self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
+        self.shuffle = shuffle
+        self.windows = None  # the ShardWindowOrder of a "shards" train split
+        if shuffle == "shards" and split == "train":
+            held_out = self._corpus_order(np.arange(self.train_examples, corpus))
+            self.windows = ShardWindowOrder([s.examples for s in self.manifest.shards],
+                                            held_out, self.seed, window_shards)
+        self._reading_window: tuple[int, int] | None = None  # (epoch, window) last read
+        self._examples: dict[int, tuple] = {}  # eval under "shards": examples read, kept
+        if shuffle == "shards" and split == "eval" and self.reader.cache is not None:
+            # its own reader (and cache handle): releasing its shards leaves train's held
+            self.reader = copy.deepcopy(self.reader)
 
         self.batcher = ExampleBatcher(
             self.reader.tokenizer_path(),
@@ -408,6 +534,12 @@ class PretrainingData:
         if len(positions) and positions.min() < 0:
             raise IndexError("stream positions start at 0")
         epochs, within = np.divmod(positions, self._size)
+        if self.windows is not None:
+            indices = np.empty_like(within)
+            for epoch in np.unique(epochs).tolist():
+                chosen = epochs == epoch
+                indices[chosen] = self.windows(epoch, within[chosen])
+            return indices
         if self.split == "train":
             shuffled = np.empty_like(within)
             for epoch in np.unique(epochs).tolist():
@@ -434,7 +566,83 @@ class PretrainingData:
         to max_seq_len; token types 0 for [CLS] A [SEP] and 1 for B [SEP]; masked."""
         positions = np.atleast_1d(np.asarray(positions, dtype=np.int64))
         indices = self.example_indices(positions)
-        return self.batcher.build(self.reader.batch(indices), self.epoch_of(positions), indices)
+        follow = self.windows is not None and self.reader.cache is not None
+        if follow:
+            self._release_other_windows(positions)
+        batch = self.batcher.build(self._read(indices), self.epoch_of(positions), indices)
+        if follow:
+            self._prefetch_next_window(positions)
+        return batch
+
+    def _read(self, indices: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """The examples at corpus ``indices``. The eval split under "shards" through a cache
+        reads them one shard at a time, releasing each (its examples lie all over the set, and
+        the cache holds two windows), and keeps them: every evaluation reads the same ones."""
+        if not (self.shuffle == "shards" and self.split == "eval"
+                and self.reader.cache is not None):
+            return self.reader.batch(indices)
+        missing = sorted(set(indices.tolist()) - set(self._examples))
+        self._examples.update(zip(missing, self.reader.read_through(missing), strict=True))
+        return [self._examples[i] for i in indices.tolist()]
+
+    # Windows under a cache -----------------------------------------------------------------
+
+    def coming_shards(self, start: int) -> list[int]:
+        """Shards in the order the stream reads them from position ``start`` on: under
+        "shards", those of the window of ``start`` then of the next window; else those of the
+        next PREFETCH_ORDER_EXAMPLES positions, then every other shard in index order."""
+        if self.windows is None:
+            coming = start + np.arange(min(self._size, PREFETCH_ORDER_EXAMPLES))
+            order = self.reader.shards_of(self.example_indices(coming))
+            return order + sorted(set(range(len(self.manifest.shards))) - set(order))
+        epoch, window = self._window_at(start)
+        return self._window_read_order(epoch, window) + self._window_read_order(
+            *self._next_window(epoch, window))
+
+    def prefetch(self, start: int) -> None:
+        """With a cached reader, fetch in background threads the shards the stream reads from
+        position ``start`` on (``coming_shards``); nothing for a local folder."""
+        if self.reader.cache is None:
+            return
+        self.reader.prefetch_shards(self.coming_shards(start))
+        if self.windows is not None:
+            self._reading_window = self._window_at(start)
+
+    def _window_at(self, position: int) -> tuple[int, int]:
+        epoch, within = divmod(int(position), self._size)
+        return epoch, int(self.windows.window_of(epoch, np.array([within]))[0])
+
+    def _next_window(self, epoch: int, window: int) -> tuple[int, int]:
+        """The window read after (epoch, window), skipping windows without examples."""
+        start, end = self.windows.window_span(epoch, window)
+        return self._window_at(epoch * self._size + end)
+
+    def _window_read_order(self, epoch: int, window: int) -> list[int]:
+        """The window's shards in the order its first positions read them, then the rest."""
+        start, end = self.windows.window_span(epoch, window)
+        first = epoch * self._size + start + np.arange(min(end - start, PREFETCH_ORDER_EXAMPLES))
+        order = self.reader.shards_of(self.example_indices(first))
+        return order + [s for s in self.windows.window_shards_of(epoch, window).tolist()
+                        if s not in order]
+
+    def _release_other_windows(self, positions: np.ndarray) -> None:
+        """Before reading ``positions``: release the shards of windows they leave behind, so
+        that the cache may evict them (the files in use: the windows of one batch)."""
+        epochs, within = np.divmod(positions, self._size)
+        keep: set[int] = set()
+        for epoch in np.unique(epochs).tolist():
+            for window in np.unique(self.windows.window_of(
+                    epoch, within[epochs == epoch])).tolist():
+                keep.update(self.windows.window_shards_of(epoch, window).tolist())
+        for shard in self.reader.open_shards() - keep:
+            self.reader.release_shard(shard)
+
+    def _prefetch_next_window(self, positions: np.ndarray) -> None:
+        """After reading ``positions``: on entering a window, prefetch the next one's shards."""
+        latest = self._window_at(int(positions.max()))
+        if self._reading_window is None or latest > self._reading_window:
+            self._reading_window = latest
+            self.reader.prefetch_shards(self._window_read_order(*self._next_window(*latest)))
 
 
 def _select_tokens(candidates: np.ndarray, uniform: np.ndarray, budget: np.ndarray) -> np.ndarray:

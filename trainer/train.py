@@ -55,7 +55,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -103,11 +102,6 @@ from winnow.trainer.metrics import (
     summarize,
 )
 from winnow.trainer.model import ModelConfig, PreTrainingModel
-
-PREFETCH_ORDER_EXAMPLES = 1 << 16
-"""Coming examples whose shards set the prefetch order (about 0.1 s of index arithmetic; with
-one permutation over the corpus they read every shard of a set of up to thousands); the shards
-none of them reads follow in index order."""
 
 # --- schedule ----------------------------------------------------------------------------------
 
@@ -349,6 +343,7 @@ def setup(shards_dir: str | None, run_dir: str, config: TrainConfig | None = Non
                                         allow_changed_shards)
     config = run_config(config, resumed=checkpoint is not None, max_steps=max_steps,
                         device_type=device.type)
+    check_cache_limit(reader, config)
     if config.batch_size % (world_size * config.grad_accum_steps):
         raise PretrainError(f"batch_size {config.batch_size} is not a multiple of world size "
                             f"{world_size} * grad_accum_steps {config.grad_accum_steps}")
@@ -405,9 +400,11 @@ def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
     check_same_data(shards_dir, manifest, checkpoint["manifest"], what, allow_changed_shards)
     recorded = checkpoint["config"]
     if config is not None:
+        # a checkpoint older than a config key recorded its default (e.g. shuffle: global)
+        complete = config_to_dict(config_from_dict(recorded))
         changed = sorted(key for key, value in config_to_dict(config).items()
                          if key not in RESUME_MAY_CHANGE and value is not None
-                         and recorded.get(key) != value)
+                         and complete.get(key) != value)
         if changed:
             raise PretrainError("a resumed run keeps the config recorded in its checkpoint; "
                                 f"the given config differs in: {', '.join(changed)}")
@@ -457,12 +454,6 @@ def open_training_shards(shards_dir: str, cache: CacheOptions | None, rank: int 
         raise PretrainError(str(error)) from None
     if not reader.manifest.examples:
         raise PretrainError(f"no examples in the shards: {shards_dir} is an empty shard set")
-    needed, limit = reader.cache.training_bytes(), reader.cache.limit_bytes
-    if limit is not None and needed > limit:
-        # every step draws its examples from the whole set (one permutation of the corpus)
-        raise PretrainError(f"the shard cache limit ({limit:,} bytes) is below the {needed:,} "
-                            f"bytes training reads from {reader.cache.location} (tokens.bin "
-                            "and index.npy of every shard); raise --shard-cache-limit")
     return reader.cache.location, reader
 
 
@@ -476,20 +467,52 @@ def _verification_problem(shards_dir: str) -> str | None:
 
 def _setup_data(trainer: Trainer, reader: ShardReader) -> None:
     config = trainer.config
+    order = {"shuffle": config.shuffle, "window_shards": config.shuffle_window_shards}
     trainer.train_data = PretrainingData(reader, config.seed, "train", config.eval_examples,
-                                         config.masking)
+                                         config.masking, **order)
     if held_out_examples(len(reader), config.eval_examples):
         trainer.eval_data = PretrainingData(reader, config.seed, "eval",
-                                            config.eval_examples, config.masking)
-    prefetch_shards(trainer.train_data, trainer.step * config.batch_size)
+                                            config.eval_examples, config.masking, **order)
+    trainer.train_data.prefetch(trainer.step * config.batch_size)
 
 
-def prefetch_shards(data: PretrainingData, start: int) -> None:
-    """With a cached reader, fetch in the background the shards in the order the stream reads
-    them from position ``start`` on (this rank's coming steps); nothing for a local folder."""
-    if data.reader.cache is not None:
-        coming = start + np.arange(min(len(data), PREFETCH_ORDER_EXAMPLES))
-        data.reader.prefetch(data.example_indices(coming))
+def cache_bytes_needed(reader: ShardReader, config: TrainConfig) -> tuple[int, int, str]:
+    """(bytes, shards, why) of the training files a run holds in its shard cache at once:
+    under ``shuffle: global`` every shard (every step draws from the whole set); under
+    ``shuffle: shards`` two windows (the one read and the next, which a batch may straddle) of
+    the largest shards, plus one more for evaluation when it runs."""
+    sizes = sorted((sum(reader.cache.shard_sizes(number)) for number in
+                    range(len(reader.manifest.shards))), reverse=True)
+    if config.shuffle == "global":
+        return sum(sizes), len(sizes), "every shard"
+    evaluates = bool(config.eval_every
+                     and held_out_examples(len(reader), config.eval_examples))
+    held = min(len(sizes), 2 * config.shuffle_window_shards + evaluates)
+    why = (f"two windows of shuffle_window_shards {config.shuffle_window_shards}"
+           + (", plus one for evaluation" if evaluates else ""))
+    return sum(sizes[:held]), held, why
+
+
+def check_cache_limit(reader: ShardReader, config: TrainConfig) -> None:
+    """PretrainError, before training, when the shard cache's limit is below what the run
+    holds at once (``cache_bytes_needed``), naming the numbers."""
+    limit = reader.cache.limit_bytes if reader.cache is not None else None
+    if limit is None:
+        return
+    needed, held, why = cache_bytes_needed(reader, config)
+    if needed <= limit:
+        return
+    location = reader.cache.location
+    if config.shuffle == "global":
+        raise PretrainError(
+            f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes training "
+            f"reads from {location} (tokens.bin and index.npy of every shard); raise "
+            "--shard-cache-limit")
+    raise PretrainError(
+        f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes that "
+        f"shuffle: shards holds at once from {location}: tokens.bin and index.npy of the "
+        f"{held} largest of its {len(reader.manifest.shards)} shards ({why}); raise "
+        "--shard-cache-limit or lower shuffle_window_shards")
 
 
 # --- the train step ----------------------------------------------------------------------------
@@ -747,6 +770,7 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
     absolute step with a checkpoint, leaving the schedule unchanged; ``allow_changed_shards``
     lets a resumed run continue on shards other than those its checkpoint was trained on.
     """
+    trainer = None
     try:
         trainer = setup(shards_dir, run_dir, config, resume=resume, max_steps=max_steps,
                         allow_changed_shards=allow_changed_shards, cache=cache)
@@ -759,6 +783,9 @@ def pretrain(shards_dir: str | None, run_dir: str, config: TrainConfig | None = 
         else:
             fit(trainer, end_step)
     finally:
+        for data in (trainer.train_data, trainer.eval_data) if trainer else ():
+            if data is not None:
+                data.reader.close()  # a cache's files in use: another run may evict them now
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return trainer.step

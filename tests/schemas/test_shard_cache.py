@@ -245,3 +245,45 @@ def test_prefetch_asks_for_shards_in_the_order_the_examples_first_read_them(remo
     reader.prefetch(np.array([25, 3, 21]))  # shards 2, 0, 2 (10 examples each); 1 unread
     assert reader.cache.names == [f"shard-0000{shard}.{suffix}" for shard in (2, 0, 1)
                                   for suffix in ("tokens.bin", "index.npy")]
+
+
+def _try_fetch_lock_in_child(cache, name, go, out):
+    go.wait(60)
+    fd = os.open(os.path.join(cache.folder, ".fetching", name), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out.put("free")
+    except BlockingIOError:
+        out.put("held")
+    finally:
+        os.close(fd)
+
+
+def test_a_process_forked_while_a_prefetch_thread_fetches_keeps_no_copy_of_its_lock(
+        remote, tmp_path):
+    """A DataLoader worker is forked while a prefetch thread fetches: its copy of the fetch
+    lock the thread holds would keep that lock held in the worker after the thread released it
+    (a flock belongs to the open file the two descriptors share), and a worker that then
+    fetched the file itself (evicted meanwhile) waited forever on its own copy."""
+    fetching, finish = threading.Event(), threading.Event()
+    name = "shard-00000.tokens.bin"
+
+    def slow_copy(remote_path, local_path):
+        if remote_path.endswith(name):
+            fetching.set()
+            finish.wait(60)
+        copy_file(remote_path, local_path)
+
+    cache = ShardCache.open(remote, CacheOptions(root=str(tmp_path)), slow_copy)
+    threads = cache.prefetch([name])
+    assert fetching.wait(60)  # a prefetch thread holds the fetch lock of the file now
+    context = multiprocessing.get_context("fork")
+    go, out = context.Event(), context.Queue()
+    child = context.Process(target=_try_fetch_lock_in_child, args=(cache, name, go, out))
+    child.start()
+    finish.set()
+    for thread in threads:
+        thread.join(60)  # the fetch is done and the thread closed its lock
+    go.set()
+    assert out.get(timeout=60) == "free"
+    child.join(timeout=60)
