@@ -222,8 +222,9 @@ def run_pretrain(args, _extra: list[str]) -> int:
         if args.print_config:  # the config setup would train with
             import torch
 
-            config = (recorded_config(args.output) if args.resume
-                      else load_config(args.config, args.preset))
+            given = (load_config(args.config, args.preset)
+                     if not args.resume or args.config or args.preset else None)
+            config = recorded_config(args.output, given) if args.resume else given
             config = run_config(config, resumed=args.resume, max_steps=args.max_steps,
                                 device_type="cuda" if torch.cuda.is_available() else "cpu")
             sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -381,9 +381,31 @@ def run_config(config: TrainConfig, *, resumed: bool, max_steps: int | None,
     return config if max_steps is None else dataclasses.replace(config, max_steps=max_steps)
 
 
-def recorded_config(run_dir: str) -> TrainConfig:
-    """The config the latest checkpoint of ``run_dir`` records; PretrainError without one."""
-    return config_from_dict(_checkpoint_to_resume(run_dir, resume=True)["config"])
+def recorded_config(run_dir: str, given: TrainConfig | None = None) -> TrainConfig:
+    """The config a resume of ``run_dir`` trains with: its latest checkpoint's, with what
+    ``given`` (--config/--preset) may change (``resumed_config``); PretrainError without a
+    checkpoint or when ``given`` differs in a key that may not change."""
+    checkpoint = _checkpoint_to_resume(run_dir, resume=True)
+    return resumed_config(checkpoint["config"], given, f"the checkpoint of {run_dir}")
+
+
+def resumed_config(recorded: dict[str, Any], given: TrainConfig | None,
+                   what: str) -> TrainConfig:
+    """The ``recorded`` config of a checkpoint (``what``), with the optimizer sharding of
+    ``given`` when one is given. Keys ``given`` leaves unset are not compared: they mean "as
+    recorded"; any other difference outside RESUME_MAY_CHANGE is refused."""
+    if given is not None:
+        # a checkpoint older than a config key recorded its default (e.g. shuffle: global)
+        complete = config_to_dict(config_from_dict(recorded))
+        changed = sorted(key for key, value in config_to_dict(given).items()
+                         if key not in RESUME_MAY_CHANGE and value is not None
+                         and complete.get(key) != value)
+        if changed:
+            raise PretrainError(f"a resumed run keeps the config recorded in {what}; the "
+                                f"given config differs in: {', '.join(changed)}")
+        # the checkpoint holds the whole optimizer state: the given layout over ranks applies
+        recorded = {**recorded, "optimizer_sharding": given.optimizer_sharding}
+    return config_from_dict(recorded)
 
 
 def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
@@ -398,19 +420,8 @@ def _run_configs(shards_dir: str, manifest: ShardManifest, run_dir: str,
     what = f"the checkpoint of {run_dir}"
     check_compatible(shards_dir, manifest, checkpoint["manifest"], what)
     check_same_data(shards_dir, manifest, checkpoint["manifest"], what, allow_changed_shards)
-    recorded = checkpoint["config"]
-    if config is not None:
-        # a checkpoint older than a config key recorded its default (e.g. shuffle: global)
-        complete = config_to_dict(config_from_dict(recorded))
-        changed = sorted(key for key, value in config_to_dict(config).items()
-                         if key not in RESUME_MAY_CHANGE and value is not None
-                         and complete.get(key) != value)
-        if changed:
-            raise PretrainError("a resumed run keeps the config recorded in its checkpoint; "
-                                f"the given config differs in: {', '.join(changed)}")
-        # the checkpoint holds the whole optimizer state: the given layout over ranks applies
-        recorded = {**recorded, "optimizer_sharding": config.optimizer_sharding}
-    return config_from_dict(recorded), ModelConfig(**checkpoint["model_config"])
+    return (resumed_config(checkpoint["config"], config, what),
+            ModelConfig(**checkpoint["model_config"]))
 
 
 def _checkpoint_to_resume(run_dir: str, resume: bool) -> dict[str, Any] | None:

@@ -127,13 +127,23 @@ def test_a_run_records_the_resolved_config_and_resumes_with_unset_fields(tmp_pat
     assert main(["pretrain", "--output", run, "--resume", "--max-steps", "8",
                  "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == {**recorded, "max_steps": 8}
+    # --print-config --resume shows what a resume with the given config would train with: the
+    # sharding it may change, and it refuses what the resume itself would refuse
+    sharded = write_config(tmp_path / "sharded.yaml", {
+        **unset_config(max_steps=4, eval_every=0), "optimizer_sharding": "zero1"})
+    assert main(["pretrain", "--output", run, "--resume", "--config", sharded, "--preset",
+                 "tiny", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {**recorded, "optimizer_sharding": "zero1"}
+    warmer = write_config(tmp_path / "warmer.yaml", {**unset_config(max_steps=4, eval_every=0),
+                                                     "warmup_steps": 3})
+    assert main(["pretrain", "--output", run, "--resume", "--config", warmer, "--preset",
+                 "tiny", "--print-config"]) == 2
+    assert capsys.readouterr().err.endswith("the given config differs in: warmup_steps\n")
     # The same file (fields unset) resumes: unset means "as the run recorded".
     assert main(["pretrain", "--output", run, "--resume", "--config", path,
                  "--preset", "tiny"]) == 0
     assert load_checkpoint(latest_checkpoint(run))["step"] == 4
-    other = write_config(tmp_path / "other.yaml", {**unset_config(max_steps=4, eval_every=0),
-                                                   "warmup_steps": 3})
-    assert main(["pretrain", "--output", run, "--resume", "--config", other,
+    assert main(["pretrain", "--output", run, "--resume", "--config", warmer,
                  "--preset", "tiny", "--max-steps", "6"]) == 2
 
 
