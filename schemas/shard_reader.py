@@ -370,8 +370,14 @@ def decode_examples(directory: str | os.PathLike, n: int, start: int = 0,
         storage.read_bytes(storage.join(reader.directory, reader.manifest.tokenizer_file)))
     separator = (reader.manifest.special_tokens["[SEP]"]
                  if reader.manifest.objective == PACKED_OBJECTIVE else None)
+    vocabulary = processor.get_piece_size()
     for i in range(max(start, 0), min(start + n, len(reader))):
         a, b, label = reader.example(i)
+        largest = max(int(a.max(initial=0)), int(b.max(initial=0)))
+        if largest >= vocabulary:  # SentencePiece would raise a bare IndexError
+            raise ValueError(f"example {i} holds token id {largest}, outside the tokenizer's "
+                             f"{vocabulary} pieces: the shards and {reader.manifest.tokenizer_file}"
+                             " do not belong together (winnow shards verify checks the set)")
         example = {
             "index": i,
             "segment_a": decode_packed(processor, a.tolist(), separator),

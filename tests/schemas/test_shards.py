@@ -580,6 +580,19 @@ def test_stats(shard_dir):
     json.dumps(stats)
 
 
+def test_decoding_a_token_outside_the_vocabulary_names_the_example(tmp_path, tokenizer):
+    def tamper(number, encoded):  # the first token of shard 1 (example 3) is out of range
+        if number == 1:
+            encoded["tokens.bin"] = (100).to_bytes(2, "little") + encoded["tokens.bin"][2:]
+        return encoded
+
+    write_set(tmp_path, SHARDS, tokenizer, tamper=tamper)
+    assert len(list(decode_examples(tmp_path, 3))) == 3
+    with pytest.raises(ValueError, match=r"^example 3 holds token id 100, outside the "
+                                         r"tokenizer's 100 pieces: .*\(winnow shards verify"):
+        list(decode_examples(tmp_path, 4))
+
+
 def test_decode_examples_gives_back_the_text(tmp_path, tokenizer):
     processor = sentencepiece.SentencePieceProcessor(model_proto=tokenizer)
     pairs = [("the cat sat on a mat", "and dog ran far away", 0),
