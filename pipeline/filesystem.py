@@ -26,6 +26,26 @@ def exists(path: str) -> bool:
         return False
 
 
+def stored_sizes(paths: list[str]) -> dict[str, int]:
+    """path -> bytes as stored, for the files of any filesystem (local, gs://, ...) that can
+    say; a file gone or a filesystem that cannot answer is left out. One listing request per
+    path on object stores (``FileSystems.match`` answers a list at once)."""
+    sizes = {}
+    try:
+        results = FileSystems.match(list(paths))
+    except Exception:  # noqa: BLE001 - BeamIOError when any path is missing: ask one by one
+        results = []
+        for path in paths:
+            try:
+                results.extend(FileSystems.match([path]))
+            except Exception:  # noqa: BLE001 - gone, or no such filesystem here
+                continue
+    for result in results:
+        for metadata in result.metadata_list:
+            sizes[metadata.path] = metadata.size_in_bytes
+    return sizes
+
+
 def matching_paths(pattern: str) -> list[str]:
     """Paths matching a glob, sorted; empty when nothing matches or the folder is absent."""
     try:

@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from winnow.pipeline.filesystem import stored_sizes
+
 PROGRESS_DIR_ENV = "WINNOW_PROGRESS_DIR"
 """The run-private folder the workers write their counts into; unset: no progress counted."""
 WRITE_SECONDS = 1.0
@@ -198,18 +200,27 @@ def local_input_sizes(paths: list[str]) -> dict[str, int]:
     """Real path -> size of the local inputs (others cannot be followed by file offset)."""
     sizes = {}
     for path in paths:
-        size = stored_size(path)
-        if size:
+        if "://" not in path and (size := stored_size(path)):
             sizes[os.path.realpath(path)] = size
     return sizes
 
 
+def stored_total(paths: list[str], local_sizes: dict[str, int]) -> int:
+    """Bytes of all inputs as stored: ``local_sizes`` (``local_input_sizes``) and those on
+    gs:// (or another Beam filesystem), whose reading counts whole files (no offsets)."""
+    remote = [path for path in paths if "://" in path]
+    return sum(local_sizes.values()) + (sum(stored_sizes(remote).values()) if remote else 0)
+
+
 def stored_size(path: str) -> int:
-    """The size of a local file; 0 for one on another filesystem (gs://) or gone."""
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+    """The size of an input file as stored, local or on gs:// (any Beam filesystem); 0 for
+    one gone."""
+    if "://" not in path:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+    return stored_sizes([path]).get(path, 0)
 
 
 class ProgressView:
@@ -383,7 +394,7 @@ def local_progress(settings: ProgressSettings | None, stages: list[str], paths: 
     folder = tempfile.mkdtemp(prefix="winnow-progress-")
     started = time.monotonic()
     input_sizes = local_input_sizes(paths)
-    view = ProgressView(stages, len(paths), sum(input_sizes.values()), started)
+    view = ProgressView(stages, len(paths), stored_total(paths, input_sizes), started)
     display = ProgressDisplay(folder, view, input_sizes, stream or sys.stderr, settings.interval)
     previous = os.environ.get(PROGRESS_DIR_ENV)
     os.environ[PROGRESS_DIR_ENV] = folder

@@ -67,6 +67,18 @@ def test_curate_reads_gs_as_it_reads_a_local_file(runs):
                                                           runs.gs_input.encode())
 
 
+def test_reading_progress_knows_the_size_of_gs_inputs(runs, gcs_server):
+    """The share read of a run on gs:// inputs: the workers count each file read by its size
+    (``stored_size``), out of the total the launcher lists (``stored_total``)."""
+    from winnow.pipeline.progress import local_input_sizes, stored_size, stored_total
+
+    size = INPUT.stat().st_size
+    assert stored_size(runs.gs_input) == size
+    assert stored_size(gcs_server.url("in", "gone.jsonl")) == 0
+    paths = [runs.gs_input, str(INPUT), gcs_server.url("in", "gone.jsonl")]
+    assert stored_total(paths, local_input_sizes(paths)) == 2 * size
+
+
 def printed_alike(gs_text: str, gs_path: str, local_text: str, local_path: Path) -> bool:
     return gs_text.replace(gs_path, "RUN") == local_text.replace(str(local_path), "RUN")
 
