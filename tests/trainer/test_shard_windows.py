@@ -2,7 +2,8 @@
 bounded shard cache it allows: each epoch a permutation of the training examples (never a held-
 out one), a function of (seed, epoch, position) only, whose windows read only their own shards;
 a run whose cache limit is below the set but above two windows trains, stops and resumes
-exactly. The default ``global`` order is the base commit's, position for position."""
+exactly; its held-out examples lie in a few reserved shards, the only ones its first evaluation
+fetches. The default ``global`` order is the base commit's, position for position."""
 
 import os
 import pickle
