@@ -5,6 +5,7 @@ feeds once running.
     python bench/shard_stream.py [--examples 400000] [--shards 8] [--batch-size 256]
                                  [--steps 40] [--rounds 3] [--shards-dir DIR] [--skip-cli]
                                  [--windows 2,8] [--window-steps 200] [--only-windows]
+                                 [--eval-fetch]
 
 The "remote" is the Cloud Storage emulator of the tests (``tests/gcs_emulator.py``:
 gcp-storage-emulator, in memory, on a loopback port; ``pip install -e '.[test,gcp]'``), so
@@ -34,6 +35,12 @@ fraction of consecutive examples of a batch that come from the same shard (with 
 permutation of the set, about 1 / shards; a curated shard holds documents in runs, so this
 bounds the fraction from the same document) and the distinct shards of a batch.
 ``--only-windows`` skips the other arms.
+
+With ``--eval-fetch``, the bytes the first evaluation of ``shuffle: shards`` fetches from gs://
+on a fresh cache (``eval_examples`` 1000, ``eval_batches`` 10 batches of ``--batch-size``, as
+``trainer.train.validate`` reads them): the held-out examples of the global split, which the
+windowed order evaluated on before (drawn from the whole set), against those of its reserved
+shards (``trainer.data.reserved_eval_split``).
 
 Then, unless ``--skip-cli``, the wall time of ``winnow pretrain --preset tiny --max-steps 1``
 (process start, imports, setup, one step, a checkpoint) from the local folder and from gs://
@@ -194,6 +201,46 @@ def windowed_arms(shards: str, url: str, scratch: str, args) -> None:
               f"{distinct:.1f} |", flush=True)
 
 
+def first_evaluation_fetch(url: str, root: str, shuffle: str, batch_size: int) -> dict:
+    """Shard files and bytes fetched from a fresh cache at ``root``, and seconds, by the first
+    evaluation of the held-out split of ``shuffle`` (the default config's eval_examples and
+    eval_batches)."""
+    from winnow.schemas.shard_cache import CacheOptions, download_for, open_shards
+    from winnow.trainer.config import TrainConfig
+    from winnow.trainer.data import PretrainingData, step_positions
+
+    config = TrainConfig(shuffle="shards")
+    fetched: list[tuple[str, int]] = []
+    download = download_for(url)
+
+    def counted(remote_path: str, local_path: str) -> None:
+        download(remote_path, local_path)
+        fetched.append((os.path.basename(remote_path), os.path.getsize(local_path)))
+
+    started = time.perf_counter()
+    held_out = PretrainingData(open_shards(url, CacheOptions(root=root), counted), seed=0,
+                               split="eval", eval_examples=config.eval_examples,
+                               shuffle=shuffle)
+    for number in range(config.eval_batches):
+        held_out.batch(step_positions(number, batch_size))
+    shard_files = [(name, size) for name, size in fetched if name.startswith("shard-")]
+    return {"files": len(shard_files), "bytes": sum(size for _, size in shard_files),
+            "seconds": time.perf_counter() - started}
+
+
+def eval_fetch_arms(url: str, scratch: str, training_bytes: int, args) -> None:
+    """The first evaluation's fetch, global split against reserved shards."""
+    print(f"\nfirst evaluation from gs://, fresh cache; training files "
+          f"{training_bytes / 1e6:.1f} MB\n| held-out examples from | shard files fetched | "
+          "MB fetched | seconds |\n|---|---:|---:|---:|")
+    for name, shuffle in (("the whole set (global split, before)", "global"),
+                          ("reserved shards (shuffle: shards)", "shards")):
+        result = first_evaluation_fetch(url, os.path.join(scratch, f"eval-cache-{shuffle}"),
+                                        shuffle, args.batch_size)
+        print(f"| {name} | {result['files']} | {result['bytes'] / 1e6:.1f} | "
+              f"{result['seconds']:.2f} |", flush=True)
+
+
 def cli_seconds(shards: str, run: str, cache: str | None) -> float:
     command = [sys.executable, "-m", "winnow", "pretrain", "--shards", shards, "--output", run,
                "--preset", "tiny", "--max-steps", "1"]
@@ -220,6 +267,8 @@ def main() -> None:
                         help="batches per arm of the windowed order")
     parser.add_argument("--only-windows", action="store_true",
                         help="only the windowed order against the global one")
+    parser.add_argument("--eval-fetch", action="store_true",
+                        help="bytes the first evaluation of shuffle: shards fetches")
     args = parser.parse_args()
 
     import torch
@@ -247,6 +296,8 @@ def main() -> None:
             print(f"upload to the emulator: {time.perf_counter() - started:.1f} s")
             if args.windows:
                 windowed_arms(shards, url, scratch, args)
+            if args.eval_fetch:
+                eval_fetch_arms(url, scratch, training_mb, args)
             if args.only_windows:
                 return
             results: dict[str, list[dict[str, float]]] = {}

@@ -132,7 +132,10 @@ class TrainConfig:
     in windows of shuffle_window_shards, and permutes the examples within each window
     (trainer.data.ShardWindowOrder). A cache (--shard-cache-limit) then needs about two
     windows' files: the window read and the next, prefetched (BENCHMARKS.md: windowed shard
-    order). Either is a function of (seed, epoch, position): --resume is exact."""
+    order). Its held-out examples come from a few reserved shards (the fewest, in a fixed
+    order, holding 10 x eval_examples; trainer.data.reserved_eval_split), so the first
+    evaluation fetches those, not the whole set. Either is a function of (seed, epoch,
+    position): --resume is exact."""
     shuffle_window_shards: int = DEFAULT_WINDOW_SHARDS
     """Under shuffle: shards, the shards whose examples are mixed together: larger mixes
     better (each batch draws from more shards and documents) and needs a larger cache."""

@@ -21,7 +21,12 @@ Choices made here, and why:
   the local disk). Also a function of (seed, epoch, position) only, by the same permutations.
 * **Train/eval split.** ``split`` is one fixed bijection of the corpus (its key does not depend
   on the training seed, so runs with different seeds evaluate on the same examples): its last
-  ``eval_examples`` outputs are held out for evaluation, the rest is the training set.
+  ``eval_examples`` outputs are held out for evaluation, the rest is the training set. Under
+  ``shuffle: shards`` the held-out examples come from a few reserved shards instead
+  (``reserved_eval_split``): the shortest prefix of a fixed shard permutation holding at least
+  ``EVAL_POOL_FACTOR x eval_examples`` examples, of which a fixed permutation picks
+  ``eval_examples`` (so about a tenth of each reserved shard is held out, the rest trains), so
+  the first evaluation of a set larger than the disk fetches those shards, not the whole set.
 * **DDP.** Step s covers positions ``[s * G, (s + 1) * G)`` of the stream (G the global batch);
   rank r of w takes positions ``s * G + r, s * G + r + w, ...``, so the union over ranks is the
   single-process batch exactly (``step_positions``).
@@ -56,6 +61,11 @@ IGNORE_INDEX = -100
 SPLIT_KEY = 0x5EED_5B11_7000_0001
 """Key of the train/eval split permutation; fixed, so that the eval set does not move with the
 training seed."""
+_RESERVED_SHARDS_KEY = 0x5EED_5B11_7000_0002
+"""Key of the shard permutation whose prefix holds the held-out examples under "shards"."""
+EVAL_POOL_FACTOR = 10
+"""Under "shards", the reserved shards hold at least this many times ``eval_examples``: at most
+about 1 / EVAL_POOL_FACTOR of each is held out, the rest trains."""
 PREFETCH_ORDER_EXAMPLES = 1 << 16
 """Coming examples whose shards set the prefetch order (about 0.1 s of index arithmetic; with
 one permutation over the corpus they read every shard of a set of up to thousands); the shards
@@ -479,7 +489,8 @@ class PretrainingData:
         whole-word masking (default: ``word_start_mask`` of the folder's tokenizer);
         ``shuffle`` ("global" or "shards", see ``SHUFFLES``) and ``window_shards`` choose the
         train order. Under "shards", a reader through a bounded cache holds only the shards of
-        the window being read (and "eval" reads one shard at a time, see ``_read``)."""
+        the window being read, and the held-out examples lie in a few reserved shards
+        (``reserved_eval_split``), which "eval" reads one at a time (see ``_read``)."""
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
         if shuffle not in SHUFFLES:
@@ -501,10 +512,15 @@ class PretrainingData:
         self._corpus_order = IndexPermutation(corpus, SPLIT_KEY)
         self.shuffle = shuffle
         self.windows = None  # the ShardWindowOrder of a "shards" train split
-        if shuffle == "shards" and split == "train":
-            held_out = self._corpus_order(np.arange(self.train_examples, corpus))
-            self.windows = ShardWindowOrder([s.examples for s in self.manifest.shards],
-                                            held_out, self.seed, window_shards)
+        self.reserved_shards = None  # under "shards": the shards holding the held-out examples
+        self._eval_order = None  # under "shards": (E,) held-out corpus indices, eval order
+        if shuffle == "shards":
+            shard_examples = [shard.examples for shard in self.manifest.shards]
+            self.reserved_shards, self._eval_order = reserved_eval_split(shard_examples,
+                                                                         self.eval_examples)
+            if split == "train":
+                self.windows = ShardWindowOrder(shard_examples, self._eval_order, self.seed,
+                                                window_shards)
         self._reading_window: tuple[int, int] | None = None  # (epoch, window) last read
         self._examples: dict[int, tuple] = {}  # eval under "shards": examples read, kept
         if shuffle == "shards" and split == "eval" and self.reader.cache is not None:
@@ -540,6 +556,8 @@ class PretrainingData:
                 chosen = epochs == epoch
                 indices[chosen] = self.windows(epoch, within[chosen])
             return indices
+        if self.split == "eval" and self._eval_order is not None:  # under "shards"
+            return self._eval_order[within]
         if self.split == "train":
             shuffled = np.empty_like(within)
             for epoch in np.unique(epochs).tolist():
@@ -576,8 +594,9 @@ class PretrainingData:
 
     def _read(self, indices: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """The examples at corpus ``indices``. The eval split under "shards" through a cache
-        reads them one shard at a time, releasing each (its examples lie all over the set, and
-        the cache holds two windows), and keeps them: every evaluation reads the same ones."""
+        reads them one shard at a time, releasing each (its examples lie in the reserved shards,
+        which the windows being trained may not hold; the cache holds two windows and one shard
+        more), and keeps them: every evaluation reads the same ones."""
         if not (self.shuffle == "shards" and self.split == "eval"
                 and self.reader.cache is not None):
             return self.reader.batch(indices)
@@ -677,6 +696,35 @@ def _select_words(candidates: np.ndarray, starts: np.ndarray, uniform: np.ndarra
         chosen[rows, words] = take
         taken += np.where(take, length, 0)
     return candidates & np.take_along_axis(chosen, word, axis=1)
+
+
+def reserved_eval_split(shard_examples: Sequence[int], eval_examples: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out examples under ``shuffle: shards``: (the reserved shards (K,), in the order
+    of a fixed permutation of the shards; the held-out corpus indices in evaluation order (E,)).
+
+    The reserved shards are the shortest prefix of the permutation (keyed by a constant, not the
+    training seed, so runs with different seeds evaluate on the same examples) whose examples
+    number at least ``EVAL_POOL_FACTOR x eval_examples`` (every shard when the corpus holds
+    fewer). Their R examples, laid out in ascending corpus order, go through a fixed bijection
+    of ``[0, R)`` (``SPLIT_KEY``) whose last ``eval_examples`` outputs are held out, as the
+    global split does over the whole corpus (with every shard reserved, it is the global
+    split). A function of the shards' sizes and ``eval_examples`` only; O(shards + E) memory."""
+    counts = np.asarray(shard_examples, dtype=np.int64)  # (S,)
+    if not eval_examples:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = IndexPermutation(len(counts), _RESERVED_SHARDS_KEY)(np.arange(len(counts)))
+    taken = min(len(counts), int(np.searchsorted(
+        np.cumsum(counts[order]), EVAL_POOL_FACTOR * eval_examples, side="left")) + 1)
+    reserved = order[:taken]  # (K,)
+    shards = np.sort(reserved)
+    sizes = counts[shards]  # (K,)
+    pool = int(sizes.sum())
+    rank = IndexPermutation(pool, SPLIT_KEY)(np.arange(pool - eval_examples, pool))  # (E,)
+    slot = np.searchsorted(np.cumsum(sizes), rank, side="right")  # (E,) of the K shards
+    first_of = np.cumsum(counts) - counts  # (S,) corpus index of each shard's first example
+    held_out = first_of[shards[slot]] + rank - (np.cumsum(sizes) - sizes)[slot]
+    return reserved, held_out
 
 
 def held_out_examples(corpus_examples: int, eval_examples: int) -> int:

@@ -491,7 +491,9 @@ def cache_bytes_needed(reader: ShardReader, config: TrainConfig) -> tuple[int, i
     """(bytes, shards, why) of the training files a run holds in its shard cache at once:
     under ``shuffle: global`` every shard (every step draws from the whole set); under
     ``shuffle: shards`` two windows (the one read and the next, which a batch may straddle) of
-    the largest shards, plus one more for evaluation when it runs."""
+    the largest shards, plus one more for evaluation when it runs: it reads its reserved shards
+    (``trainer.data.reserved_eval_split``) one at a time, and counting the largest shard keeps
+    the bound whichever they are (curated shards are of about one size)."""
     sizes = sorted((sum(reader.cache.shard_sizes(number)) for number in
                     range(len(reader.manifest.shards))), reverse=True)
     if config.shuffle == "global":

@@ -2,7 +2,8 @@
 bounded shard cache it allows: each epoch a permutation of the training examples (never a held-
 out one), a function of (seed, epoch, position) only, whose windows read only their own shards;
 a run whose cache limit is below the set but above two windows trains, stops and resumes
-exactly. The default ``global`` order is the base commit's, position for position."""
+exactly; its held-out examples lie in a few reserved shards, the only ones its first evaluation
+fetches. The default ``global`` order is the base commit's, position for position."""
 
 import os
 import pickle
@@ -48,6 +49,15 @@ def shards(tmp_path_factory, tokenizer):
     return str(directory)
 
 
+@pytest.fixture(scope="module")
+def wide_shards(tmp_path_factory, tokenizer):
+    """400 examples in ten shards of 40: 8 held out need two reserved shards (80 examples)."""
+    directory = tmp_path_factory.mktemp("wide")
+    write_shards(directory, text_examples(tokenizer, 400, 20, seed=1), tokenizer,
+                 max_seq_len=20, examples_per_shard=40)
+    return str(directory)
+
+
 def windowed(shards, seed=7, window_shards=3, split="train", eval_examples=6, reader=None):
     return PretrainingData(reader or shards, seed, split, eval_examples, shuffle="shards",
                            window_shards=window_shards)
@@ -71,10 +81,7 @@ def test_the_global_order_is_the_base_commits(tmp_path, tokenizer):
 
 def test_each_epoch_is_a_permutation_of_the_training_examples_and_never_a_held_out_one(shards):
     data = windowed(shards)
-    held_out = PretrainingData(shards, 7, "eval", 6)
-    assert windowed(shards, split="eval").example_indices(np.arange(6)).tolist() == (
-        held_out.example_indices(np.arange(6)).tolist())  # the eval split is the global one's
-    held = set(held_out.example_indices(np.arange(6)).tolist())
+    held = set(windowed(shards, split="eval").example_indices(np.arange(6)).tolist())
     assert len(held) == 6 and len(data) == 74
     train = sorted(set(range(80)) - held)
     epochs = [data.example_indices(epoch * 74 + np.arange(74)).tolist() for epoch in range(3)]
@@ -83,6 +90,61 @@ def test_each_epoch_is_a_permutation_of_the_training_examples_and_never_a_held_o
     assert epochs[0] != epochs[1] != epochs[2]
     assert epochs[0] != PretrainingData(shards, 7, "train", 6).example_indices(
         np.arange(74)).tolist()
+
+
+def test_under_shards_the_held_out_examples_lie_in_the_fewest_shards_holding_ten_times_more(
+        wide_shards):
+    held_out = windowed(wide_shards, split="eval", eval_examples=8)
+    indices = held_out.example_indices(np.arange(16)).tolist()
+    assert indices[:8] == indices[8:] and len(set(indices[:8])) == 8 == len(held_out)
+    reader = held_out.reader
+    in_shards = set(shard_of(reader, indices).tolist())
+    assert len(in_shards) == 2  # 2 x 40 examples >= 10 x 8 (the global split's lie in 5)
+    assert in_shards == set(held_out.reserved_shards.tolist())
+    for seed in (8, 123):  # other seeds, other windows: the same held-out examples
+        assert windowed(wide_shards, seed, split="eval", eval_examples=8).example_indices(
+            np.arange(8)).tolist() == indices[:8]
+        train = windowed(wide_shards, seed, eval_examples=8)
+        assert len(train) == 392
+        trained = train.example_indices(np.arange(392)).tolist()
+        assert sorted(trained + indices[:8]) == list(range(400))  # disjoint, the whole corpus
+
+
+def test_the_reserved_shards_are_the_shortest_prefix_of_a_fixed_shard_order(shards):
+    from winnow.trainer.data import reserved_eval_split
+
+    counts = np.array([5, 0, 3, 7, 2, 9, 4, 6])  # corpus 36
+    ends = np.cumsum(counts)
+    reserved, held_out = reserved_eval_split(counts, 2)
+    assert counts[reserved].sum() >= 20 > counts[reserved[:-1]].sum()
+    assert len(set(held_out.tolist())) == 2
+    assert set(np.searchsorted(ends, held_out, side="right").tolist()) <= set(reserved.tolist())
+    longer, _ = reserved_eval_split(counts, 3)  # 30 examples: the same order, further
+    assert longer[:len(reserved)].tolist() == reserved.tolist()
+    # a tenth of the corpus held out needs every shard: then the split is the global one
+    assert windowed(shards, split="eval", eval_examples=8).example_indices(
+        np.arange(8)).tolist() == PretrainingData(shards, 7, "eval", 8).example_indices(
+        np.arange(8)).tolist()
+
+
+def test_the_first_evaluation_through_a_bounded_cache_fetches_only_the_reserved_shards(
+        wide_shards, tmp_path):
+    from tests.schemas.test_shard_cache import CountingCopy
+
+    manifest = ShardReader(wide_shards).manifest
+    sizes = expected_sizes(manifest)
+    one_shard = max(sum(sizes[name] for name in shard_files(shard.name)[:2])
+                    for shard in manifest.shards)  # the cache holds the shard eval reads
+    download = CountingCopy(tmp_path / "log")
+    reader = open_shards(wide_shards, CacheOptions(root=str(tmp_path / "cache"),
+                                                   limit_bytes=one_shard), download)
+    held_out = PretrainingData(reader, 7, "eval", 8, shuffle="shards", window_shards=2)
+    for step in range(3):  # every evaluation reads the same 8 examples, kept after the first
+        held_out.batch(step_positions(step, 8))
+    fetched = [name for name in download.fetched() if name.startswith("shard-")]
+    assert len(fetched) == 4  # tokens.bin and index.npy of 2 shards of 10, each once
+    assert fetched == sorted(name for shard in held_out.reserved_shards.tolist() for name in
+                             shard_files(manifest.shards[shard].name)[:2])
 
 
 def test_an_empty_shard_or_one_all_held_out_makes_no_window_position():
@@ -229,3 +291,49 @@ def test_a_cache_below_two_windows_is_refused_in_one_line_naming_the_numbers(
         "index.npy of the 5 largest of its 10 shards (two windows of shuffle_window_shards 2, "
         "plus one for evaluation); raise --shard-cache-limit or lower shuffle_window_shards")
     assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
+
+
+def test_a_bounded_run_evaluates_from_the_reserved_shards_and_resumes_as_an_uninterrupted_run(
+        tmp_path, wide_shards, monkeypatch):
+    """Each evaluation's first reading of the held-out examples (one per process: they are kept
+    after) takes only the two reserved shards' files from the cache."""
+    from winnow.schemas.shard_cache import ShardCache
+    from winnow.trainer import train
+
+    evaluated: list[set[str]] = []  # the shard files each evaluation took from the cache
+    evaluating = [False]
+    acquire, validate = ShardCache.acquire, train.validate
+
+    def recording_acquire(cache, name):
+        if evaluating[0] and name.startswith("shard-"):
+            evaluated[-1].add(name)
+        return acquire(cache, name)
+
+    def recording_validate(trainer):
+        evaluated.append(set())
+        evaluating[0] = True
+        try:
+            return validate(trainer)
+        finally:
+            evaluating[0] = False
+
+    monkeypatch.setattr(ShardCache, "acquire", recording_acquire)
+    config = {**CONFIG, "eval_examples": 8}
+    in_place = str(tmp_path / "in-place")
+    assert main(["pretrain", "--shards", wide_shards, "--output", in_place, "--config",
+                 write_config(tmp_path / "config.yaml", config)]) == 0
+    monkeypatch.setattr(train, "validate", recording_validate)
+    needed, _ = two_windows_and_one(wide_shards)
+    run, cache = str(tmp_path / "run"), str(tmp_path / "cache")
+    limit = ["--shard-cache", cache, "--shard-cache-limit", str(needed)]
+    assert main(["pretrain", "--shards", wide_shards, "--output", run, "--config",
+                 str(tmp_path / "config.yaml"), "--stop-after", "5", *limit]) == 0
+    assert main(["pretrain", "--output", run, "--resume", *limit]) == 0
+    assert read_metrics(run) == read_metrics(in_place)  # losses, accuracies, eval included
+    assert [e["split"] for e in read_metrics(run)].count("eval") == 2
+    # steps 4 and 8 (after the resume): tokens.bin and index.npy of 2 shards each time
+    assert [len(files) for files in evaluated] == [4, 4]
+    reserved = PretrainingData(wide_shards, 7, "eval", 8, shuffle="shards").reserved_shards
+    names = [shard.name for shard in ShardReader(wide_shards).manifest.shards]
+    assert evaluated[0] == evaluated[1] == {file for shard in reserved.tolist()
+                                            for file in shard_files(names[shard])[:2]}
