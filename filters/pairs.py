@@ -66,6 +66,7 @@ from winnow.schemas.shard_format import (
 )
 
 OBJECTIVES = ("sop", "nsp", "mlm")
+PACKINGS = ("full_sentences", "fill")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class PairsConfig:
     nsp_random_single: bool = False
     """NSP only: give a one-sentence chunk a random ``B`` (label 1), as BERT does, instead of
     skipping it. Skews labels towards 1; see the module docstring."""
+    packing: str = "full_sentences"
+    """mlm only: ``"full_sentences"`` (RoBERTa: an example ends before the sentence that would
+    overflow it, so it stops short of ``max_seq_len``) or ``"fill"`` (MosaicBERT's and
+    cramming's concatenate-and-chunk: every example but the last of a shard group is exactly
+    ``max_seq_len``, sentences cut at the row's end and continued in the next example)."""
 
     def errors(self) -> list[str]:
         problems = []
@@ -108,6 +114,8 @@ class PairsConfig:
             problems.append(
                 f"nsp_random_single must be true or false, got {self.nsp_random_single!r}"
             )
+        if self.packing not in PACKINGS:
+            problems.append(f"packing must be one of {PACKINGS}, got {self.packing!r}")
         return problems
 
     @property
@@ -433,10 +441,12 @@ def packed_examples(
     arrive in, the runner or the number of workers), their sentences appended to the open
     example until the next one would take it over ``max_seq_len - 2`` stored tokens (room for
     ``[CLS] ... [SEP]``), then a new example starts. Between two documents in one example goes
-    the ``separator`` id ([SEP]); an example never starts with one. A sentence longer than the
-    budget is cut into budget-sized pieces (no token lost). Nothing is random."""
+    the ``separator`` id ([SEP]); an example never starts or ends with one. A sentence longer
+    than the budget is cut into budget-sized pieces (no token lost). With ``packing: fill``
+    every sentence is cut where the example is full, so only the group's last example is
+    shorter. Nothing is random."""
     stats = stats if stats is not None else PairStats()
-    packer = _Packer(config.max_seq_len - 2, separator)
+    packer = _Packer(config.max_seq_len - 2, separator, fill=config.packing == "fill")
     refs: list[DocumentRef] = []
     for doc, sentences in sorted(documents, key=lambda document: document[0]):
         document = [s for s in sentences if len(s)]
@@ -458,10 +468,11 @@ def packed_examples(
 
 
 class _Packer:
-    """The open example of ``packed_examples`` and the closed ones, as columns."""
+    """The open example of ``packed_examples`` and the closed ones, as columns. ``fill``: cut
+    sentences at the budget instead of closing the example before them."""
 
-    def __init__(self, budget: int, separator: int):
-        self.budget, self.separator = budget, separator
+    def __init__(self, budget: int, separator: int, fill: bool = False):
+        self.budget, self.separator, self.fill = budget, separator, fill
         self.tokens = array.array(UINT32_ARRAY_CODE)
         self.lengths: list[int] = []
         self.spans: list[tuple[int, int]] = []  # (first, last) document of each example
@@ -469,8 +480,11 @@ class _Packer:
         self.first = self.last = 0  # its first and current document
 
     def start_document(self, position: int, first_sentence: int) -> int:
-        """A new document begins; 1 when a separator went into the open example, else 0."""
-        if self.open and self.open + 1 + first_sentence > self.budget:
+        """A new document begins; 1 when a separator went into the open example, else 0. The
+        open example closes first when the separator and the document's first sentence (under
+        ``fill``: the separator and one token) would not fit."""
+        wanted = 1 + (1 if self.fill else first_sentence)
+        if self.open and self.open + wanted > self.budget:
             self.close()
         self.last = position
         if not self.open:
@@ -481,22 +495,22 @@ class _Packer:
         return 1
 
     def add(self, sentence: Sequence[int]) -> int:
-        """Append a sentence, closing the open example first when it would not fit; 1 when the
-        sentence was longer than the budget and cut across examples, else 0."""
-        if self.open and self.open + len(sentence) > self.budget:
+        """Append a sentence, closing the open example first when it would not fit (not under
+        ``fill``); 1 when the sentence was cut across examples, else 0."""
+        if not self.fill and self.open and self.open + len(sentence) > self.budget:
             self.close()
             self.first = self.last
-        cut = len(sentence) > self.budget
-        start = 0
+        start, cut = 0, 0
         while start < len(sentence):
             if self.open == self.budget:
                 self.close()
                 self.first = self.last
+                cut = int(start > 0)
             piece = sentence[start:start + self.budget - self.open]
             self.tokens.extend(piece)
             self.open += len(piece)
             start += len(piece)
-        return int(cut)
+        return cut
 
     def close(self) -> None:
         if self.open:

@@ -528,6 +528,56 @@ def test_mlm_cuts_a_sentence_longer_than_the_budget_and_loses_no_token():
     assert block.provenance.tolist() == [[0, 1]]
 
 
+def test_mlm_fill_packing_makes_every_row_but_the_last_full_and_loses_no_token():
+    docs = random_docs(12, seed=3, sentences=(1, 8), tokens=(3, 30))
+    stats, sentences_stats = PairStats(), PairStats()
+    block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=64, packing="fill"),
+                            SEP, stats)
+    whole = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=64), SEP,
+                            sentences_stats)
+    rows = packed_rows(block)
+    assert [len(row) for row in rows[:-1]] == [62] * (len(rows) - 1) and 0 < len(rows[-1]) <= 62
+    assert len(rows) < len(packed_rows(whole))
+    # the same text in the same order as full-sentence packing, re-cut; a separator at every
+    # change of document inside a row (more of them: fewer documents start a row)
+    assert [t for row in rows for t in row if t != SEP] == [
+        t for row in packed_rows(whole) for t in row if t != SEP]
+    assert all(row[0] != SEP and row[-1] != SEP for row in rows)
+    boundaries = sum(1 for row in rows for a, b in zip(row, row[1:], strict=False)
+                     if SEP not in (a, b) and doc_of(a) != doc_of(b))
+    assert boundaries == 0 and stats.separators == sum(row.count(SEP) for row in rows)
+    assert stats.separators > sentences_stats.separators
+    # each row lists the documents its tokens come from, in order
+    for row, (first, last) in zip(rows, block.provenance.tolist(), strict=True):
+        docs_in_row = []
+        for token in row:
+            if token != SEP and doc_of(token) not in docs_in_row:
+                docs_in_row.append(doc_of(token))
+        assert docs_in_row == [int(ref.id[4:]) for ref in block.documents[first:last + 1]]
+    assert stats.split_sentences > sentences_stats.split_sentences
+    assert stats.tokens - stats.separators == sentences_stats.tokens - sentences_stats.separators
+
+
+def test_mlm_fill_packing_never_ends_a_row_with_the_separator():
+    # 10 tokens fill the budget of 10 but one: a separator there would end the row
+    docs = [(ref("a"), make_doc(1, [9])), (ref("b"), make_doc(2, [4]))]
+    block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=12, packing="fill"),
+                            SEP)
+    assert packed_rows(block) == [make_doc(1, [9])[0], make_doc(2, [4])[0]]
+    docs = [(ref("a"), make_doc(1, [8])), (ref("b"), make_doc(2, [4]))]
+    block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=12, packing="fill"),
+                            SEP)
+    second = make_doc(2, [4])[0]
+    assert packed_rows(block) == [make_doc(1, [8])[0] + [SEP] + second[:1], second[1:]]
+    assert block.provenance.tolist() == [[0, 1], [1, 1]]
+
+
+def test_packing_must_be_a_known_one():
+    assert PairsConfig(objective="mlm", packing="fill").errors() == []
+    assert PairsConfig(packing="tight").errors() == [
+        "packing must be one of ('full_sentences', 'fill'), got 'tight'"]
+
+
 def test_packed_block_slices_and_joins_back_with_shared_boundary_documents():
     docs = random_docs(6, seed=5, sentences=(2, 6))
     block = packed_examples(docs, PairsConfig(objective="mlm", max_seq_len=40), SEP)

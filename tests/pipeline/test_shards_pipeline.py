@@ -206,7 +206,7 @@ def writer_of(segment, shards: Path) -> DocumentRef:
 
 
 def build_literal_shards(folder: Path, objective: str, beam_args: list[str],
-                         group_documents: int = 1_000) -> Path:
+                         group_documents: int = 1_000, packing: str = "full_sentences") -> Path:
     """Shards of the literal corpus (a tokenizer trained on it in the run): one NSP group (by
     default), two examples a shard."""
     options = PipelineOptions(beam_args)
@@ -215,7 +215,7 @@ def build_literal_shards(folder: Path, objective: str, beam_args: list[str],
              | beam.Create(literal_documents())
              | BuildShards(str(folder), SentencesConfig(enabled=False),
                            TokenizerConfig(vocab_size=400, num_threads=1),
-                           PairsConfig(objective=objective, max_seq_len=40),
+                           PairsConfig(objective=objective, max_seq_len=40, packing=packing),
                            examples_per_shard=2, group_documents=group_documents))
     return folder / "shards"
 
@@ -346,6 +346,21 @@ def test_mlm_shards_are_the_same_bytes_on_two_workers(mlm_shards, tmp_path):
     assert sum(name.endswith(".tokens.bin") for name in names) > 5
     for name in names:
         assert (mlm_shards / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_fill_packing_gives_full_rows_of_the_same_text_that_verify(mlm_shards, tmp_path):
+    filled = build_literal_shards(tmp_path, "mlm", [], MLM_GROUP_DOCUMENTS, packing="fill")
+    assert verify_shards(filled) == []
+    reader, whole = ShardReader(filled), ShardReader(mlm_shards)
+    separator = reader.manifest.special_tokens["[SEP]"]
+    lengths = [len(reader.example(i)[0]) for i in range(len(reader))]
+    assert sum(length < 40 - 2 for length in lengths) <= 3  # a short last row per group
+    assert len(reader) < len(whole)
+
+    def text(shards: ShardReader) -> list[int]:
+        return [t for i in range(len(shards)) for t in shards.example(i)[0].tolist()
+                if t != separator]
+    assert text(reader) == text(whole)
 
 
 def test_the_config_takes_objective_mlm():
