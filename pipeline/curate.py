@@ -28,7 +28,7 @@ from winnow.filters.pii import PiiConfig, PiiRedactor
 from winnow.filters.pii_names import NameRedactor
 from winnow.filters.quality import load_quality_model
 from winnow.pipeline.config import WinnowConfig
-from winnow.pipeline.dataset_card import CARD_FILE, write_dataset_card
+from winnow.pipeline.dataset_card import CARD_FILE, is_dataset_card, write_dataset_card
 from winnow.pipeline.filesystem import dangling_links, open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
 from winnow.pipeline.memory import check_local_memory
@@ -86,11 +86,18 @@ def _match(pattern: str) -> list[str]:
 
 
 def check_output(output_dir: str, overwrite: bool) -> None:
-    """Refuse to mix runs: an existing run folder is only replaced with ``overwrite``."""
+    """Refuse to mix runs: an existing run folder is only replaced with ``overwrite``. A
+    README.md there that is not a run's dataset card is the user's: never replaced."""
     has_run = FileSystems.exists(FileSystems.join(output_dir, REPORT_FILE)) or any(
         _match(FileSystems.join(output_dir, folder, "*")) for folder in OUTPUT_FOLDERS)
     if has_run and not overwrite:
         raise CurationError(f"{output_dir} already holds a run; pass --overwrite to replace it")
+    card = FileSystems.join(output_dir, CARD_FILE)
+    if FileSystems.exists(card):
+        with open_binary(card) as handle:
+            if not is_dataset_card(handle.read(4096)):
+                raise CurationError(f"{card} is not a winnow dataset card, and the run writes "
+                                    "its card there; move it, or choose another --output")
 
 
 def clear_output(output_dir: str) -> None:

@@ -31,6 +31,8 @@ from winnow.schemas.records import FIELDS_COLUMN, KEPT_SCHEMA, QUARANTINED_SCHEM
 from winnow.schemas.report import Report
 
 CARD_FILE = "README.md"
+CARD_TITLE = "winnow curation run"
+"""The card's ``pretty_name``, by which a README.md in an output folder is known as a card."""
 LICENCE_FIELDS = ("license", "licence")
 """Names of an input field holding a record's licence, looked for in kept/'s ``fields``."""
 
@@ -79,11 +81,17 @@ def kept_licences(run_dir: str) -> tuple[str | None, Counter]:
     return name, licences
 
 
+def is_dataset_card(head: bytes) -> bool:
+    """Whether a README.md starting with ``head`` is a card a run wrote (its front matter names
+    ``CARD_TITLE``), not the user's own file."""
+    return head.startswith(b"---\n") and f"\npretty_name: {CARD_TITLE}\n".encode() in head
+
+
 def dataset_card(report: Report, licence_field: str | None, licences: Counter) -> str:
     """The card's text: YAML front matter, then the run in Markdown."""
-    front = yaml.safe_dump({"pretty_name": "winnow curation run",
-                            "configs": card_configs(report)}, sort_keys=False)
-    lines = [f"---\n{front}---", "", "# winnow curation run", ""]
+    front = yaml.safe_dump({"pretty_name": CARD_TITLE, "configs": card_configs(report)},
+                           sort_keys=False)
+    lines = [f"---\n{front}---", "", f"# {CARD_TITLE}", ""]
     lines += _inputs_lines(report) + _configs_lines(report) + _documents_lines(report)
     lines += _licence_lines(licence_field, licences) + _shards_lines(report)
     lines += _config_lines(report)

@@ -226,6 +226,23 @@ def test_a_run_folder_is_not_overwritten_by_accident(tmp_path):
     assert report["documents"]["input"] == 1
 
 
+def test_a_users_readme_in_the_output_folder_is_never_replaced(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": GOOD_TEXT}) + "\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "README.md").write_text("# My project\n")
+    for overwrite in (False, True):
+        with pytest.raises(CurationError, match=r"README.md is not a winnow dataset card"):
+            run_curation([str(tmp_path / "in.jsonl")], str(run), config_from_dict({}),
+                         overwrite=overwrite)
+    assert (run / "README.md").read_text() == "# My project\n"
+    assert sorted(path.name for path in run.iterdir()) == ["README.md"]
+    (run / "README.md").unlink()  # the run's own card is replaced with the run
+    run_curation([str(tmp_path / "in.jsonl")], str(run), config_from_dict({}))
+    assert run_curation([str(tmp_path / "in.jsonl")], str(run), config_from_dict({}),
+                        overwrite=True)["documents"]["input"] == 1
+
+
 def test_inputs_that_match_nothing_fail_before_the_run(tmp_path):
     with pytest.raises(CurationError, match="matches no files"):
         expand_inputs([str(tmp_path / "nothing-*.jsonl")])
