@@ -21,7 +21,9 @@ reference and the output layout."""
 
 # argparse would show INPUT and --output as optional: --print-config needs neither.
 CURATE_USAGE = """\
-%(prog)s INPUT [INPUT ...] --output DIR [--config FILE] [--overwrite] [Beam options]
+%(prog)s INPUT [INPUT ...] --output DIR [--config FILE] [--overwrite]
+              [--no-progress | --progress-every SECONDS] [--no-memory-check] [--verbose]
+              [Beam options]
        %(prog)s --print-config [--config FILE]"""
 
 

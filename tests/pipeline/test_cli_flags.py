@@ -3,6 +3,7 @@ is refused (exit 2, with the closest real flag), where Beam used to log a warnin
 it; expected failures are one line with exit code 2 (``--debug`` adds the traceback)."""
 
 import json
+import re
 import sys
 from importlib import metadata
 
@@ -83,8 +84,13 @@ def test_a_job_server_runner_gets_the_flags_only_its_server_may_know(tmp_path, c
 def test_curate_usage_shows_input_and_output_as_required(capsys):
     with pytest.raises(SystemExit):
         main(["curate", "--help"])
-    usage = capsys.readouterr().out.splitlines()[0]
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
     assert usage.startswith("usage: winnow curate INPUT [INPUT ...] --output DIR ")
+    # every flag of curate's own (the options listed below the usage) is in the usage lines
+    options = text.split("\noptions:\n")[1].split("\n\n")[0]
+    flags = set(re.findall(r"^  (--[a-z-]+)", options, re.M)) - {"--help"}
+    assert len(flags) >= 8 and [flag for flag in sorted(flags) if flag not in usage] == []
 
 
 def test_version(capsys):
