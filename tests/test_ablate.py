@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import sys
 
 import pytest
 import yaml
@@ -15,7 +16,13 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from winnow.ablate import AblateError, eval_steps, plan_arms  # noqa: E402
+from winnow.ablate import (  # noqa: E402
+    AblateError,
+    eval_steps,
+    latest_progress_line,
+    plan_arms,
+    run_relaying,
+)
 from winnow.cli import main  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -245,3 +252,33 @@ def test_ablate_end_to_end_resumes_and_reuses_finished_arms(ablation_inputs, tmp
     logs_before = _log_sizes(out)
     assert _ablate(ablation_inputs, out, "small.yaml") == 0
     assert _log_sizes(out) == logs_before  # small and raw reused whole: no command ran
+
+
+# --- a long step is not silent -------------------------------------------------------------------
+
+PROGRESS_SCRIPT = """
+import sys, time
+for n in range(4):
+    print(f"progress: {n}", file=sys.stderr, flush=True)
+    time.sleep(0.6)
+print("done", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_relayed_step_says_its_latest_progress_lines_and_keeps_its_log(tmp_path):
+    log_path = tmp_path / "step.log"
+    said = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write("progress: from an earlier attempt\n")
+        log.flush()
+        code = run_relaying([sys.executable, "-c", PROGRESS_SCRIPT], dict(os.environ), log,
+                            log_path, said.append, "[1/2 small] curating:", every=0.25)
+    assert code == 3
+    assert said and all(line.startswith("[1/2 small] curating: progress: ") for line in said)
+    assert len(said) == len(set(said))  # a line is said once, however long it stays the latest
+    assert said[0] != "[1/2 small] curating: progress: from an earlier attempt"
+    assert log_path.read_text().endswith("progress: 3\ndone\n")
+    assert latest_progress_line(log_path) == "progress: 3"
+    assert latest_progress_line(log_path, since=log_path.stat().st_size) is None
+

@@ -510,10 +510,12 @@ class Ablation:
         write_reports(results, self.folder)
         return results
 
-    def winnow(self, argv: list[str], log_name: str, stdout_to: Path | None = None) -> float:
+    def winnow(self, argv: list[str], log_name: str, stdout_to: Path | None = None,
+               relay: str | None = None) -> float:
         """Run ``python -m winnow ARGV`` with its output in DIR/logs/LOG_NAME.log (stdout into
         ``stdout_to`` when given, atomically); StepFailed, with the log's last lines, when it
-        fails. Returns its wall seconds."""
+        fails. ``relay``: a label to say the step's latest progress line with, every
+        ``RELAY_SECONDS`` (curate logs one every 30 s). Returns its wall seconds."""
         log_path = self.folder / "logs" / f"{log_name}.log"
         command = [sys.executable, "-m", "winnow", *argv]
         env = {**os.environ, "TQDM_DISABLE": "1"}  # no progress bars in the logs
@@ -521,16 +523,20 @@ class Ablation:
             log.write(f"\n$ winnow {shlex.join(argv)}\n")
             log.flush()
             start = time.perf_counter()
-            completed = subprocess.run(
-                command, stdout=subprocess.PIPE if stdout_to else log, stderr=log, env=env,
-                check=False)
+            if stdout_to is None:
+                returncode, stdout = run_relaying(command, env, log, log_path, self.say,
+                                                  relay), b""
+            else:
+                completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=log,
+                                           env=env, check=False)
+                returncode, stdout = completed.returncode, completed.stdout
             seconds = time.perf_counter() - start
-            log.write(f"# exit {completed.returncode} after {seconds:.1f} s\n")
-        if completed.returncode:
-            raise StepFailed(f"winnow {argv[0]} exited {completed.returncode}: "
+            log.write(f"# exit {returncode} after {seconds:.1f} s\n")
+        if returncode:
+            raise StepFailed(f"winnow {argv[0]} exited {returncode}: "
                              f"{last_lines(log_path)} (log: {log_path})")
         if stdout_to is not None:
-            write_text(stdout_to, completed.stdout.decode("utf-8"))
+            write_text(stdout_to, stdout.decode("utf-8"))
         return seconds
 
 
@@ -575,7 +581,8 @@ class ArmRun:
         run = self.folder / "curated"
         seconds = self.ablation.winnow(
             ["curate", *self.plan.inputs, "--output", str(run), "--config", str(config_file),
-             "--overwrite", *self.plan.beam_args], f"{self.arm.name}-curate")
+             "--overwrite", *self.plan.beam_args], f"{self.arm.name}-curate",
+            relay=f"{self.label} curating:")
         summary = curation_summary(json.loads((run / "report.json").read_text("utf-8")),
                                    seconds)
         write_json(summary_file, summary)
@@ -676,6 +683,42 @@ def finished_finetune(folder: Path) -> bool:
 
 def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+RELAY_SECONDS = 30.0
+"""How often a relayed step's latest progress line is said (when it changed)."""
+
+
+def run_relaying(command: list[str], env: dict[str, str], log, log_path: Path,
+                 say: Callable[[str], None], label: str | None,
+                 every: float = RELAY_SECONDS) -> int:
+    """Run ``command`` with stdout and stderr into ``log`` (open on ``log_path``) and return
+    its exit code; with a ``label``, say "LABEL progress: ..." every ``every`` seconds when the
+    log has a newer progress line, so a long step is not silent. A Ctrl-C ends the child too."""
+    since = log_path.stat().st_size
+    process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+    try:
+        said = None
+        while True:
+            try:
+                return process.wait(timeout=every if label else None)
+            except subprocess.TimeoutExpired:
+                line = latest_progress_line(log_path, since)
+                if line and line != said:
+                    say(f"{label} {line}")
+                    said = line
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def latest_progress_line(path: Path, since: int = 0) -> str | None:
+    """The last "progress: ..." line written to ``path`` after byte ``since``, or None."""
+    with open(path, "rb") as handle:
+        handle.seek(max(since, handle.seek(0, os.SEEK_END) - (1 << 16)))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    return next((line for line in reversed(lines) if line.startswith("progress: ")), None)
 
 
 def last_lines(path: Path, count: int = 3) -> str:
