@@ -288,11 +288,21 @@ def test_results_hold_every_seed_the_label_map_counts_and_config(tmp_path, expor
     assert data["train"]["bad"] == {"empty_text": 1, "missing_label": 1}
     assert data["validation"]["per_class"] == {"A": 32, "B": 32}
     assert data["validation"]["source"] == "train: stratified 0.25 split, seed 1"
-    assert results["config"]["lr"] == 5e-5 and results["config"]["max_seq_len"] == 32
+    # a model of hidden size 64 gets the narrow models' default learning rate
+    assert results["config"]["lr"] == 1e-3 and results["config"]["max_seq_len"] == 32
     assert results["config"]["fields"] == {"text": "text", "text_pair": None, "label": "label"}
     again = finetune(export_dir, [train], str(tmp_path / "again"), FinetuneConfig(
         seeds=1, epochs=1, batch_size=64, validation_fraction=0.25, split_seed=1))
     assert again["seeds"] == results["seeds"][:1]  # a seed gives the same run every time
+
+
+def test_the_default_learning_rate_follows_the_init_and_the_models_width():
+    from winnow.trainer.finetune import default_lr
+
+    assert default_lr("pretrained", 768) == 5e-5 and default_lr("random", 768) == 1e-4
+    assert default_lr("pretrained", 256) == 5e-5
+    assert default_lr("pretrained", 128) == default_lr("random", 64) == 1e-3
+    assert FinetuneConfig(lr=3e-4).peak_lr == 3e-4
 
 
 def test_cli_runs_and_fails_in_one_line(tmp_path, export_dir, capsys):
