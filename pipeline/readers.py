@@ -348,13 +348,31 @@ def _read_parquet(path: str, config: InputConfig) -> Iterator[Record]:
             columns = [name for name in columns if name in wanted]
         position = 0
         try:
-            for batch in parquet.iter_batches(batch_size=1024, columns=columns):
+            for batch in parquet.iter_batches(batch_size=rows_per_batch(parquet.metadata),
+                                              columns=columns):
                 for row in batch.to_pylist():
                     yield _parquet_row(row, path, position, config)
                     position += 1
         except (pa.ArrowException, OSError) as error:
             yield Quarantined(path, position, "truncated_file", b"",
                               f"{type(error).__name__}: {error}")
+
+
+PARQUET_BATCH_ROWS = 1024
+PARQUET_BATCH_BYTES = 64 * 1024 * 1024
+"""A Parquet input is read in batches of at most PARQUET_BATCH_ROWS rows and about this many
+uncompressed bytes: each batch is decoded whole (and made Python objects) before a row's size
+is checked, so 1024 book-length rows at once would be gigabytes on one worker."""
+
+
+def rows_per_batch(metadata) -> int:
+    """Rows per batch of a Parquet file (``pyarrow.parquet.FileMetaData``): by its mean row
+    size over all columns (an overestimate when fewer are read: smaller batches, the safe
+    side), 1 to PARQUET_BATCH_ROWS."""
+    stored = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if not metadata.num_rows or not stored:
+        return PARQUET_BATCH_ROWS
+    return max(1, min(PARQUET_BATCH_ROWS, PARQUET_BATCH_BYTES * metadata.num_rows // stored))
 
 
 def _parquet_row(row: dict, path: str, position: int, config: InputConfig) -> Record:

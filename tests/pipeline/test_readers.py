@@ -123,6 +123,25 @@ def test_parquet_records_keep_every_column(tmp_path):
     assert limited.fields == {"url": RECORD["url"]}
 
 
+def test_parquet_rows_of_large_documents_are_read_in_small_batches(tmp_path, monkeypatch):
+    from winnow.pipeline import readers
+
+    texts = [f"book {n} " + "word " * 20_000 for n in range(40)]  # about 100 KB each
+    pq.write_table(pa.table({"id": [str(n) for n in range(40)], "text": texts}),
+                   tmp_path / "books.parquet", row_group_size=40)
+    pq.write_table(pa.table({"id": ["a"], "text": ["short"]}), tmp_path / "one.parquet")
+    monkeypatch.setattr(readers, "PARQUET_BATCH_BYTES", 1_000_000)  # 1 MB: about 10 rows
+    assert readers.rows_per_batch(pq.read_metadata(tmp_path / "books.parquet")) in range(5, 11)
+    assert readers.rows_per_batch(pq.read_metadata(tmp_path / "one.parquet")) == 1024
+    batches = []
+    real = readers.ParquetFile.iter_batches
+    monkeypatch.setattr(readers.ParquetFile, "iter_batches", lambda self, **kw: batches.append(
+        kw["batch_size"]) or real(self, **kw))
+    documents = read_records(str(tmp_path / "books.parquet"), InputConfig())
+    assert [doc.text for doc in documents] == texts and batches == [
+        readers.rows_per_batch(pq.read_metadata(tmp_path / "books.parquet"))]
+
+
 def test_a_lone_surrogate_in_a_field_is_replaced_not_quarantined():
     raw = b'{"text": "ok", "title": "a \\ud800 b", "emoji": "\\ud83d\\ude00", "k": {"\\udc80": 1}}'
     doc = parse_jsonl_line(raw, "in.jsonl", 0, CONFIG)
