@@ -173,3 +173,17 @@ def test_a_local_run_releases_a_finished_stage_while_it_goes_on(monkeypatch):
                 | "Later" >> beam.Map(_first_stage_released))
     assert_that(released, equal_to([True]))
     pipeline.run().wait_until_finish()
+
+
+def test_a_local_run_has_glibc_map_large_blocks_of_their_own(monkeypatch):
+    """``mallopt(M_MMAP_THRESHOLD, 64 KiB)``: fixed, so glibc's threshold no longer rises to
+    each freed block's size (up to 32 MiB) and keeps large freed blocks in the heap. (Whether a
+    given block is mapped also depends on the heap's free space, so it is not tested here.)"""
+    calls = []
+    monkeypatch.setattr(memory, "_glibc_function",
+                        lambda name: lambda *args: calls.append((name, *args)) or 1)
+    new_pipeline(PipelineOptions([]))
+    assert calls == [("mallopt", -3, 64 * 1024)]
+    calls.clear()
+    new_pipeline(PipelineOptions(["--runner", "PrismRunner"]))  # not a local FnApiRunner
+    assert calls == []
