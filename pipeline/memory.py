@@ -47,16 +47,19 @@ class MemoryModel:
                    + self.per_input_mb * input_bytes)
 
 
-# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), per MB of input as
-# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up: a line through the
-# two largest runs, lifted to lie above all three. in_memory: 432 / 812 / 2,043 MB peak at
-# 10.5 / 42.3 / 167.4 MB of input; multi_processing with 2 workers: 1,082 / 1,812 / 3,792 MB.
-# The in-process runner is one process; with multi_processing, the launcher holds the buffers
-# and each worker the imports, the models and its share of every stage. Growth past these
-# sizes is less than linear (the tokenizer's sample stops growing at
-# ``tokenizer.sample_documents``), so large inputs are overestimated: the safe side.
+# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs" and "Local memory, part
+# 3"), per MB of input as stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded
+# up: a line through the two largest runs, lifted to lie above all three. in_memory: 598 /
+# 1,737 / 4,480 MB peak at 42.2 / 167.3 / 668.8 MB of input (the line: 822 MB + 5.47 per MB;
+# the model is 4-6% above the two largest, 90% above the smallest); multi_processing with 2
+# workers (measured before the reductions of part 3, which reach its launcher only):
+# 1,082 / 1,812 / 3,792 MB at 10.5 / 42.3 / 167.4 MB. The in-process runner is one process;
+# with multi_processing, the launcher holds the buffers and each worker the imports, the models
+# and its share of every stage. Growth past these sizes is less than linear (the tokenizer's
+# sample, whose training is the peak, stops growing at ``tokenizer.sample_documents``), so
+# large inputs are overestimated: the safe side.
 MODELS = {
-    "in_memory": MemoryModel(fixed_mb=400, fixed_per_worker_mb=0, per_input_mb=11),
+    "in_memory": MemoryModel(fixed_mb=900, fixed_per_worker_mb=0, per_input_mb=5.6),
     "multi_processing": MemoryModel(fixed_mb=600, fixed_per_worker_mb=300, per_input_mb=16.5),
 }
 
