@@ -226,8 +226,9 @@ def release_idle_stages() -> None:
     in seconds, so at the tokenizer's training every earlier stage was still cached: at 40 MB
     of text 260 MB of heap (bench/memory_timeline.py: heap in use 407 MB before training,
     143 MB with this). A stage that runs again later sets its DoFns up again; the outputs do
-    not change. Call it before the run starts; it reaches the workers of this process only
-    (not ``multi_processing``'s worker processes)."""
+    not change. Call it before the run starts (``curate.local_runner``); in a worker process
+    that is already running (``tune_this_process``), Beam's check every 60 s then drops the
+    stages idle for a second."""
     from apache_beam.runners.worker import sdk_worker
 
     sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S = IDLE_STAGE_SECONDS
@@ -258,6 +259,19 @@ def release_free_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+_PROCESS_TUNED = []
+
+
+def tune_this_process() -> None:
+    """``release_idle_stages`` and ``map_large_blocks`` once in this process: called by the
+    DoFns' setup, so that a ``multi_processing`` run's worker processes, which the launcher's
+    call does not reach, drop finished stages too (at Beam's next check there, every 60 s)."""
+    if not _PROCESS_TUNED:
+        _PROCESS_TUNED.append(True)
+        release_idle_stages()
+        map_large_blocks()
 
 
 MMAP_THRESHOLD_BYTES = 64 * 1024

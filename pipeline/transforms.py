@@ -25,7 +25,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from winnow.pipeline import progress
-from winnow.pipeline.memory import release_free_memory
+from winnow.pipeline.memory import release_free_memory, tune_this_process
 from winnow.pipeline.packing import PackedReshuffle
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
 from winnow.pipeline.stages import Stage, length_bin_name, measure_bin_name
@@ -52,6 +52,7 @@ class BundleStats:
     """
 
     def __init__(self) -> None:
+        tune_this_process()  # made in every DoFn's setup: reaches worker processes too
         self._by_stage: dict[str, StageStats] = defaultdict(StageStats)
         self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
         self._progress = progress.recorder()  # a local run's live progress, else None

@@ -187,3 +187,17 @@ def test_a_local_run_has_glibc_map_large_blocks_of_their_own(monkeypatch):
     calls.clear()
     new_pipeline(PipelineOptions(["--runner", "PrismRunner"]))  # not a local FnApiRunner
     assert calls == []
+
+
+def test_every_process_running_winnow_dofns_is_tuned_once(monkeypatch):
+    """A multi_processing run's workers are other processes: the DoFns' setup (BundleStats)
+    tunes each, once."""
+    from winnow.pipeline.transforms import BundleStats
+
+    calls = []
+    monkeypatch.setattr(memory, "_PROCESS_TUNED", [])
+    monkeypatch.setattr(memory, "release_idle_stages", lambda: calls.append("stages"))
+    monkeypatch.setattr(memory, "map_large_blocks", lambda: calls.append("blocks"))
+    BundleStats()
+    BundleStats()
+    assert calls == ["stages", "blocks"]
