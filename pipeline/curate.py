@@ -31,7 +31,7 @@ from winnow.pipeline.config import WinnowConfig
 from winnow.pipeline.dataset_card import CARD_FILE, is_dataset_card, write_dataset_card
 from winnow.pipeline.filesystem import dangling_links, open_binary
 from winnow.pipeline.local_workers import WorkerDied, run_watching_workers, watching_possible
-from winnow.pipeline.memory import check_local_memory
+from winnow.pipeline.memory import check_local_memory, map_large_blocks, release_idle_stages
 from winnow.pipeline.near_dedup import CLUSTERS
 from winnow.pipeline.progress import ProgressSettings, dataflow_job_lines, local_progress
 from winnow.pipeline.readers import carried_name
@@ -290,6 +290,8 @@ def local_runner(options: PipelineOptions):
     runner = options.view_as(StandardOptions).runner
     if runner is not None and runner.lower() not in ("direct", "directrunner"):
         return None  # Beam matches runner names the same way, ignoring case
+    release_idle_stages()
+    map_large_blocks()
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))

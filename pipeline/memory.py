@@ -54,16 +54,19 @@ class MemoryModel:
                    + self.per_input_mb * input_bytes)
 
 
-# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs"), per MB of input as
-# stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded up: a line through the
-# two largest runs, lifted to lie above all three. in_memory: 432 / 812 / 2,043 MB peak at
-# 10.5 / 42.3 / 167.4 MB of input; multi_processing with 2 workers: 1,082 / 1,812 / 3,792 MB.
-# The in-process runner is one process; with multi_processing, the launcher holds the buffers
-# and each worker the imports, the models and its share of every stage. Growth past these
-# sizes is less than linear (the tokenizer's sample stops growing at
-# ``tokenizer.sample_documents``), so large inputs are overestimated: the safe side.
+# From bench/scaling.py's runs (BENCHMARKS.md, "Memory of local runs" and "Local memory, part
+# 3"), per MB of input as stored uncompressed (JSONL: 1.045 MB per MB of text there), rounded
+# up: a line through the two largest runs, lifted to lie above all three. in_memory: 598 /
+# 1,737 / 4,480 MB peak at 42.2 / 167.3 / 668.8 MB of input (the line: 822 MB + 5.47 per MB;
+# the model is 4-6% above the two largest, 90% above the smallest); multi_processing with 2
+# workers (measured before the reductions of part 3, which reach its launcher only):
+# 1,082 / 1,812 / 3,792 MB at 10.5 / 42.3 / 167.4 MB. The in-process runner is one process;
+# with multi_processing, the launcher holds the buffers and each worker the imports, the models
+# and its share of every stage. Growth past these sizes is less than linear (the tokenizer's
+# sample, whose training is the peak, stops growing at ``tokenizer.sample_documents``), so
+# large inputs are overestimated: the safe side.
 MODELS = {
-    "in_memory": MemoryModel(fixed_mb=400, fixed_per_worker_mb=0, per_input_mb=11),
+    "in_memory": MemoryModel(fixed_mb=900, fixed_per_worker_mb=0, per_input_mb=5.6),
     "multi_processing": MemoryModel(fixed_mb=600, fixed_per_worker_mb=300, per_input_mb=16.5),
 }
 
@@ -254,6 +257,29 @@ def check_local_memory(paths: list[str], options) -> MemoryVerdict:
 
 # -- giving freed memory back ----------------------------------------------------------------
 
+IDLE_STAGE_SECONDS = 1
+"""How long Beam's in-process worker keeps a finished stage's processor (Beam's own: 60 s)."""
+
+
+def release_idle_stages() -> None:
+    """Make this process's Beam worker drop a fused stage's processor ``IDLE_STAGE_SECONDS``
+    after its last bundle instead of 60 s (``sdk_worker.BundleProcessorCache``, which reads
+    the module's threshold when the worker starts and at each check).
+
+    A cached processor holds its DoFns and, through each output operation, the last output
+    stream it wrote, whose buffer keeps its largest size: up to 16 MiB per output of every
+    stage (Beam flushes at 10 MB, the buffer doubles). A local run's stages follow each other
+    in seconds, so at the tokenizer's training every earlier stage was still cached: at 40 MB
+    of text 260 MB of heap (bench/memory_timeline.py: heap in use 407 MB before training,
+    143 MB with this). A stage that runs again later sets its DoFns up again; the outputs do
+    not change. Call it before the run starts (``curate.local_runner``); in a worker process
+    that is already running (``tune_this_process``), Beam's check every 60 s then drops the
+    stages idle for a second."""
+    from apache_beam.runners.worker import sdk_worker
+
+    sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S = IDLE_STAGE_SECONDS
+
+
 TRIM_EVERY_SECONDS = 1.0
 _last_trim = [0.0]
 
@@ -274,18 +300,51 @@ def release_free_memory() -> bool:
     if now - _last_trim[0] < TRIM_EVERY_SECONDS:
         return False
     _last_trim[0] = now
-    trim = _malloc_trim()
+    trim = _glibc_function("malloc_trim")
     if trim is None:
         return False
     trim(0)
     return True
 
 
-def _malloc_trim():
+_PROCESS_TUNED = []
+
+
+def tune_this_process() -> None:
+    """``release_idle_stages`` and ``map_large_blocks`` once in this process: called by the
+    DoFns' setup, so that a ``multi_processing`` run's worker processes, which the launcher's
+    call does not reach, drop finished stages too (at Beam's next check there, every 60 s)."""
+    if not _PROCESS_TUNED:
+        _PROCESS_TUNED.append(True)
+        release_idle_stages()
+        map_large_blocks()
+
+
+MMAP_THRESHOLD_BYTES = 64 * 1024
+"""Allocations of at least this size get their own mapping, unmapped when freed."""
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def map_large_blocks() -> bool:
+    """Have glibc serve every allocation of ``MMAP_THRESHOLD_BYTES`` or more from its own
+    mapping, given back to the system as soon as it is freed; False where there is no glibc.
+
+    glibc's threshold starts at 128 KiB and rises to the size of each mapped block freed (up to
+    32 MiB), so after the first large texts and encoded buffers are freed, later ones come from
+    the heap, where freed blocks between live ones stay in the process. Fixed at 64 KiB, more
+    of a stage's large temporaries (documents' texts and pickles, Beam's encoded buffers) leave
+    with it (a block still comes from the heap when its free space has room):
+    bench/memory_timeline.py at 40 MB of text, peak PSS 707 -> 633 MB. Call it before the
+    run."""
+    mallopt = _glibc_function("mallopt")
+    return bool(mallopt and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def _glibc_function(name: str):
     import ctypes
     import ctypes.util
 
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):  # not glibc (macOS, musl)
         return None

@@ -32,7 +32,7 @@ from winnow.pipeline.stages import (
     measure_bin,
     score_bin_name,
 )
-from winnow.pipeline.transforms import NEAR_THRESHOLD, merge_stage_stats
+from winnow.pipeline.transforms import NEAR_THRESHOLD, NEAR_THRESHOLD_EXAMPLES, merge_stage_stats
 from winnow.pipeline.writers import json_column, write_atomically
 from winnow.schemas.report import (
     REPORT_FILE,
@@ -52,8 +52,6 @@ from winnow.schemas.report import (
 
 EXAMPLE_CHARS = 500
 """Characters of each example document kept in the report."""
-NEAR_THRESHOLD_EXAMPLES = 3
-"""Documents kept in the report on each side of each threshold, and kept documents shown."""
 SOURCES_SHOWN = 50
 """Input files, and values of the records' ``source`` field, the report breaks down (the
 largest); the others are summed in one row."""

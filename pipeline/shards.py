@@ -113,11 +113,14 @@ def sampled_text(doc: Document, chosen: set, seed: int, chars: int):
 
 def train_on_sample(sample, sentences: SentencesConfig, tokenizer: TokenizerConfig) -> bytes:
     """sample: [(rank, document sort key, packed text)] -> model bytes; sorted first so order
-    is fixed."""
-    texts = [unpack_text(text) for _, _, text in sorted(sample)]
-    if not texts:
+    is fixed. Each text is unpacked only when SentencePiece asks for its sentences (it pulls
+    them one by one and keeps its own copies): the sample stays compressed in Python, not
+    also held whole beside SentencePiece's copy."""
+    ordered = sorted(sample)
+    if not ordered:
         return b""  # nothing was kept: no tokenizer, no shards (the report says so)
     release_free_memory()  # SentencePiece's arrays (about 20 bytes a character) come next
+    texts = (unpack_text(text) for _, _, text in ordered)
     return train_tokenizer(training_sentences(texts, sentences), tokenizer)
 
 

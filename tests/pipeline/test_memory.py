@@ -4,12 +4,16 @@ does with it (refuse with exit 2 in one line, warn and run, or run with --no-mem
 
 import gzip
 import json
+import time
 
+import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.worker import sdk_worker
+from apache_beam.testing.util import assert_that, equal_to
 
 from winnow.cli import main
 from winnow.pipeline import memory
@@ -166,3 +170,65 @@ def test_other_runners_are_not_checked(inputs, monkeypatch):
     _available(monkeypatch, 1)
     options = PipelineOptions(["--runner", "PrismRunner"])
     check_memory(new_pipeline(options), options, [inputs["gz"]])  # no error
+
+
+_TORN_DOWN = []
+
+
+class _RecordsTeardown(beam.DoFn):
+    def process(self, element):
+        yield element
+
+    def teardown(self):
+        _TORN_DOWN.append("first stage")
+
+
+def _first_stage_released(element) -> bool:
+    """Waits (up to 20 s) for the first stage's DoFn to be torn down while the run goes on."""
+    deadline = time.monotonic() + 20
+    while not _TORN_DOWN and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return bool(_TORN_DOWN)
+
+
+def test_a_local_run_releases_a_finished_stage_while_it_goes_on(monkeypatch):
+    """Beam keeps a finished stage's processor, its DoFns and output buffers, for 60 s; a
+    local run drops it after ``IDLE_STAGE_SECONDS``, so a later stage sees it torn down."""
+    monkeypatch.setattr(sdk_worker, "DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S", 60)
+    _TORN_DOWN.clear()
+    pipeline = new_pipeline(PipelineOptions([]))
+    released = (pipeline
+                | beam.Create([("key", 1)])
+                | "First" >> beam.ParDo(_RecordsTeardown())
+                | beam.GroupByKey()  # the next stage is another fused stage
+                | "Later" >> beam.Map(_first_stage_released))
+    assert_that(released, equal_to([True]))
+    pipeline.run().wait_until_finish()
+
+
+def test_a_local_run_has_glibc_map_large_blocks_of_their_own(monkeypatch):
+    """``mallopt(M_MMAP_THRESHOLD, 64 KiB)``: fixed, so glibc's threshold no longer rises to
+    each freed block's size (up to 32 MiB) and keeps large freed blocks in the heap. (Whether a
+    given block is mapped also depends on the heap's free space, so it is not tested here.)"""
+    calls = []
+    monkeypatch.setattr(memory, "_glibc_function",
+                        lambda name: lambda *args: calls.append((name, *args)) or 1)
+    new_pipeline(PipelineOptions([]))
+    assert calls == [("mallopt", -3, 64 * 1024)]
+    calls.clear()
+    new_pipeline(PipelineOptions(["--runner", "PrismRunner"]))  # not a local FnApiRunner
+    assert calls == []
+
+
+def test_every_process_running_winnow_dofns_is_tuned_once(monkeypatch):
+    """A multi_processing run's workers are other processes: the DoFns' setup (BundleStats)
+    tunes each, once."""
+    from winnow.pipeline.transforms import BundleStats
+
+    calls = []
+    monkeypatch.setattr(memory, "_PROCESS_TUNED", [])
+    monkeypatch.setattr(memory, "release_idle_stages", lambda: calls.append("stages"))
+    monkeypatch.setattr(memory, "map_large_blocks", lambda: calls.append("blocks"))
+    BundleStats()
+    BundleStats()
+    assert calls == ["stages", "blocks"]
