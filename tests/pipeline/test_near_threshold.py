@@ -5,7 +5,7 @@ import random
 from collections import defaultdict
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 
 from tests.filters.test_heuristics import ENGLISH
@@ -68,6 +68,6 @@ def test_a_stage_gives_only_the_nearest_candidates_of_each_threshold_side():
             given[key].append(candidate)
         assert {key: sorted(values) for key, values in given.items()} == expected
 
-    with TestPipeline() as pipeline:
+    with BeamTestPipeline() as pipeline:
         outputs = pipeline | beam.Create(DOCS) | ApplyStage(stage)
         assert_that(outputs[NEAR_THRESHOLD], check)

@@ -5,7 +5,7 @@ still the documents of smallest (rank, sort key), cut to ``sample_chars_per_docu
 import json
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from winnow.filters.sentences import SentencesConfig
@@ -24,7 +24,7 @@ def test_packed_records_come_back_equal():
     removed = Removed.of(DOCS[1], "exact_dedup", "exact_duplicate", survivor_id="doc-0")
     for record in (DOCS[0], removed):
         assert unpacked(packed(record)) == record
-    with TestPipeline() as pipeline:
+    with BeamTestPipeline() as pipeline:
         spread = pipeline | beam.Create(DOCS) | PackedReshuffle()
         assert_that(spread, equal_to(DOCS))
 
@@ -45,6 +45,6 @@ def test_the_tokenizer_sample_is_the_smallest_ranks_ties_broken_by_ref(monkeypat
         ("doc-3", "in.jsonl", 3), ("doc-3", "in.jsonl", 40)]
     expected = json.dumps([doc.text[:9] for doc in chosen]).encode()
     build = shards.BuildShards(str(tmp_path), SentencesConfig(), config, None, 10, 10)
-    with TestPipeline() as pipeline:
+    with BeamTestPipeline() as pipeline:
         model = build._tokenizer_model(pipeline | beam.Create(DOCS))
         assert_that(model, equal_to([expected]))
