@@ -520,7 +520,8 @@ def check_cache_limit(reader: ShardReader, config: TrainConfig) -> None:
         raise PretrainError(
             f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes training "
             f"reads from {location} (tokens.bin and index.npy of every shard); raise "
-            "--shard-cache-limit")
+            "--shard-cache-limit, or train with shuffle: shards (the cache then holds two "
+            "windows of shards)")
     raise PretrainError(
         f"the shard cache limit ({limit:,} bytes) is below the {needed:,} bytes that "
         f"shuffle: shards holds at once from {location}: tokens.bin and index.npy of the "

@@ -119,7 +119,9 @@ def test_a_cache_limit_below_the_training_files_is_refused_before_training(
                  "--shard-cache", str(tmp_path / "cache"), "--shard-cache-limit", "1K"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("winnow pretrain: the shard cache limit (1,024 bytes) is below the ")
-    assert error.endswith("(tokens.bin and index.npy of every shard); raise --shard-cache-limit")
+    assert error.endswith("(tokens.bin and index.npy of every shard); raise --shard-cache-limit, "
+                          "or train with shuffle: shards (the cache then holds two windows of "
+                          "shards)")
     assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
 
 
