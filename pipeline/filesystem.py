@@ -46,6 +46,17 @@ def stored_sizes(paths: list[str]) -> dict[str, int]:
     return sizes
 
 
+def stored_size(path: str) -> int:
+    """The size of a file as stored, local or on gs:// (any Beam filesystem); 0 for one gone
+    or a filesystem that cannot answer."""
+    if "://" not in path:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+    return stored_sizes([path]).get(path, 0)
+
+
 def matching_paths(pattern: str) -> list[str]:
     """Paths matching a glob, sorted; empty when nothing matches or the folder is absent."""
     try:

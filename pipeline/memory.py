@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from winnow.pipeline.filesystem import open_binary
+from winnow.pipeline.filesystem import open_binary, stored_size
 from winnow.schemas.compressed import COMPRESSION_SUFFIXES, STREAM_ERRORS, decompressed
 
 MB = 1_000_000
@@ -92,7 +92,7 @@ def _estimate(path: str, samples: dict[str, tuple[int, int, int]],
             return _from_sample(*samples[path])
         suffix = _compression(path)
         if suffix:
-            return int(_stored_size(path) * ratios.get(suffix, 1.0))
+            return int(stored_size(path) * ratios.get(suffix, 1.0))
         return file_input_bytes(path)
     except OSError:
         return 0
@@ -103,7 +103,7 @@ def file_input_bytes(path: str) -> int:
     if path.lower().endswith(".parquet"):
         return _parquet_bytes(path)
     if not _compression(path):
-        return _stored_size(path)
+        return stored_size(path)
     return _from_sample(*_sample(path))
 
 
@@ -135,15 +135,10 @@ def _from_sample(stored: int, consumed: int, out: int) -> int:
     return out if consumed >= stored else int(stored * out / consumed)
 
 
-def _stored_size(path: str) -> int:
-    with open_binary(path) as handle:
-        return handle.seek(0, 2)
-
-
 def _sample(path: str) -> tuple[int, int, int]:
     """(stored bytes, compressed bytes read, bytes they decompressed to) of up to
     ``SAMPLE_BYTES`` of the stored bytes; no bytes out when they do not decompress."""
-    stored = _stored_size(path)
+    stored = stored_size(path)
     with open_binary(path) as raw:
         limited = _Limited(raw, SAMPLE_BYTES)
         out = 0
@@ -190,7 +185,7 @@ def _parquet_bytes(path: str) -> int:
             return sum(metadata.row_group(i).total_byte_size
                        for i in range(metadata.num_row_groups))
     except Exception:  # noqa: BLE001 - not Parquet after all: the readers will quarantine it
-        return _stored_size(path)
+        return stored_size(path)
 
 
 def mem_available() -> int | None:

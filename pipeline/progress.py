@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from winnow.pipeline.filesystem import stored_sizes
+from winnow.pipeline.filesystem import stored_size, stored_sizes
 
 PROGRESS_DIR_ENV = "WINNOW_PROGRESS_DIR"
 """The run-private folder the workers write their counts into; unset: no progress counted."""
@@ -210,17 +210,6 @@ def stored_total(paths: list[str], local_sizes: dict[str, int]) -> int:
     gs:// (or another Beam filesystem), whose reading counts whole files (no offsets)."""
     remote = [path for path in paths if "://" in path]
     return sum(local_sizes.values()) + (sum(stored_sizes(remote).values()) if remote else 0)
-
-
-def stored_size(path: str) -> int:
-    """The size of an input file as stored, local or on gs:// (any Beam filesystem); 0 for
-    one gone."""
-    if "://" not in path:
-        try:
-            return os.path.getsize(path)
-        except OSError:
-            return 0
-    return stored_sizes([path]).get(path, 0)
 
 
 class ProgressView:

@@ -25,6 +25,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from winnow.pipeline import progress
+from winnow.pipeline.filesystem import stored_size
 from winnow.pipeline.memory import release_free_memory, tune_this_process
 from winnow.pipeline.packing import PackedReshuffle
 from winnow.pipeline.readers import InputConfig, carried_name, read_records, unreadable_name
@@ -114,7 +115,7 @@ class ReadFilesFn(beam.DoFn):
             self._stats.count(f"{self.STAGE}/documents")
             yield record
         if self._progress is not None:
-            self._progress.file_read(progress.stored_size(path))
+            self._progress.file_read(stored_size(path))
 
     def finish_bundle(self):
         yield from self._stats.flush()

@@ -70,7 +70,8 @@ def test_curate_reads_gs_as_it_reads_a_local_file(runs):
 def test_reading_progress_knows_the_size_of_gs_inputs(runs, gcs_server):
     """The share read of a run on gs:// inputs: the workers count each file read by its size
     (``stored_size``), out of the total the launcher lists (``stored_total``)."""
-    from winnow.pipeline.progress import local_input_sizes, stored_size, stored_total
+    from winnow.pipeline.filesystem import stored_size
+    from winnow.pipeline.progress import local_input_sizes, stored_total
 
     size = INPUT.stat().st_size
     assert stored_size(runs.gs_input) == size
